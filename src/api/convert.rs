@@ -1,0 +1,210 @@
+//! Conversions between proto messages and domain types.
+
+use prost_types::Timestamp;
+
+use crate::domain::names::Collection;
+use crate::domain::{
+    Anchor, Candidate, Competency, Dimension, Interview, Job, Micros, Rating, Recommendation, Rubric, RubricContent,
+    Scale, Scorecard,
+};
+use crate::proto;
+
+pub fn timestamp(micros: Micros) -> Option<Timestamp> {
+    Some(Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32 })
+}
+
+/// Microseconds of a timestamp, or `None` if it is not a valid instant between
+/// years 1 and 9999 (the range of `google.protobuf.Timestamp`).
+pub fn micros(ts: &Timestamp) -> Option<Micros> {
+    const MIN_SECONDS: i64 = -62_135_596_800;
+    const MAX_SECONDS: i64 = 253_402_300_799;
+    if !(MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) || !(0..1_000_000_000).contains(&ts.nanos) {
+        return None;
+    }
+    Some(ts.seconds * 1_000_000 + i64::from(ts.nanos) / 1_000)
+}
+
+impl From<proto::Rubric> for RubricContent {
+    fn from(r: proto::Rubric) -> Self {
+        let scale = r.scale.map(|s| Scale { min: s.min, max: s.max }).unwrap_or(Scale { min: 0, max: 0 });
+        RubricContent {
+            title: r.title,
+            scale,
+            dimensions: r
+                .dimensions
+                .into_iter()
+                .map(|d| Dimension { key: d.key, title: d.title, weight: d.weight })
+                .collect(),
+            competencies: r
+                .competencies
+                .into_iter()
+                .map(|c| Competency {
+                    key: c.key,
+                    title: c.title,
+                    dimension_key: c.dimension_key,
+                    weight: c.weight,
+                    description: c.description,
+                    anchors: c
+                        .anchors
+                        .into_iter()
+                        .map(|a| Anchor { score: a.score, label: a.label, description: a.description })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&Rubric> for proto::Rubric {
+    fn from(r: &Rubric) -> Self {
+        let c = &r.content;
+        proto::Rubric {
+            name: Collection::Rubrics.name(&r.id),
+            title: c.title.clone(),
+            revision: r.revision as i32,
+            scale: Some(proto::Scale { min: c.scale.min, max: c.scale.max }),
+            dimensions: c
+                .dimensions
+                .iter()
+                .map(|d| proto::Dimension { key: d.key.clone(), title: d.title.clone(), weight: d.weight })
+                .collect(),
+            competencies: c
+                .competencies
+                .iter()
+                .map(|k| proto::Competency {
+                    key: k.key.clone(),
+                    title: k.title.clone(),
+                    dimension_key: k.dimension_key.clone(),
+                    weight: k.weight,
+                    description: k.description.clone(),
+                    anchors: k
+                        .anchors
+                        .iter()
+                        .map(|a| proto::Anchor {
+                            score: a.score,
+                            label: a.label.clone(),
+                            description: a.description.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            etag: r.etag(),
+            create_time: timestamp(r.created_at),
+            update_time: timestamp(r.updated_at),
+        }
+    }
+}
+
+impl From<&Job> for proto::Job {
+    fn from(j: &Job) -> Self {
+        proto::Job {
+            name: Collection::Jobs.name(&j.id),
+            title: j.title.clone(),
+            external_id: j.external_id.clone(),
+            rubric: Collection::Rubrics.name(&j.rubric_id),
+            rubric_revision: j.rubric_revision as i32,
+            create_time: timestamp(j.created_at),
+            update_time: timestamp(j.updated_at),
+        }
+    }
+}
+
+impl From<&Candidate> for proto::Candidate {
+    fn from(c: &Candidate) -> Self {
+        proto::Candidate {
+            name: Collection::Candidates.name(&c.id),
+            external_id: c.external_id.clone(),
+            display_name: c.display_name.clone(),
+            email: c.email.clone(),
+            erased: c.erased_at.is_some(),
+            create_time: timestamp(c.created_at),
+            update_time: timestamp(c.updated_at),
+        }
+    }
+}
+
+impl From<&Interview> for proto::Interview {
+    fn from(i: &Interview) -> Self {
+        let state = if i.scorecard_id.is_some() {
+            proto::interview::State::ScorecardSubmitted
+        } else {
+            proto::interview::State::Scheduled
+        };
+        proto::Interview {
+            name: Collection::Interviews.name(&i.id),
+            job: Collection::Jobs.name(&i.job_id),
+            candidate: Collection::Candidates.name(&i.candidate_id),
+            interviewer: i.interviewer.clone(),
+            focus_competencies: i.focus_competencies.clone(),
+            scheduled_time: timestamp(i.scheduled_at),
+            state: state as i32,
+            scorecard: i.scorecard_id.as_deref().map(|s| Collection::Scorecards.name(s)).unwrap_or_default(),
+            create_time: timestamp(i.created_at),
+            update_time: timestamp(i.updated_at),
+        }
+    }
+}
+
+pub fn recommendation_from_proto(value: i32) -> Option<Recommendation> {
+    match proto::Recommendation::try_from(value).ok()? {
+        proto::Recommendation::Unspecified => None,
+        proto::Recommendation::StrongNo => Some(Recommendation::StrongNo),
+        proto::Recommendation::No => Some(Recommendation::No),
+        proto::Recommendation::Yes => Some(Recommendation::Yes),
+        proto::Recommendation::StrongYes => Some(Recommendation::StrongYes),
+    }
+}
+
+fn recommendation_to_proto(r: Recommendation) -> proto::Recommendation {
+    match r {
+        Recommendation::StrongNo => proto::Recommendation::StrongNo,
+        Recommendation::No => proto::Recommendation::No,
+        Recommendation::Yes => proto::Recommendation::Yes,
+        Recommendation::StrongYes => proto::Recommendation::StrongYes,
+    }
+}
+
+pub fn ratings_from_proto(ratings: Vec<proto::Rating>) -> Vec<Rating> {
+    ratings.into_iter().map(|r| Rating { competency: r.competency, score: r.score, evidence: r.evidence }).collect()
+}
+
+/// A scorecard with the warnings of the call that wrote it.
+pub fn scorecard(s: &Scorecard, warnings: Vec<String>) -> proto::Scorecard {
+    proto::Scorecard {
+        name: Collection::Scorecards.name(&s.id),
+        interview: Collection::Interviews.name(&s.interview_id),
+        job: Collection::Jobs.name(&s.job_id),
+        candidate: Collection::Candidates.name(&s.candidate_id),
+        interviewer: s.interviewer.clone(),
+        ratings: s
+            .content
+            .ratings
+            .iter()
+            .map(|r| proto::Rating { competency: r.competency.clone(), score: r.score, evidence: r.evidence.clone() })
+            .collect(),
+        recommendation: recommendation_to_proto(s.content.recommendation) as i32,
+        summary: s.content.summary.clone(),
+        revision: s.revision as i32,
+        submit_time: timestamp(s.submitted_at),
+        update_time: timestamp(s.updated_at),
+        amend_reason: s.amend_reason.clone(),
+        author: s.author.clone(),
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_including_before_1970() {
+        for m in [0, 1, 1_700_000_000_123_456, -1, -1_500_000] {
+            let ts = timestamp(m).expect("some");
+            assert!((0..1_000_000_000).contains(&ts.nanos));
+            assert_eq!(micros(&ts), Some(m));
+        }
+        assert_eq!(micros(&Timestamp { seconds: 0, nanos: -1 }), None);
+        assert_eq!(micros(&Timestamp { seconds: i64::MAX, nanos: 0 }), None);
+    }
+}

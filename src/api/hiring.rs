@@ -1,0 +1,309 @@
+//! `HiringService`: jobs, candidates (with erasure) and interviews.
+
+use super::convert::micros;
+use super::{PageRequest, State};
+use crate::auth::Caller;
+use crate::domain::names::Collection;
+use crate::domain::validate::{self, limits};
+use crate::domain::{Candidate, Interview, Job, Role, new_id, now_micros};
+use crate::error::{Error, Violations};
+use crate::proto::{self, hiring_service_server::HiringService};
+
+const WRITERS: [Role; 2] = [Role::Admin, Role::Integration];
+
+pub struct HiringApi {
+    state: State,
+}
+
+/// The interviewer a caller is confined to: `None` for callers who see the whole
+/// organisation, their own user id for a plain interviewer. Asking for someone
+/// else's interviews as a plain interviewer is refused.
+fn confine_to_self<'a>(caller: &'a Caller, requested: &'a str) -> Result<&'a str, Error> {
+    if caller.sees_everything() {
+        return Ok(requested);
+    }
+    if !requested.is_empty() && requested != caller.user {
+        return Err(Error::PermissionDenied("interviewers can list only their own interviews".into()));
+    }
+    Ok(&caller.user)
+}
+
+impl HiringApi {
+    pub fn new(state: State) -> Self {
+        Self { state }
+    }
+
+    async fn create_job(&self, caller: Caller, req: proto::CreateJobRequest) -> Result<proto::Job, Error> {
+        caller.require_any(&WRITERS)?;
+        let job = req.job.ok_or_else(|| Error::invalid("job", "is required"))?;
+        let mut v = Violations::new();
+        validate::text(&mut v, "job.title", &job.title, true, limits::TITLE);
+        validate::text(&mut v, "job.external_id", &job.external_id, false, limits::EXTERNAL_ID);
+        let rubric_id = Collection::Rubrics.parse_field(&job.rubric, "job.rubric", &mut v);
+        if job.rubric_revision < 0 {
+            v.add("job.rubric_revision", "must not be negative");
+        }
+        v.into_result()?;
+        let rubric_id = rubric_id.unwrap_or_default();
+        let rubric = self.state.store.get_rubric(&caller.org, rubric_id, i64::from(job.rubric_revision)).await?;
+        let Some(rubric) = rubric else {
+            return Err(match job.rubric_revision {
+                0 => Error::NotFound(job.rubric),
+                n => Error::NotFound(format!("revision {n} of {}", job.rubric)),
+            });
+        };
+        let now = now_micros();
+        let created = Job {
+            id: new_id(),
+            title: job.title,
+            external_id: job.external_id,
+            rubric_id: rubric.id,
+            rubric_revision: rubric.revision,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state.store.create_job(&caller.org, &created).await?;
+        Ok((&created).into())
+    }
+
+    async fn get_job(&self, caller: Caller, req: proto::GetJobRequest) -> Result<proto::Job, Error> {
+        caller.require_any(&Role::ALL)?;
+        let id = Collection::Jobs.parse_required(&req.name, "name")?;
+        let job = self.state.store.get_job(&caller.org, id).await?;
+        Ok((&job.ok_or(Error::NotFound(req.name))?).into())
+    }
+
+    async fn list_jobs(&self, caller: Caller, req: proto::ListJobsRequest) -> Result<proto::ListJobsResponse, Error> {
+        caller.require_any(&Role::ALL)?;
+        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListJobs"])?;
+        let (jobs, more) = self.state.store.list_jobs(&caller.org, page.store_page()).await?;
+        Ok(proto::ListJobsResponse {
+            next_page_token: page.next_token(more, jobs.last().map(|j| j.id.clone())),
+            jobs: jobs.iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn create_candidate(
+        &self,
+        caller: Caller,
+        req: proto::CreateCandidateRequest,
+    ) -> Result<proto::Candidate, Error> {
+        caller.require_any(&WRITERS)?;
+        let c = req.candidate.ok_or_else(|| Error::invalid("candidate", "is required"))?;
+        let mut v = Violations::new();
+        validate::text(&mut v, "candidate.external_id", &c.external_id, true, limits::EXTERNAL_ID);
+        if c.external_id.starts_with("erased:") {
+            v.add("candidate.external_id", "must not start with `erased:` (reserved for erased candidates)");
+        }
+        validate::text(&mut v, "candidate.display_name", &c.display_name, true, limits::TITLE);
+        validate::email(&mut v, "candidate.email", &c.email);
+        v.into_result()?;
+        let now = now_micros();
+        let created = Candidate {
+            id: new_id(),
+            external_id: c.external_id,
+            display_name: c.display_name,
+            email: c.email,
+            erased_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state.store.create_candidate(&caller.org, &created).await?;
+        Ok((&created).into())
+    }
+
+    async fn get_candidate(&self, caller: Caller, req: proto::GetCandidateRequest) -> Result<proto::Candidate, Error> {
+        caller.require_any(&Role::ALL)?;
+        let id = Collection::Candidates.parse_required(&req.name, "name")?;
+        // A plain interviewer sees only candidates they interview; checked before
+        // the lookup, so the answer is the same whether the candidate exists or not.
+        if !caller.sees_everything() && !self.state.store.interviews_candidate(&caller.org, &caller.user, id).await? {
+            return Err(Error::PermissionDenied("interviewers can read only candidates they interview".into()));
+        }
+        let candidate = self.state.store.get_candidate(&caller.org, id).await?;
+        Ok((&candidate.ok_or(Error::NotFound(req.name))?).into())
+    }
+
+    async fn list_candidates(
+        &self,
+        caller: Caller,
+        req: proto::ListCandidatesRequest,
+    ) -> Result<proto::ListCandidatesResponse, Error> {
+        caller.require_any(&Role::ALL)?;
+        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListCandidates"])?;
+        let interviewer = confine_to_self(&caller, "")?;
+        let (candidates, more) = self.state.store.list_candidates(&caller.org, interviewer, page.store_page()).await?;
+        Ok(proto::ListCandidatesResponse {
+            next_page_token: page.next_token(more, candidates.last().map(|c| c.id.clone())),
+            candidates: candidates.iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn erase_candidate(
+        &self,
+        caller: Caller,
+        req: proto::EraseCandidateRequest,
+    ) -> Result<proto::Candidate, Error> {
+        caller.require_any(&WRITERS)?;
+        let id = Collection::Candidates.parse_required(&req.name, "name")?;
+        let erased = self.state.store.erase_candidate(&caller.org, id, now_micros()).await?;
+        let erased = erased.ok_or(Error::NotFound(req.name))?;
+        tracing::info!(candidate = %erased.id, "candidate personal data erased");
+        Ok((&erased).into())
+    }
+
+    async fn create_interview(
+        &self,
+        caller: Caller,
+        req: proto::CreateInterviewRequest,
+    ) -> Result<proto::Interview, Error> {
+        caller.require_any(&WRITERS)?;
+        let i = req.interview.ok_or_else(|| Error::invalid("interview", "is required"))?;
+        let mut v = Violations::new();
+        let job_id = Collection::Jobs.parse_field(&i.job, "interview.job", &mut v);
+        let candidate_id = Collection::Candidates.parse_field(&i.candidate, "interview.candidate", &mut v);
+        validate::user_id(&mut v, "interview.interviewer", &i.interviewer);
+        if i.focus_competencies.is_empty() || i.focus_competencies.len() > limits::FOCUS_COMPETENCIES {
+            v.add("interview.focus_competencies", format!("must name 1..{} competencies", limits::FOCUS_COMPETENCIES));
+        }
+        let scheduled_at = match &i.scheduled_time {
+            None => {
+                v.add("interview.scheduled_time", "is required");
+                None
+            }
+            Some(ts) => {
+                let m = micros(ts);
+                if m.is_none() {
+                    v.add("interview.scheduled_time", "is not a valid timestamp");
+                }
+                m
+            }
+        };
+        v.into_result()?;
+        let (job_id, candidate_id) = (job_id.unwrap_or_default(), candidate_id.unwrap_or_default());
+
+        let org = &caller.org;
+        let job = self.state.store.get_job(org, job_id).await?.ok_or_else(|| Error::NotFound(i.job.clone()))?;
+        let candidate = self
+            .state
+            .store
+            .get_candidate(org, candidate_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(i.candidate.clone()))?;
+        if candidate.erased_at.is_some() {
+            return Err(Error::FailedPrecondition(format!("{} was erased", i.candidate)));
+        }
+        let mut v = Violations::new();
+        {
+            let rubric = self.state.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
+            let rubric = rubric.ok_or_else(|| Error::Internal(format!("job {} has no rubric revision", job.id)))?;
+            let mut seen = std::collections::HashSet::new();
+            for (n, key) in i.focus_competencies.iter().enumerate() {
+                let field = format!("interview.focus_competencies[{n}]");
+                if rubric.content.competency(key).is_none() {
+                    v.add(field, format!("`{key}` is not a competency of the job's rubric"));
+                } else if !seen.insert(key) {
+                    v.add(field, format!("`{key}` is listed twice"));
+                }
+            }
+        }
+        v.into_result()?;
+
+        let now = now_micros();
+        let created = Interview {
+            id: new_id(),
+            job_id: job_id.to_string(),
+            candidate_id: candidate_id.to_string(),
+            interviewer: i.interviewer,
+            focus_competencies: i.focus_competencies,
+            scheduled_at: scheduled_at.unwrap_or_default(),
+            scorecard_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state.store.create_interview(org, &created).await?;
+        Ok((&created).into())
+    }
+
+    async fn get_interview(&self, caller: Caller, req: proto::GetInterviewRequest) -> Result<proto::Interview, Error> {
+        caller.require_any(&Role::ALL)?;
+        let id = Collection::Interviews.parse_required(&req.name, "name")?;
+        let interview = self.state.store.get_interview(&caller.org, id).await?;
+        let interview = interview.ok_or(Error::NotFound(req.name))?;
+        if !caller.sees_everything() && interview.interviewer != caller.user {
+            return Err(Error::PermissionDenied("interviewers can read only their own interviews".into()));
+        }
+        Ok((&interview).into())
+    }
+
+    async fn list_interviews(
+        &self,
+        caller: Caller,
+        req: proto::ListInterviewsRequest,
+    ) -> Result<proto::ListInterviewsResponse, Error> {
+        caller.require_any(&Role::ALL)?;
+        let interviewer = confine_to_self(&caller, &req.interviewer)?;
+        let mut v = Violations::new();
+        let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
+        let candidate = Collection::Candidates.parse_optional(&req.candidate, "candidate", &mut v).unwrap_or_default();
+        v.into_result()?;
+        let page =
+            PageRequest::parse(req.page_size, &req.page_token, &["ListInterviews", job, candidate, &req.interviewer])?;
+        let (interviews, more) =
+            self.state.store.list_interviews(&caller.org, job, candidate, interviewer, page.store_page()).await?;
+        Ok(proto::ListInterviewsResponse {
+            next_page_token: page.next_token(more, interviews.last().map(|i| i.id.clone())),
+            interviews: interviews.iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn list_overdue(
+        &self,
+        caller: Caller,
+        req: proto::ListOverdueInterviewsRequest,
+    ) -> Result<proto::ListOverdueInterviewsResponse, Error> {
+        caller.require_any(&Role::ALL)?;
+        let interviewer = confine_to_self(&caller, &req.interviewer)?;
+        let mut v = Violations::new();
+        let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
+        v.into_result()?;
+        let page =
+            PageRequest::parse(req.page_size, &req.page_token, &["ListOverdueInterviews", job, &req.interviewer])?;
+        // The cursor is "<scheduled_at>:<id>" of the last interview returned.
+        let after = match page.after.split_once(':') {
+            None => (i64::MIN, ""),
+            Some((at, id)) => {
+                (at.parse().map_err(|_| Error::invalid("page_token", "is not a token this list returned"))?, id)
+            }
+        };
+        let (interviews, more) = self
+            .state
+            .store
+            .list_overdue_interviews(&caller.org, job, interviewer, now_micros(), after, page.size)
+            .await?;
+        Ok(proto::ListOverdueInterviewsResponse {
+            next_page_token: page.next_token(more, interviews.last().map(|i| format!("{}:{}", i.scheduled_at, i.id))),
+            interviews: interviews.iter().map(Into::into).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl HiringService for HiringApi {
+    rpc!(create_job, create_job, proto::CreateJobRequest, proto::Job);
+    rpc!(get_job, get_job, proto::GetJobRequest, proto::Job);
+    rpc!(list_jobs, list_jobs, proto::ListJobsRequest, proto::ListJobsResponse);
+    rpc!(create_candidate, create_candidate, proto::CreateCandidateRequest, proto::Candidate);
+    rpc!(get_candidate, get_candidate, proto::GetCandidateRequest, proto::Candidate);
+    rpc!(list_candidates, list_candidates, proto::ListCandidatesRequest, proto::ListCandidatesResponse);
+    rpc!(erase_candidate, erase_candidate, proto::EraseCandidateRequest, proto::Candidate);
+    rpc!(create_interview, create_interview, proto::CreateInterviewRequest, proto::Interview);
+    rpc!(get_interview, get_interview, proto::GetInterviewRequest, proto::Interview);
+    rpc!(list_interviews, list_interviews, proto::ListInterviewsRequest, proto::ListInterviewsResponse);
+    rpc!(
+        list_overdue_interviews,
+        list_overdue,
+        proto::ListOverdueInterviewsRequest,
+        proto::ListOverdueInterviewsResponse
+    );
+}

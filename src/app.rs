@@ -1,0 +1,184 @@
+//! The server: builds the tonic router (our four services, health, reflection)
+//! behind the auth/tracing layer, and runs the commands of the binary.
+//! [`serve`] is the seam tests use: they bind a listener on a random port and
+//! hand it in with a shutdown future.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::api::{AppState, CalibrationApi, HiringApi, RubricApi, ScorecardApi};
+use crate::auth::{AuthLayer, Claims, Verifier, mint_token};
+use crate::config::{AuthArgs, Cli, Command, DatabaseArgs, TokenArgs};
+use crate::proto::calibration_service_server::CalibrationServiceServer;
+use crate::proto::hiring_service_server::HiringServiceServer;
+use crate::proto::rubric_service_server::RubricServiceServer;
+use crate::proto::scorecard_service_server::ScorecardServiceServer;
+use crate::store::Store;
+
+/// Largest request message accepted: a full rubric or scorecard fits many
+/// times over; anything larger is refused before it is decoded.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] crate::error::Error),
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// Serves gRPC on `listener` until `shutdown` completes; in-flight requests
+/// finish first.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    verifier: Arc<Verifier>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let state = Arc::new(AppState { store });
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RubricServiceServer<RubricApi>>().await;
+    health.set_serving::<HiringServiceServer<HiringApi>>().await;
+    health.set_serving::<ScorecardServiceServer<ScorecardApi>>().await;
+    health.set_serving::<CalibrationServiceServer<CalibrationApi>>().await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| AppError::Server(e.to_string()))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| AppError::Server(e.to_string()))?;
+
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(AuthLayer::new(verifier))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            RubricServiceServer::new(RubricApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            HiringServiceServer::new(HiringApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            ScorecardServiceServer::new(ScorecardApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(CalibrationServiceServer::new(CalibrationApi).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| AppError::Server(e.to_string()))
+}
+
+/// Builds the token verifier from the auth settings (with the development
+/// secret when nothing is configured).
+pub fn verifier(auth: &AuthArgs) -> Result<Verifier, AppError> {
+    let secret = auth.secret_or_dev().map_err(|e| AppError::Config(format!("development secret: {e}")))?;
+    if auth.jwt_secret.is_none() && auth.jwt_public_keys.is_none() {
+        tracing::warn!(
+            file = crate::config::DEV_SECRET_FILE,
+            "no SCORECARD_JWT_SECRET or SCORECARD_JWT_PUBLIC_KEYS: using a generated development secret; \
+             mint tokens with `scorecard token`. Configure real keys in production."
+        );
+    }
+    Verifier::new(
+        secret.as_deref(),
+        auth.jwt_public_keys.as_deref(),
+        auth.jwt_issuer.clone(),
+        auth.jwt_audience.clone(),
+    )
+    .map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// Connects to the database and applies migrations.
+pub async fn open_store(db: &DatabaseArgs) -> Result<Store, AppError> {
+    let store = Store::connect(&db.database_url, db.db_max_connections).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn token(args: &TokenArgs) -> Result<String, AppError> {
+    let secret = args
+        .auth
+        .secret_or_dev()
+        .map_err(|e| AppError::Config(format!("development secret: {e}")))?
+        .ok_or_else(|| AppError::Config("minting tokens needs SCORECARD_JWT_SECRET".into()))?;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        sub: args.sub.clone(),
+        org: args.org.clone(),
+        roles: args.roles.clone(),
+        exp: now + args.ttl_seconds,
+        nbf: None,
+        iat: Some(now),
+        iss: args.auth.jwt_issuer.clone(),
+        aud: args.auth.jwt_audience.clone(),
+    };
+    for role in &claims.roles {
+        if crate::domain::Role::parse(role).is_none() {
+            return Err(AppError::Config(format!(
+                "unknown role `{role}`: use integration, interviewer, recruiter or admin"
+            )));
+        }
+    }
+    mint_token(&secret, &claims).map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// Runs one command of the binary.
+pub async fn run(cli: Cli) -> Result<(), AppError> {
+    match cli.command {
+        Command::Serve(args) => {
+            let verifier = Arc::new(verifier(&args.auth)?);
+            let store = open_store(&args.database).await?;
+            let listener = TcpListener::bind(&args.listen)
+                .await
+                .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+            tracing::info!(addr = %args.listen, database = store.kind(), "scorecard serving gRPC");
+            serve(listener, store.clone(), verifier, shutdown_signal()).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Migrate(db) => {
+            let store = open_store(&db).await?;
+            tracing::info!(database = store.kind(), "migrations applied");
+            store.close().await;
+            Ok(())
+        }
+        Command::Token(args) => {
+            println!("{}", token(&args)?);
+            Ok(())
+        }
+    }
+}

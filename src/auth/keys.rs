@@ -1,0 +1,292 @@
+//! Token verification keys and rules.
+//!
+//! An HS256 shared secret (`SCORECARD_JWT_SECRET`) and/or public keys
+//! (`SCORECARD_JWT_PUBLIC_KEYS`: one PEM key, or a JWKS with `kid`s). Each key
+//! accepts exactly one algorithm, fixed by its type (RSA → RS256, P-256 → ES256,
+//! Ed25519 → EdDSA, secret → HS256), so a token cannot choose how it is checked:
+//! an HS256 token is refused when no secret is configured, whatever key it was
+//! signed with, and `alg: none` is never accepted.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use serde::{Deserialize, Serialize};
+
+use super::Caller;
+use crate::domain::Role;
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The claims scorecard reads. `iss`/`aud` are checked by the validator when
+/// configured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub org: String,
+    pub roles: Vec<String>,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no token verification key configured: set SCORECARD_JWT_SECRET or SCORECARD_JWT_PUBLIC_KEYS")]
+    NoKeys,
+    #[error("SCORECARD_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")]
+    WeakSecret,
+    #[error("cannot read public keys from {path}: {cause}")]
+    Read { path: String, cause: String },
+    #[error("public key file {path}: {cause}")]
+    Parse { path: String, cause: String },
+    #[error("cannot sign the token: {0}")]
+    Sign(String),
+}
+
+struct PublicKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Checks bearer tokens against the configured keys and rules.
+pub struct Verifier {
+    secret: Option<DecodingKey>,
+    public: Vec<PublicKey>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("public_keys", &self.public.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl Verifier {
+    pub fn new(
+        secret: Option<&str>,
+        public_keys: Option<&Path>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Self, KeyError> {
+        let secret = match secret {
+            Some(s) if s.len() < MIN_SECRET_BYTES => return Err(KeyError::WeakSecret),
+            Some(s) => Some(DecodingKey::from_secret(s.as_bytes())),
+            None => None,
+        };
+        let public = match public_keys {
+            Some(path) => load_public_keys(path)?,
+            None => Vec::new(),
+        };
+        if secret.is_none() && public.is_empty() {
+            return Err(KeyError::NoKeys);
+        }
+        Ok(Self { secret, public, issuer, audience })
+    }
+
+    /// The caller a token proves, or `None`. Why a token was refused is logged at
+    /// debug level and never told to the client.
+    pub fn verify(&self, token: &str) -> Option<Caller> {
+        match self.try_verify(token) {
+            Ok(caller) => Some(caller),
+            Err(why) => {
+                tracing::debug!(why, "token refused");
+                None
+            }
+        }
+    }
+
+    fn try_verify(&self, token: &str) -> Result<Caller, &'static str> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err("token too large");
+        }
+        let header = decode_header(token).map_err(|_| "malformed header")?;
+        let (algorithm, key) = if header.alg == Algorithm::HS256 {
+            (Algorithm::HS256, self.secret.as_ref().ok_or("HS256 token but no secret configured")?)
+        } else {
+            let key = match &header.kid {
+                Some(kid) => self.public.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
+                None if self.public.len() == 1 => self.public.first(),
+                None => None,
+            }
+            .ok_or("no key for this token")?;
+            if key.algorithm != header.alg {
+                return Err("algorithm does not match the key");
+            }
+            (key.algorithm, &key.key)
+        };
+
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &self.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+
+        let claims = decode::<Claims>(token, key, &validation).map_err(|_| "signature or claims invalid")?.claims;
+        if let Some(iat) = claims.iat
+            && iat > jsonwebtoken::get_current_timestamp() + LEEWAY_SECONDS
+        {
+            return Err("issued in the future");
+        }
+        if claims.sub.trim().is_empty() || claims.sub.len() > 200 {
+            return Err("bad sub");
+        }
+        if claims.org.trim().is_empty() || claims.org.len() > 200 {
+            return Err("bad org");
+        }
+        let mut roles = BTreeSet::new();
+        for word in &claims.roles {
+            roles.insert(Role::parse(word).ok_or("unknown role")?);
+        }
+        if roles.is_empty() {
+            return Err("no roles");
+        }
+        Ok(Caller { user: claims.sub, org: claims.org, roles })
+    }
+}
+
+fn load_public_keys(path: &Path) -> Result<Vec<PublicKey>, KeyError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| KeyError::Read { path: shown.clone(), cause: e.to_string() })?;
+    let parse_error = |cause: String| KeyError::Parse { path: shown.clone(), cause };
+    if bytes.trim_ascii_start().starts_with(b"{") {
+        let set: JwkSet = serde_json::from_slice(&bytes).map_err(|e| parse_error(format!("not a JWKS: {e}")))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let algorithm = match (&jwk.algorithm, &jwk.common.key_algorithm) {
+                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+                (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
+                    if p.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                (AlgorithmParameters::OctetKeyPair(p), None | Some(KeyAlgorithm::EdDSA))
+                    if p.curve == EllipticCurve::Ed25519 =>
+                {
+                    Algorithm::EdDSA
+                }
+                _ => {
+                    return Err(parse_error(format!(
+                        "key {:?}: only RSA (RS256), P-256 (ES256) and Ed25519 (EdDSA) public keys are accepted",
+                        jwk.common.key_id
+                    )));
+                }
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| parse_error(e.to_string()))?;
+            keys.push(PublicKey { kid: jwk.common.key_id.clone(), algorithm, key });
+        }
+        if keys.is_empty() {
+            return Err(parse_error("the JWKS has no keys".into()));
+        }
+        Ok(keys)
+    } else {
+        let (algorithm, key) = if let Ok(k) = DecodingKey::from_rsa_pem(&bytes) {
+            (Algorithm::RS256, k)
+        } else if let Ok(k) = DecodingKey::from_ec_pem(&bytes) {
+            (Algorithm::ES256, k)
+        } else if let Ok(k) = DecodingKey::from_ed_pem(&bytes) {
+            (Algorithm::EdDSA, k)
+        } else {
+            return Err(parse_error("not a PEM RSA, EC (P-256) or Ed25519 public key, nor a JWKS".into()));
+        };
+        Ok(vec![PublicKey { kid: None, algorithm, key }])
+    }
+}
+
+/// Signs an HS256 token, for `scorecard token` and tests.
+pub fn mint_token(secret: &str, claims: &Claims) -> Result<String, KeyError> {
+    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .map_err(|e| KeyError::Sign(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
+
+    fn claims(roles: &[&str]) -> Claims {
+        Claims {
+            sub: "ana".into(),
+            org: "acme".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            exp: jsonwebtoken::get_current_timestamp() + 600,
+            nbf: None,
+            iat: None,
+            iss: None,
+            aud: None,
+        }
+    }
+
+    fn verifier() -> Verifier {
+        Verifier::new(Some(SECRET), None, None, None).expect("valid config")
+    }
+
+    #[test]
+    fn accepts_a_good_token() {
+        let token = mint_token(SECRET, &claims(&["admin", "recruiter"])).expect("sign");
+        let caller = verifier().verify(&token).expect("accepted");
+        assert_eq!(caller.org, "acme");
+        assert!(caller.has(Role::Admin) && caller.has(Role::Recruiter) && !caller.has(Role::Interviewer));
+    }
+
+    #[test]
+    fn refuses_unknown_roles_empty_roles_and_expired_tokens() {
+        let v = verifier();
+        assert!(v.verify(&mint_token(SECRET, &claims(&["admin", "root"])).expect("sign")).is_none());
+        assert!(v.verify(&mint_token(SECRET, &claims(&[])).expect("sign")).is_none());
+        let mut old = claims(&["admin"]);
+        old.exp = jsonwebtoken::get_current_timestamp() - LEEWAY_SECONDS - 5;
+        assert!(v.verify(&mint_token(SECRET, &old).expect("sign")).is_none());
+        let mut early = claims(&["admin"]);
+        early.nbf = Some(jsonwebtoken::get_current_timestamp() + 3600);
+        assert!(v.verify(&mint_token(SECRET, &early).expect("sign")).is_none());
+    }
+
+    #[test]
+    fn refuses_a_weak_secret_and_no_keys() {
+        assert!(matches!(Verifier::new(Some("short"), None, None, None), Err(KeyError::WeakSecret)));
+        assert!(matches!(Verifier::new(None, None, None, None), Err(KeyError::NoKeys)));
+    }
+
+    #[test]
+    fn refuses_oversized_tokens() {
+        let mut c = claims(&["admin"]);
+        c.sub = "x".repeat(MAX_TOKEN_BYTES);
+        assert!(verifier().verify(&mint_token(SECRET, &c).expect("sign")).is_none());
+    }
+}

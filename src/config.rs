@@ -1,0 +1,173 @@
+//! Command line and environment. Every setting has a flag and a `SCORECARD_*`
+//! environment variable; secrets never appear in `Debug` output.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A value that must not be printed.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "scorecard", version, about = "Calibrated, comparable interview feedback over gRPC.")]
+pub struct Cli {
+    /// Log output format.
+    #[arg(long, env = "SCORECARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (migrates the database first).
+    ///
+    /// Example: scorecard serve --listen 127.0.0.1:50051
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    ///
+    /// Example: SCORECARD_DATABASE_URL=postgres://postgres@127.0.0.1/scorecard scorecard migrate
+    Migrate(DatabaseArgs),
+    /// Print a signed HS256 token for calling the API (development and scripts).
+    ///
+    /// Example: scorecard token --sub ana --org acme --role admin
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DatabaseArgs {
+    /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "SCORECARD_DATABASE_URL", default_value = "sqlite://scorecard.db")]
+    pub database_url: String,
+    /// Most connections the server opens to the database.
+    #[arg(long, env = "SCORECARD_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AuthArgs {
+    /// HS256 shared secret (at least 32 bytes). Without it and without public
+    /// keys, a development secret is generated into ./scorecard-dev.secret.
+    #[arg(long, env = "SCORECARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM public key or JWKS file for RS256 / ES256 / EdDSA tokens.
+    #[arg(long, env = "SCORECARD_JWT_PUBLIC_KEYS")]
+    pub jwt_public_keys: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "SCORECARD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "SCORECARD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "SCORECARD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TokenArgs {
+    /// User id (`sub`): an interviewer's id, or a service account's.
+    #[arg(long)]
+    pub sub: String,
+    /// Organisation (tenant) id.
+    #[arg(long)]
+    pub org: String,
+    /// Role; repeat for several: integration, interviewer, recruiter, admin.
+    #[arg(long = "role", required = true)]
+    pub roles: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_seconds: u64,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Where the generated development secret lives.
+pub const DEV_SECRET_FILE: &str = "scorecard-dev.secret";
+
+impl AuthArgs {
+    /// The HS256 secret: configured, or (when no key at all is configured) the
+    /// development secret file, created on first use with owner-only permissions.
+    pub fn secret_or_dev(&self) -> std::io::Result<Option<String>> {
+        if let Some(Secret(s)) = &self.jwt_secret {
+            return Ok(Some(s.clone()));
+        }
+        if self.jwt_public_keys.is_some() {
+            return Ok(None);
+        }
+        read_or_create_dev_secret().map(Some)
+    }
+}
+
+fn read_or_create_dev_secret() -> std::io::Result<String> {
+    use std::io::Write;
+    if let Ok(existing) = std::fs::read_to_string(DEV_SECRET_FILE) {
+        return Ok(existing.trim().to_string());
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(DEV_SECRET_FILE)?;
+    file.write_all(secret.as_bytes())?;
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let args = AuthArgs {
+            jwt_secret: Some(Secret("super-secret-value".into())),
+            jwt_public_keys: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+        };
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("super-secret-value"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn cli_parses_every_command() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from(["scorecard", "token", "--sub", "a", "--org", "o", "--role", "admin"]);
+        assert!(matches!(cli.command, Command::Token(t) if t.roles == ["admin"]));
+    }
+}

@@ -1,0 +1,26 @@
+//! scorecard: calibrated, comparable interview feedback over gRPC.
+
+/// Generated gRPC types and services of `scorecard.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("scorecard.v1");
+    /// Encoded descriptors of every proto file, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("scorecard_descriptor");
+}
+
+/// The gRPC services: validate, authorise, call the store, convert.
+pub mod api;
+/// The server: router, listeners, graceful shutdown.
+pub mod app;
+/// JWT verification and the authenticated caller.
+pub mod auth;
+/// Configuration from flags and environment.
+pub mod config;
+/// Hiring rules and types.
+pub mod domain;
+/// The one error type and its mapping to gRPC status codes.
+pub mod error;
+/// Persistence on SQLite or PostgreSQL.
+pub mod store;
+/// Logging set-up.
+pub mod telemetry;

@@ -1,0 +1,577 @@
+//! Persistence. One `Store`, two backends: SQLite (the embedded default) and
+//! PostgreSQL (production), chosen once from the URL scheme.
+//!
+//! Every query is written once: the SQL is plain enough that both dialects agree
+//! (`$n` placeholders, `on conflict do nothing`, partial unique indexes), and the
+//! Rust around it is written once too, compiled for each backend by the
+//! [`with_pools!`] macro, which hands the method body the backend's concrete pool.
+//! Where the dialects differ, both versions stand side by side here.
+//!
+//! SQLite gets a single-connection writer pool (writes are serialised in process,
+//! so a transaction never meets `SQLITE_BUSY`) beside a reader pool, in WAL mode
+//! with `synchronous = FULL`: an acknowledged write survives a crash or power loss.
+
+mod rows;
+mod scorecards;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::domain::{Candidate, Interview, Job, Micros, Rubric, RubricContent};
+use crate::error::Error;
+use rows::{CandidateRow, InterviewRow, JobRow, RubricRow};
+pub use scorecards::{NewScorecard, ScorecardFilter, SubmitOutcome};
+
+/// How long a request waits for a database connection before `UNAVAILABLE`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+enum Backend {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres { pool: PgPool },
+}
+
+/// The database, whichever it is. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: std::sync::Arc<Backend>,
+}
+
+/// Runs `$body` with `$read` and `$write` bound to the backend's pools (the same
+/// pool on PostgreSQL). The body is compiled once per backend.
+macro_rules! with_pools {
+    ($store:expr, |$read:pat_param, $write:pat_param| $body:block) => {
+        match &*$store.backend {
+            $crate::store::Backend::Sqlite { read, write } => {
+                let $read = read;
+                let $write = write;
+                $body
+            }
+            $crate::store::Backend::Postgres { pool } => {
+                let $read = pool;
+                let $write = pool;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_pools;
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(format!("database: {e}"))
+            }
+            other => Error::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+fn corrupt(what: &str, cause: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("stored {what} cannot be read: {cause}"))
+}
+
+/// A page of rows: at most `limit` items after the id `after` ('' = from the start).
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    pub after: &'a str,
+    pub limit: usize,
+}
+
+impl Page<'_> {
+    /// One more than asked for, to learn whether a next page exists.
+    fn fetch_limit(&self) -> i64 {
+        self.limit as i64 + 1
+    }
+}
+
+/// Keeps `limit` rows and says whether more exist.
+pub fn split_page<T>(mut rows: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, more)
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). Does not migrate.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
+        let backend = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| Error::Internal(format!("bad SQLite URL: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(ACQUIRE_TIMEOUT);
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.read_only(true))
+                .await?;
+            Backend::Sqlite { read, write }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options =
+                PgConnectOptions::from_str(url).map_err(|e| Error::Internal(format!("bad PostgreSQL URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            Backend::Postgres { pool }
+        } else {
+            return Err(Error::Internal("the database URL must start with sqlite: or postgres:".into()));
+        };
+        Ok(Self { backend: std::sync::Arc::new(backend) })
+    }
+
+    /// Applies pending migrations of the backend's dialect.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        let result = match &*self.backend {
+            Backend::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await,
+            Backend::Postgres { pool } => POSTGRES_MIGRATIONS.run(pool).await,
+        };
+        result.map_err(|e| Error::Internal(format!("migration failed: {e}")))
+    }
+
+    /// `sqlite` or `postgres`, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        match &*self.backend {
+            Backend::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
+    }
+
+    // ---- rubrics ----
+
+    pub async fn create_rubric(
+        &self,
+        org: &str,
+        id: &str,
+        content: &RubricContent,
+        now: Micros,
+    ) -> Result<Rubric, Error> {
+        let json = serde_json::to_string(content).map_err(|e| Error::Internal(e.to_string()))?;
+        with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            sqlx::query(
+                "insert into rubrics (org_id, id, latest_revision, created_at, updated_at) values ($1, $2, 1, $3, $3)",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into rubric_revisions (org_id, rubric_id, revision, content, created_at) values ($1, $2, 1, $3, $4)",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(&json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(Rubric { id: id.to_string(), revision: 1, content: content.clone(), created_at: now, updated_at: now })
+    }
+
+    /// A rubric at `revision`, or at its latest revision when `revision` is 0.
+    pub async fn get_rubric(&self, org: &str, id: &str, revision: i64) -> Result<Option<Rubric>, Error> {
+        let row: Option<RubricRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select r.id, v.revision, v.content, r.created_at, v.created_at as updated_at
+                 from rubrics r
+                 join rubric_revisions v on v.org_id = r.org_id and v.rubric_id = r.id
+                 where r.org_id = $1 and r.id = $2
+                   and v.revision = case when $3 = 0 then r.latest_revision else $3 end",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(revision)
+            .fetch_optional(read)
+            .await?
+        });
+        row.map(Rubric::try_from).transpose()
+    }
+
+    /// Rubrics at their latest revision, by id.
+    pub async fn list_rubrics(&self, org: &str, page: Page<'_>) -> Result<(Vec<Rubric>, bool), Error> {
+        let rows: Vec<RubricRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select r.id, v.revision, v.content, r.created_at, v.created_at as updated_at
+                 from rubrics r
+                 join rubric_revisions v on v.org_id = r.org_id and v.rubric_id = r.id and v.revision = r.latest_revision
+                 where r.org_id = $1 and r.id > $2
+                 order by r.id
+                 limit $3",
+            )
+            .bind(org)
+            .bind(page.after)
+            .bind(page.fetch_limit())
+            .fetch_all(read)
+            .await?
+        });
+        let (rows, more) = split_page(rows, page.limit);
+        Ok((rows.into_iter().map(Rubric::try_from).collect::<Result<_, _>>()?, more))
+    }
+
+    /// Writes revision `expected_revision + 1`. `Aborted` when the latest revision
+    /// is no longer `expected_revision`; `NotFound` when the rubric is gone.
+    pub async fn revise_rubric(
+        &self,
+        org: &str,
+        id: &str,
+        expected_revision: i64,
+        content: &RubricContent,
+        now: Micros,
+    ) -> Result<Rubric, Error> {
+        let json = serde_json::to_string(content).map_err(|e| Error::Internal(e.to_string()))?;
+        let revision = expected_revision + 1;
+        let created_at: Option<i64> = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            // Compare-and-set on the revision number: of two concurrent revisers
+            // holding the same etag, exactly one moves it.
+            let created_at: Option<i64> = sqlx::query_scalar(
+                "update rubrics set latest_revision = $3, updated_at = $4
+                 where org_id = $1 and id = $2 and latest_revision = $5
+                 returning created_at",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(revision)
+            .bind(now)
+            .bind(expected_revision)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if created_at.is_some() {
+                sqlx::query(
+                    "insert into rubric_revisions (org_id, rubric_id, revision, content, created_at)
+                     values ($1, $2, $3, $4, $5)",
+                )
+                .bind(org)
+                .bind(id)
+                .bind(revision)
+                .bind(&json)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            created_at
+        });
+        match created_at {
+            Some(created_at) => {
+                Ok(Rubric { id: id.to_string(), revision, content: content.clone(), created_at, updated_at: now })
+            }
+            None => Err(Error::Aborted("the rubric was revised concurrently: read it again and retry".into())),
+        }
+    }
+
+    // ---- jobs ----
+
+    /// `AlreadyExists` when another job has the same non-empty external id.
+    pub async fn create_job(&self, org: &str, job: &Job) -> Result<(), Error> {
+        let inserted = with_pools!(self, |_, write| {
+            sqlx::query(
+                "insert into jobs (org_id, id, title, external_id, rubric_id, rubric_revision, created_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)
+                 on conflict do nothing",
+            )
+            .bind(org)
+            .bind(&job.id)
+            .bind(&job.title)
+            .bind(&job.external_id)
+            .bind(&job.rubric_id)
+            .bind(job.rubric_revision)
+            .bind(job.created_at)
+            .bind(job.updated_at)
+            .execute(write)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 0 {
+            return Err(Error::AlreadyExists(format!("a job with external_id `{}` already exists", job.external_id)));
+        }
+        Ok(())
+    }
+
+    pub async fn get_job(&self, org: &str, id: &str) -> Result<Option<Job>, Error> {
+        let row: Option<JobRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
+                 from jobs where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_optional(read)
+            .await?
+        });
+        Ok(row.map(Job::from))
+    }
+
+    pub async fn list_jobs(&self, org: &str, page: Page<'_>) -> Result<(Vec<Job>, bool), Error> {
+        let rows: Vec<JobRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
+                 from jobs where org_id = $1 and id > $2 order by id limit $3",
+            )
+            .bind(org)
+            .bind(page.after)
+            .bind(page.fetch_limit())
+            .fetch_all(read)
+            .await?
+        });
+        let (rows, more) = split_page(rows, page.limit);
+        Ok((rows.into_iter().map(Job::from).collect(), more))
+    }
+
+    // ---- candidates ----
+
+    /// `AlreadyExists` when the external id is taken.
+    pub async fn create_candidate(&self, org: &str, c: &Candidate) -> Result<(), Error> {
+        let inserted = with_pools!(self, |_, write| {
+            sqlx::query(
+                "insert into candidates (org_id, id, external_id, display_name, email, erased_at, created_at, updated_at)
+                 values ($1, $2, $3, $4, $5, null, $6, $7)
+                 on conflict do nothing",
+            )
+            .bind(org)
+            .bind(&c.id)
+            .bind(&c.external_id)
+            .bind(&c.display_name)
+            .bind(&c.email)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(write)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 0 {
+            return Err(Error::AlreadyExists(format!(
+                "a candidate with external_id `{}` already exists",
+                c.external_id
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn get_candidate(&self, org: &str, id: &str) -> Result<Option<Candidate>, Error> {
+        let row: Option<CandidateRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select id, external_id, display_name, email, erased_at, created_at, updated_at
+                 from candidates where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_optional(read)
+            .await?
+        });
+        Ok(row.map(Candidate::from))
+    }
+
+    /// Candidates by id; with `interviewer` set, only those they have an interview with.
+    pub async fn list_candidates(
+        &self,
+        org: &str,
+        interviewer: &str,
+        page: Page<'_>,
+    ) -> Result<(Vec<Candidate>, bool), Error> {
+        let rows: Vec<CandidateRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select c.id, c.external_id, c.display_name, c.email, c.erased_at, c.created_at, c.updated_at
+                 from candidates c
+                 where c.org_id = $1 and c.id > $2
+                   and ($3 = '' or exists (
+                        select 1 from interviews i
+                        where i.org_id = c.org_id and i.candidate_id = c.id and i.interviewer = $3))
+                 order by c.id limit $4",
+            )
+            .bind(org)
+            .bind(page.after)
+            .bind(interviewer)
+            .bind(page.fetch_limit())
+            .fetch_all(read)
+            .await?
+        });
+        let (rows, more) = split_page(rows, page.limit);
+        Ok((rows.into_iter().map(Candidate::from).collect(), more))
+    }
+
+    /// Erases a candidate's personal data and the free text of every scorecard
+    /// about them, in one transaction. Scores stay. `None` if there is no such candidate.
+    pub async fn erase_candidate(&self, org: &str, id: &str, now: Micros) -> Result<Option<Candidate>, Error> {
+        let erased = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            let found = sqlx::query(
+                "update candidates
+                 set display_name = '', email = '', external_id = 'erased:' || id,
+                     erased_at = coalesce(erased_at, $3), updated_at = $3
+                 where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if found > 0 {
+                sqlx::query(
+                    "update ratings set evidence = ''
+                     where org_id = $1 and scorecard_id in
+                        (select s.id from scorecards s where s.org_id = $1 and s.candidate_id = $2)",
+                )
+                .bind(org)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "update scorecard_revisions set summary = '', reason = ''
+                     where org_id = $1 and scorecard_id in
+                        (select s.id from scorecards s where s.org_id = $1 and s.candidate_id = $2)",
+                )
+                .bind(org)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            found > 0
+        });
+        if erased { self.get_candidate(org, id).await } else { Ok(None) }
+    }
+
+    // ---- interviews ----
+
+    pub async fn create_interview(&self, org: &str, i: &Interview) -> Result<(), Error> {
+        let focus = serde_json::to_string(&i.focus_competencies).map_err(|e| Error::Internal(e.to_string()))?;
+        with_pools!(self, |_, write| {
+            sqlx::query(
+                "insert into interviews
+                    (org_id, id, job_id, candidate_id, interviewer, focus_competencies, scheduled_at, created_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(org)
+            .bind(&i.id)
+            .bind(&i.job_id)
+            .bind(&i.candidate_id)
+            .bind(&i.interviewer)
+            .bind(&focus)
+            .bind(i.scheduled_at)
+            .bind(i.created_at)
+            .bind(i.updated_at)
+            .execute(write)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_interview(&self, org: &str, id: &str) -> Result<Option<Interview>, Error> {
+        let row: Option<InterviewRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
+                        s.id as scorecard_id, i.created_at, i.updated_at
+                 from interviews i
+                 left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id
+                 where i.org_id = $1 and i.id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_optional(read)
+            .await?
+        });
+        row.map(Interview::try_from).transpose()
+    }
+
+    /// Interviews by id, filtered ('' = any).
+    pub async fn list_interviews(
+        &self,
+        org: &str,
+        job: &str,
+        candidate: &str,
+        interviewer: &str,
+        page: Page<'_>,
+    ) -> Result<(Vec<Interview>, bool), Error> {
+        let rows: Vec<InterviewRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
+                        s.id as scorecard_id, i.created_at, i.updated_at
+                 from interviews i
+                 left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id
+                 where i.org_id = $1 and i.id > $2
+                   and ($3 = '' or i.job_id = $3)
+                   and ($4 = '' or i.candidate_id = $4)
+                   and ($5 = '' or i.interviewer = $5)
+                 order by i.id limit $6",
+            )
+            .bind(org)
+            .bind(page.after)
+            .bind(job)
+            .bind(candidate)
+            .bind(interviewer)
+            .bind(page.fetch_limit())
+            .fetch_all(read)
+            .await?
+        });
+        let (rows, more) = split_page(rows, page.limit);
+        Ok((rows.into_iter().map(Interview::try_from).collect::<Result<_, _>>()?, more))
+    }
+
+    /// Interviews scheduled before `now` with no scorecard, earliest first. The
+    /// page cursor is `(scheduled_at, id)` of the last row seen.
+    pub async fn list_overdue_interviews(
+        &self,
+        org: &str,
+        job: &str,
+        interviewer: &str,
+        now: Micros,
+        after: (Micros, &str),
+        limit: usize,
+    ) -> Result<(Vec<Interview>, bool), Error> {
+        let rows: Vec<InterviewRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
+                        s.id as scorecard_id, i.created_at, i.updated_at
+                 from interviews i
+                 left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id
+                 where i.org_id = $1 and s.id is null and i.scheduled_at < $2
+                   and (i.scheduled_at > $3 or (i.scheduled_at = $3 and i.id > $4))
+                   and ($5 = '' or i.job_id = $5)
+                   and ($6 = '' or i.interviewer = $6)
+                 order by i.scheduled_at, i.id limit $7",
+            )
+            .bind(org)
+            .bind(now)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(job)
+            .bind(interviewer)
+            .bind(limit as i64 + 1)
+            .fetch_all(read)
+            .await?
+        });
+        let (rows, more) = split_page(rows, limit);
+        Ok((rows.into_iter().map(Interview::try_from).collect::<Result<_, _>>()?, more))
+    }
+}

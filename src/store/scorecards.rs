@@ -1,0 +1,416 @@
+//! Scorecards and their revisions. A scorecard row points at its current
+//! revision; every revision (recommendation, summary, reason, author) and its
+//! ratings are kept for ever, apart from erasure of free text.
+
+use std::collections::HashMap;
+
+use sqlx::FromRow;
+
+use super::{Page, Store, corrupt, split_page, with_pools};
+use crate::domain::{Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent};
+use crate::error::Error;
+
+/// Which scorecards a list returns ('' = any).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScorecardFilter<'a> {
+    pub job: &'a str,
+    pub candidate: &'a str,
+    pub interviewer: &'a str,
+    /// Blind review: when set, only scorecards this interviewer wrote, or about
+    /// candidates they have submitted a scorecard for themselves.
+    pub blind_viewer: &'a str,
+}
+
+/// What `submit_scorecard` did.
+#[derive(Debug)]
+pub enum SubmitOutcome {
+    /// A new scorecard, revision 1.
+    Created(Scorecard),
+    /// A retry of an earlier submission with the same request id: the scorecard
+    /// it created, at revision 1, as first acknowledged.
+    Replayed(Scorecard),
+}
+
+/// A first submission.
+pub struct NewScorecard<'a> {
+    pub id: &'a str,
+    pub interview: &'a Interview,
+    pub content: &'a ScorecardContent,
+    pub author: &'a str,
+    pub request_id: &'a str,
+    pub request_hash: &'a str,
+    pub now: Micros,
+}
+
+#[derive(FromRow)]
+struct ScorecardRow {
+    id: String,
+    interview_id: String,
+    job_id: String,
+    candidate_id: String,
+    interviewer: String,
+    revision: i64,
+    recommendation: i64,
+    summary: String,
+    reason: String,
+    author: String,
+    submitted_at: i64,
+    updated_at: i64,
+}
+
+#[derive(FromRow)]
+struct RatingRow {
+    scorecard_id: String,
+    revision: i64,
+    competency: String,
+    score: i64,
+    evidence: String,
+}
+
+impl ScorecardRow {
+    fn into_scorecard(self, ratings: Vec<Rating>) -> Result<Scorecard, Error> {
+        let recommendation =
+            Recommendation::from_code(self.recommendation).ok_or_else(|| corrupt("scorecard", "recommendation"))?;
+        Ok(Scorecard {
+            id: self.id,
+            interview_id: self.interview_id,
+            job_id: self.job_id,
+            candidate_id: self.candidate_id,
+            interviewer: self.interviewer,
+            revision: self.revision,
+            content: ScorecardContent { ratings, recommendation, summary: self.summary },
+            amend_reason: self.reason,
+            author: self.author,
+            submitted_at: self.submitted_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn rating(r: RatingRow) -> Result<Rating, Error> {
+    Ok(Rating {
+        competency: r.competency,
+        score: i32::try_from(r.score).map_err(|e| corrupt("rating", e))?,
+        evidence: r.evidence,
+    })
+}
+
+/// A scorecard revision joined to its scorecard; the caller adds the join
+/// condition on `v.revision`.
+macro_rules! select_scorecard {
+    () => {
+        "select s.id, s.interview_id, s.job_id, s.candidate_id, s.interviewer, v.revision, v.recommendation,
+                v.summary, v.reason, v.author, s.submitted_at, v.created_at as updated_at
+         from scorecards s
+         join scorecard_revisions v on v.org_id = s.org_id and v.scorecard_id = s.id "
+    };
+}
+
+/// The filters of a scorecard list, on `s`; parameters $3..$6.
+macro_rules! scorecard_filter {
+    () => {
+        " and ($3 = '' or s.job_id = $3)
+          and ($4 = '' or s.candidate_id = $4)
+          and ($5 = '' or s.interviewer = $5)
+          and ($6 = '' or s.interviewer = $6 or exists (
+                select 1 from scorecards own
+                where own.org_id = s.org_id and own.candidate_id = s.candidate_id and own.interviewer = $6)) "
+    };
+}
+
+/// Writes one revision row and its ratings inside the transaction `$tx`.
+macro_rules! insert_revision {
+    ($tx:expr, $org:expr, $id:expr, $revision:expr, $content:expr, $reason:expr, $author:expr, $now:expr) => {{
+        sqlx::query(
+            "insert into scorecard_revisions
+                (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind($org)
+        .bind($id)
+        .bind($revision)
+        .bind($content.recommendation.code())
+        .bind(&$content.summary)
+        .bind($reason)
+        .bind($author)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        for (position, r) in $content.ratings.iter().enumerate() {
+            sqlx::query(
+                "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence)
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind($org)
+            .bind($id)
+            .bind($revision)
+            .bind(position as i64)
+            .bind(&r.competency)
+            .bind(i64::from(r.score))
+            .bind(&r.evidence)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+
+impl Store {
+    /// A scorecard at `revision`, or at its current revision when `revision` is 0.
+    pub async fn get_scorecard(&self, org: &str, id: &str, revision: i64) -> Result<Option<Scorecard>, Error> {
+        let found: Option<(ScorecardRow, Vec<RatingRow>)> = with_pools!(self, |read, _| {
+            let header: Option<ScorecardRow> = sqlx::query_as(concat!(
+                select_scorecard!(),
+                "and v.revision = case when $3 = 0 then s.revision else $3 end
+                 where s.org_id = $1 and s.id = $2"
+            ))
+            .bind(org)
+            .bind(id)
+            .bind(revision)
+            .fetch_optional(read)
+            .await?;
+            match header {
+                None => None,
+                Some(header) => {
+                    let ratings: Vec<RatingRow> = sqlx::query_as(
+                        "select scorecard_id, revision, competency, score, evidence from ratings
+                         where org_id = $1 and scorecard_id = $2 and revision = $3
+                         order by position",
+                    )
+                    .bind(org)
+                    .bind(id)
+                    .bind(header.revision)
+                    .fetch_all(read)
+                    .await?;
+                    Some((header, ratings))
+                }
+            }
+        });
+        match found {
+            None => Ok(None),
+            Some((header, ratings)) => {
+                let ratings = ratings.into_iter().map(rating).collect::<Result<_, _>>()?;
+                Ok(Some(header.into_scorecard(ratings)?))
+            }
+        }
+    }
+
+    /// Scorecards at their current revision, by id.
+    pub async fn list_scorecards(
+        &self,
+        org: &str,
+        filter: ScorecardFilter<'_>,
+        page: Page<'_>,
+    ) -> Result<(Vec<Scorecard>, bool), Error> {
+        let (headers, ratings): (Vec<ScorecardRow>, Vec<RatingRow>) = with_pools!(self, |read, _| {
+            let headers: Vec<ScorecardRow> = sqlx::query_as(concat!(
+                select_scorecard!(),
+                "and v.revision = s.revision where s.org_id = $1 and s.id > $2",
+                scorecard_filter!(),
+                "order by s.id limit $7"
+            ))
+            .bind(org)
+            .bind(page.after)
+            .bind(filter.job)
+            .bind(filter.candidate)
+            .bind(filter.interviewer)
+            .bind(filter.blind_viewer)
+            .bind(page.fetch_limit())
+            .fetch_all(read)
+            .await?;
+            let last = headers.iter().take(page.limit).next_back().map(|h| h.id.clone()).unwrap_or_default();
+            let ratings: Vec<RatingRow> = sqlx::query_as(concat!(
+                "select r.scorecard_id, r.revision, r.competency, r.score, r.evidence
+                 from scorecards s
+                 join ratings r on r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
+                 where s.org_id = $1 and s.id > $2",
+                scorecard_filter!(),
+                "and s.id <= $7 order by r.scorecard_id, r.position"
+            ))
+            .bind(org)
+            .bind(page.after)
+            .bind(filter.job)
+            .bind(filter.candidate)
+            .bind(filter.interviewer)
+            .bind(filter.blind_viewer)
+            .bind(last)
+            .fetch_all(read)
+            .await?;
+            (headers, ratings)
+        });
+        let (headers, more) = split_page(headers, page.limit);
+        let mut by_scorecard: HashMap<(String, i64), Vec<Rating>> = HashMap::new();
+        for r in ratings {
+            by_scorecard.entry((r.scorecard_id.clone(), r.revision)).or_default().push(rating(r)?);
+        }
+        let mut scorecards = Vec::with_capacity(headers.len());
+        for header in headers {
+            match by_scorecard.remove(&(header.id.clone(), header.revision)) {
+                Some(ratings) => scorecards.push(header.into_scorecard(ratings)?),
+                // Amended between the two reads: read this one whole, at the
+                // revision its header showed, so header and ratings agree.
+                None => {
+                    let whole = self.get_scorecard(org, &header.id, header.revision).await?;
+                    scorecards.extend(whole);
+                }
+            }
+        }
+        Ok((scorecards, more))
+    }
+
+    /// Whether `interviewer` has submitted a scorecard about `candidate` (blind review).
+    pub async fn has_submitted_for_candidate(
+        &self,
+        org: &str,
+        interviewer: &str,
+        candidate: &str,
+    ) -> Result<bool, Error> {
+        let found: Option<i64> = with_pools!(self, |read, _| {
+            sqlx::query_scalar(
+                "select cast(1 as bigint) from scorecards where org_id = $1 and interviewer = $2 and candidate_id = $3 limit 1",
+            )
+            .bind(org)
+            .bind(interviewer)
+            .bind(candidate)
+            .fetch_optional(read)
+            .await?
+        });
+        Ok(found.is_some())
+    }
+
+    /// Whether `interviewer` has an interview with `candidate`.
+    pub async fn interviews_candidate(&self, org: &str, interviewer: &str, candidate: &str) -> Result<bool, Error> {
+        let found: Option<i64> = with_pools!(self, |read, _| {
+            sqlx::query_scalar(
+                "select cast(1 as bigint) from interviews where org_id = $1 and interviewer = $2 and candidate_id = $3 limit 1",
+            )
+            .bind(org)
+            .bind(interviewer)
+            .bind(candidate)
+            .fetch_optional(read)
+            .await?
+        });
+        Ok(found.is_some())
+    }
+
+    async fn scorecard_by_request_id(&self, org: &str, request_id: &str) -> Result<Option<(String, String)>, Error> {
+        Ok(with_pools!(self, |read, _| {
+            sqlx::query_as("select id, request_hash from scorecards where org_id = $1 and request_id = $2")
+                .bind(org)
+                .bind(request_id)
+                .fetch_optional(read)
+                .await?
+        }))
+    }
+
+    /// The scorecard an earlier request with this id created, if any. Reusing an
+    /// id for different content is refused.
+    async fn replay(&self, org: &str, request_id: &str, request_hash: &str) -> Result<Option<Scorecard>, Error> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        match self.scorecard_by_request_id(org, request_id).await? {
+            None => Ok(None),
+            Some((_, hash)) if hash != request_hash => {
+                Err(Error::invalid("request_id", "was already used for a different submission; use a new request_id"))
+            }
+            Some((id, _)) => self.get_scorecard(org, &id, 1).await,
+        }
+    }
+
+    /// Stores a first submission (revision 1) in one transaction. Idempotent on
+    /// `request_id`; `AlreadyExists` when the interview already has a scorecard.
+    pub async fn submit_scorecard(&self, org: &str, new: NewScorecard<'_>) -> Result<SubmitOutcome, Error> {
+        if let Some(prior) = self.replay(org, new.request_id, new.request_hash).await? {
+            return Ok(SubmitOutcome::Replayed(prior));
+        }
+        let inserted = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            // Either unique index (one scorecard per interview, one per request id)
+            // turns the insert into a no-op; the transaction then writes nothing.
+            let inserted = sqlx::query(
+                "insert into scorecards
+                    (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
+                     submitted_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)
+                 on conflict do nothing",
+            )
+            .bind(org)
+            .bind(new.id)
+            .bind(&new.interview.id)
+            .bind(&new.interview.job_id)
+            .bind(&new.interview.candidate_id)
+            .bind(&new.interview.interviewer)
+            .bind(new.request_id)
+            .bind(new.request_hash)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if inserted {
+                insert_revision!(tx, org, new.id, 1_i64, new.content, "", new.author, new.now);
+                tx.commit().await?;
+            }
+            inserted
+        });
+        if inserted {
+            let created = self.get_scorecard(org, new.id, 1).await?;
+            return created
+                .map(SubmitOutcome::Created)
+                .ok_or_else(|| Error::Internal("a committed scorecard cannot be read back".into()));
+        }
+        // Lost a race: a concurrent retry with the same request id, or a different
+        // submission for the same interview.
+        if let Some(prior) = self.replay(org, new.request_id, new.request_hash).await? {
+            return Ok(SubmitOutcome::Replayed(prior));
+        }
+        Err(Error::AlreadyExists(format!(
+            "interviews/{} already has a scorecard; use AmendScorecard to change it",
+            new.interview.id
+        )))
+    }
+
+    /// Writes a new revision. `expected_revision` 0 accepts any current revision;
+    /// otherwise a mismatch is `Aborted`. `NotFound` if there is no such scorecard.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn amend_scorecard(
+        &self,
+        org: &str,
+        id: &str,
+        expected_revision: i64,
+        content: &ScorecardContent,
+        reason: &str,
+        author: &str,
+        now: Micros,
+    ) -> Result<Scorecard, Error> {
+        let revision: Option<i64> = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            let revision: Option<i64> = sqlx::query_scalar(
+                "update scorecards set revision = revision + 1, updated_at = $3
+                 where org_id = $1 and id = $2 and ($4 = 0 or revision = $4)
+                 returning revision",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(now)
+            .bind(expected_revision)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(revision) = revision {
+                insert_revision!(tx, org, id, revision, content, reason, author, now);
+                tx.commit().await?;
+            }
+            revision
+        });
+        match revision {
+            Some(revision) => self
+                .get_scorecard(org, id, revision)
+                .await?
+                .ok_or_else(|| Error::Internal("a committed amendment cannot be read back".into())),
+            None if self.get_scorecard(org, id, 0).await?.is_some() => Err(Error::Aborted(format!(
+                "the scorecard is no longer at revision {expected_revision}: read it again and retry"
+            ))),
+            None => Err(Error::NotFound(format!("scorecards/{id}"))),
+        }
+    }
+}

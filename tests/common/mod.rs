@@ -1,0 +1,397 @@
+//! The end-to-end test harness: a real scorecard server on a random port over a
+//! fresh database (a temporary SQLite file, or a fresh PostgreSQL schema), and
+//! tonic clients to call it.
+//!
+//! PostgreSQL comes from `SCORECARD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). A PostgreSQL test fails — never
+//! skips — when that server cannot be reached.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use scorecard::auth::{Claims, Verifier, mint_token};
+use scorecard::proto::calibration_service_client::CalibrationServiceClient;
+use scorecard::proto::hiring_service_client::HiringServiceClient;
+use scorecard::proto::rubric_service_client::RubricServiceClient;
+use scorecard::proto::scorecard_service_client::ScorecardServiceClient;
+use scorecard::proto::{self, Recommendation};
+use scorecard::store::Store;
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+pub const SECRET: &str = "end-to-end-test-secret-0123456789abcdef";
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Where a test's database lives, and how to remove it afterwards.
+enum Database {
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres { admin_url: String, schema: String },
+}
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub channel: Channel,
+    pub database_url: String,
+    database: Database,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("SCORECARD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string())
+}
+
+/// Logs only when `TEST_LOG` is set.
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        scorecard::telemetry::init(scorecard::config::LogFormat::Pretty);
+    }
+}
+
+pub fn verifier() -> Verifier {
+    Verifier::new(Some(SECRET), None, None, None).expect("test verifier")
+}
+
+impl TestApp {
+    pub async fn start(db: Db) -> TestApp {
+        Self::start_with(db, verifier()).await
+    }
+
+    pub async fn start_with(db: Db, verifier: Verifier) -> TestApp {
+        init_logs();
+        let (database_url, database) = match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                (url, Database::Sqlite { _dir: dir })
+            }
+            Db::Postgres => {
+                let admin_url = postgres_url();
+                let schema = format!("t_{}", uuid_like());
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL tests need a server at {admin_url} (set SCORECARD_TEST_POSTGRES_URL; \
+                         .ci/run starts one): {e}"
+                    )
+                });
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create schema {schema}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test schema");
+                conn.close().await.ok();
+                let sep = if admin_url.contains('?') { '&' } else { '?' };
+                let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
+                (url, Database::Postgres { admin_url, schema })
+            }
+        };
+        let store = Store::connect(&database_url, 8).await.expect("connect test database");
+        store.migrate().await.expect("migrate test database");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            scorecard::app::serve(listener, store, Arc::new(verifier), async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server failed");
+        });
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to test server");
+        TestApp { addr, channel, database_url, database, shutdown: Some(tx), server: Some(server) }
+    }
+
+    pub fn rubrics(&self) -> RubricServiceClient<Channel> {
+        RubricServiceClient::new(self.channel.clone())
+    }
+    pub fn hiring(&self) -> HiringServiceClient<Channel> {
+        HiringServiceClient::new(self.channel.clone())
+    }
+    pub fn scorecards(&self) -> ScorecardServiceClient<Channel> {
+        ScorecardServiceClient::new(self.channel.clone())
+    }
+    pub fn calibration(&self) -> CalibrationServiceClient<Channel> {
+        CalibrationServiceClient::new(self.channel.clone())
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Database::Postgres { admin_url, schema } = &self.database {
+            let (admin_url, schema) = (admin_url.clone(), schema.clone());
+            // Drop runs outside any async context we may block: use a thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop schema if exists {schema} cascade")))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let bytes: [u8; 8] = rand_bytes();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; N];
+    for chunk in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        let v = h.finish().to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+    out
+}
+
+/// A token for `sub` in `org` with `roles`, valid for ten minutes.
+pub fn token(sub: &str, org: &str, roles: &[&str]) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        sub: sub.into(),
+        org: org.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        exp: now + 600,
+        nbf: None,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    };
+    mint_token(SECRET, &claims).expect("mint")
+}
+
+/// A request carrying `token` as its bearer credential.
+pub fn req<T>(token: &str, message: T) -> Request<T> {
+    let mut r = Request::new(message);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    r
+}
+
+/// The field names of a `BadRequest` detail in an error status.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts `result` failed with `code`, returning the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got OK: {v:?}"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "unexpected status: {s:?}");
+            s
+        }
+    }
+}
+
+/// Asserts an `INVALID_ARGUMENT` naming exactly these fields (in any order).
+#[track_caller]
+pub fn expect_violations<T: std::fmt::Debug>(result: Result<T, Status>, fields: &[&str]) {
+    let status = expect_code(result, Code::InvalidArgument);
+    let mut got = violated_fields(&status);
+    got.sort();
+    let mut want: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "violations of {status:?}");
+}
+
+/// A two-dimension rubric on a 1..4 scale with four competencies.
+pub fn sample_rubric(title: &str) -> proto::Rubric {
+    let competency = |key: &str, dimension: &str| proto::Competency {
+        key: key.into(),
+        title: key.replace('_', " "),
+        dimension_key: dimension.into(),
+        weight: 1.0,
+        description: format!("How the candidate handles {key}."),
+        anchors: (1..=4)
+            .map(|s| proto::Anchor {
+                score: s,
+                label: ["Weak", "Mixed", "Good", "Strong"][(s - 1) as usize].into(),
+                description: format!("Observed behaviour at level {s}."),
+            })
+            .collect(),
+    };
+    proto::Rubric {
+        title: title.into(),
+        scale: Some(proto::Scale { min: 1, max: 4 }),
+        dimensions: vec![
+            proto::Dimension { key: "technical".into(), title: "Technical".into(), weight: 0.5 },
+            proto::Dimension { key: "communication".into(), title: "Communication".into(), weight: 0.5 },
+        ],
+        competencies: vec![
+            competency("api_design", "technical"),
+            competency("debugging", "technical"),
+            competency("explaining_tradeoffs", "communication"),
+            competency("collaboration", "communication"),
+        ],
+        ..Default::default()
+    }
+}
+
+pub fn rating(competency: &str, score: i32) -> proto::Rating {
+    proto::Rating {
+        competency: competency.into(),
+        score,
+        evidence: format!("On {competency}, the candidate walked through a concrete example and its trade-offs."),
+    }
+}
+
+/// Builds a small organisation: a rubric, a job, and helpers for the rest.
+pub struct Org {
+    pub name: String,
+    pub admin: String,
+    pub rubric: proto::Rubric,
+    pub job: proto::Job,
+}
+
+impl Org {
+    pub async fn new(app: &TestApp, org: &str) -> Org {
+        let admin = token("root", org, &["admin"]);
+        let rubric = app
+            .rubrics()
+            .create_rubric(req(&admin, proto::CreateRubricRequest { rubric: Some(sample_rubric("Backend")) }))
+            .await
+            .expect("create rubric")
+            .into_inner();
+        let job = app
+            .hiring()
+            .create_job(req(
+                &admin,
+                proto::CreateJobRequest {
+                    job: Some(proto::Job {
+                        title: "Backend Engineer".into(),
+                        external_id: "gh-job-1".into(),
+                        rubric: rubric.name.clone(),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .expect("create job")
+            .into_inner();
+        Org { name: org.into(), admin, rubric, job }
+    }
+
+    pub async fn candidate(&self, app: &TestApp, external_id: &str) -> proto::Candidate {
+        app.hiring()
+            .create_candidate(req(
+                &self.admin,
+                proto::CreateCandidateRequest {
+                    candidate: Some(proto::Candidate {
+                        external_id: external_id.into(),
+                        display_name: format!("Candidate {external_id}"),
+                        email: format!("{external_id}@example.com"),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .expect("create candidate")
+            .into_inner()
+    }
+
+    /// An interview of `candidate` by `interviewer`, scheduled an hour ago,
+    /// focusing on `api_design` and `collaboration`.
+    pub async fn interview(&self, app: &TestApp, candidate: &proto::Candidate, interviewer: &str) -> proto::Interview {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        app.hiring()
+            .create_interview(req(
+                &self.admin,
+                proto::CreateInterviewRequest {
+                    interview: Some(proto::Interview {
+                        job: self.job.name.clone(),
+                        candidate: candidate.name.clone(),
+                        interviewer: interviewer.into(),
+                        focus_competencies: vec!["api_design".into(), "collaboration".into()],
+                        scheduled_time: Some(prost_types::Timestamp { seconds: now as i64 - 3600, nanos: 0 }),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .expect("create interview")
+            .into_inner()
+    }
+
+    /// A valid submission for `interview`.
+    pub fn submission(interview: &proto::Interview, request_id: &str) -> proto::SubmitScorecardRequest {
+        proto::SubmitScorecardRequest {
+            interview: interview.name.clone(),
+            ratings: vec![rating("api_design", 3), rating("collaboration", 4)],
+            recommendation: Recommendation::Yes as i32,
+            summary: "Solid design instincts; paired well.".into(),
+            request_id: request_id.into(),
+        }
+    }
+
+    /// Submits a valid scorecard for `interview` as its interviewer.
+    pub async fn submit(&self, app: &TestApp, interview: &proto::Interview) -> proto::Scorecard {
+        let me = token(&interview.interviewer, &self.name, &["interviewer"]);
+        app.scorecards()
+            .submit_scorecard(req(&me, Self::submission(interview, "")))
+            .await
+            .expect("submit scorecard")
+            .into_inner()
+    }
+}
+
+/// Generates one `#[tokio::test]` per database for each named async test
+/// function taking a `TestApp`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::TestApp::start(super::common::Db::Sqlite).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::TestApp::start(super::common::Db::Postgres).await).await;
+                }
+            )*
+        }
+    };
+}
