@@ -115,13 +115,12 @@ impl HiringApi {
     async fn get_candidate(&self, caller: Caller, req: proto::GetCandidateRequest) -> Result<proto::Candidate, Error> {
         caller.require_any(&Role::ALL)?;
         let id = Collection::Candidates.parse_required(&req.name, "name")?;
-        // A plain interviewer sees only candidates they interview; checked before
-        // the lookup, so the answer is the same whether the candidate exists or not.
+        let candidate = self.state.store.get_candidate(&caller.org, id).await?;
+        let candidate = candidate.ok_or_else(|| Error::NotFound(req.name.clone()))?;
         if !caller.sees_everything() && !self.state.store.interviews_candidate(&caller.org, &caller.user, id).await? {
             return Err(Error::PermissionDenied("interviewers can read only candidates they interview".into()));
         }
-        let candidate = self.state.store.get_candidate(&caller.org, id).await?;
-        Ok((&candidate.ok_or(Error::NotFound(req.name))?).into())
+        Ok((&candidate).into())
     }
 
     async fn list_candidates(

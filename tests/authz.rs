@@ -1,0 +1,307 @@
+//! The authorisation matrix: every RPC of every `scorecard.v1` service, called by
+//! every role, in the caller's own organisation and in another one. The RPC list
+//! comes from the served descriptors, so a new RPC without an entry here fails
+//! the test.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+
+use common::{Org, TestApp, rating, req, sample_rubric, token};
+use prost::Message;
+use scorecard::proto::{self, Recommendation};
+use tonic::{Code, Status};
+
+on_both_databases!(every_rpc_by_every_role_in_both_tenants);
+
+const ALL: &[&str] = &["admin", "integration", "recruiter", "interviewer"];
+const WRITERS: &[&str] = &["admin", "integration"];
+const SCORERS: &[&str] = &["admin", "integration", "interviewer"];
+const READERS: &[&str] = &["admin", "integration", "recruiter"];
+const ADMIN: &[&str] = &["admin"];
+
+/// Which roles may call each RPC. Calibration RPCs answer UNIMPLEMENTED to
+/// permitted callers until the calibration engine lands.
+const MATRIX: &[(&str, &[&str])] = &[
+    ("/scorecard.v1.RubricService/CreateRubric", ADMIN),
+    ("/scorecard.v1.RubricService/GetRubric", ALL),
+    ("/scorecard.v1.RubricService/ListRubrics", ALL),
+    ("/scorecard.v1.RubricService/ReviseRubric", ADMIN),
+    ("/scorecard.v1.HiringService/CreateJob", WRITERS),
+    ("/scorecard.v1.HiringService/GetJob", ALL),
+    ("/scorecard.v1.HiringService/ListJobs", ALL),
+    ("/scorecard.v1.HiringService/CreateCandidate", WRITERS),
+    ("/scorecard.v1.HiringService/GetCandidate", ALL),
+    ("/scorecard.v1.HiringService/ListCandidates", ALL),
+    ("/scorecard.v1.HiringService/EraseCandidate", WRITERS),
+    ("/scorecard.v1.HiringService/CreateInterview", WRITERS),
+    ("/scorecard.v1.HiringService/GetInterview", ALL),
+    ("/scorecard.v1.HiringService/ListInterviews", ALL),
+    ("/scorecard.v1.HiringService/ListOverdueInterviews", ALL),
+    ("/scorecard.v1.ScorecardService/SubmitScorecard", SCORERS),
+    ("/scorecard.v1.ScorecardService/GetScorecard", ALL),
+    ("/scorecard.v1.ScorecardService/ListScorecards", ALL),
+    ("/scorecard.v1.ScorecardService/AmendScorecard", SCORERS),
+    ("/scorecard.v1.CalibrationService/GetRanking", READERS),
+    ("/scorecard.v1.CalibrationService/GetCandidateAssessment", READERS),
+    ("/scorecard.v1.CalibrationService/ListRaterReports", READERS),
+    ("/scorecard.v1.CalibrationService/GetRaterReport", ALL),
+    ("/scorecard.v1.CalibrationService/GetPanelReliability", READERS),
+    ("/scorecard.v1.CalibrationService/WatchRanking", READERS),
+];
+
+/// Every method of every `scorecard.v1` service the server describes.
+fn served_methods() -> BTreeSet<String> {
+    let set = prost_types::FileDescriptorSet::decode(scorecard::proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let mut methods = BTreeSet::new();
+    for file in set.file.iter().filter(|f| f.package() == "scorecard.v1") {
+        for service in &file.service {
+            for method in &service.method {
+                methods.insert(format!("/scorecard.v1.{}/{}", service.name(), method.name()));
+            }
+        }
+    }
+    methods
+}
+
+/// Tenant A's resources, all named so a response can be checked for leaks.
+struct Fixture {
+    org: Org,
+    candidate: proto::Candidate,
+    interview: proto::Interview,
+    scorecard: proto::Scorecard,
+    names: HashSet<String>,
+}
+
+impl Fixture {
+    async fn new(app: &TestApp) -> Fixture {
+        let org = Org::new(app, "tenant-a").await;
+        let candidate = org.candidate(app, "ats-1").await;
+        let interview = org.interview(app, &candidate, "ivan").await;
+        let scorecard = org.submit(app, &interview).await;
+        let names = [&org.rubric.name, &org.job.name, &candidate.name, &interview.name, &scorecard.name]
+            .into_iter()
+            .cloned()
+            .collect();
+        Fixture { org, candidate, interview, scorecard, names }
+    }
+
+    /// How many of tenant A's resources a list of names reveals.
+    fn revealed<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> usize {
+        names.into_iter().filter(|n| self.names.contains(*n)).count()
+    }
+}
+
+/// Calls `method` with `token` on tenant A's resources; returns how many of
+/// tenant A's resources the answer shows.
+async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<usize, Status> {
+    let rubric = fx.org.rubric.name.clone();
+    let job = fx.org.job.name.clone();
+    let candidate = fx.candidate.name.clone();
+    let interview = fx.interview.name.clone();
+    let scorecard = fx.scorecard.name.clone();
+    match method.rsplit('/').next().unwrap_or_default() {
+        "CreateRubric" => app
+            .rubrics()
+            .create_rubric(req(token, proto::CreateRubricRequest { rubric: Some(sample_rubric("Another")) }))
+            .await
+            .map(|_| 0),
+        "GetRubric" => {
+            app.rubrics().get_rubric(req(token, proto::GetRubricRequest { name: rubric, revision: 0 })).await.map(one)
+        }
+        "ListRubrics" => app
+            .rubrics()
+            .list_rubrics(req(token, proto::ListRubricsRequest::default()))
+            .await
+            .map(|r| fx.revealed(r.get_ref().rubrics.iter().map(|x| &x.name))),
+        "ReviseRubric" => {
+            // Always revise from the latest etag so each permitted call succeeds.
+            let admin = &fx.org.admin;
+            let current = app
+                .rubrics()
+                .get_rubric(req(admin, proto::GetRubricRequest { name: rubric.clone(), revision: 0 }))
+                .await?
+                .into_inner();
+            app.rubrics().revise_rubric(req(token, proto::ReviseRubricRequest { rubric: Some(current) })).await.map(one)
+        }
+        "CreateJob" => app
+            .hiring()
+            .create_job(req(
+                token,
+                proto::CreateJobRequest { job: Some(proto::Job { title: "Job".into(), rubric, ..Default::default() }) },
+            ))
+            .await
+            .map(|_| 1),
+        "GetJob" => app.hiring().get_job(req(token, proto::GetJobRequest { name: job })).await.map(one),
+        "ListJobs" => app
+            .hiring()
+            .list_jobs(req(token, proto::ListJobsRequest::default()))
+            .await
+            .map(|r| fx.revealed(r.get_ref().jobs.iter().map(|x| &x.name))),
+        "CreateCandidate" => app
+            .hiring()
+            .create_candidate(req(
+                token,
+                proto::CreateCandidateRequest {
+                    candidate: Some(proto::Candidate {
+                        external_id: format!("new-{}", rand_suffix()),
+                        display_name: "New".into(),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .map(|_| 0),
+        "GetCandidate" => {
+            app.hiring().get_candidate(req(token, proto::GetCandidateRequest { name: candidate })).await.map(one)
+        }
+        "ListCandidates" => app
+            .hiring()
+            .list_candidates(req(token, proto::ListCandidatesRequest::default()))
+            .await
+            .map(|r| fx.revealed(r.get_ref().candidates.iter().map(|x| &x.name))),
+        "EraseCandidate" => {
+            // Erase a fresh candidate of tenant A, never the fixture's.
+            let victim = fx.org.candidate(app, &format!("erase-{}", rand_suffix())).await;
+            app.hiring().erase_candidate(req(token, proto::EraseCandidateRequest { name: victim.name })).await.map(one)
+        }
+        "CreateInterview" => app
+            .hiring()
+            .create_interview(req(
+                token,
+                proto::CreateInterviewRequest {
+                    interview: Some(proto::Interview {
+                        job,
+                        candidate,
+                        interviewer: "ivan".into(),
+                        focus_competencies: vec!["api_design".into()],
+                        scheduled_time: Some(prost_types::Timestamp { seconds: 1_900_000_000, nanos: 0 }),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .map(one),
+        "GetInterview" => {
+            app.hiring().get_interview(req(token, proto::GetInterviewRequest { name: interview })).await.map(one)
+        }
+        "ListInterviews" => app
+            .hiring()
+            .list_interviews(req(token, proto::ListInterviewsRequest { job, ..Default::default() }))
+            .await
+            .map(|r| fx.revealed(r.get_ref().interviews.iter().map(|x| &x.name))),
+        "ListOverdueInterviews" => app
+            .hiring()
+            .list_overdue_interviews(req(token, proto::ListOverdueInterviewsRequest::default()))
+            .await
+            .map(|r| fx.revealed(r.get_ref().interviews.iter().map(|x| &x.name))),
+        "SubmitScorecard" => {
+            // A fresh interview of tenant A for ivan, so each permitted call can succeed.
+            let fresh = fx.org.interview(app, &fx.candidate, "ivan").await;
+            app.scorecards().submit_scorecard(req(token, Org::submission(&fresh, ""))).await.map(one)
+        }
+        "GetScorecard" => app
+            .scorecards()
+            .get_scorecard(req(token, proto::GetScorecardRequest { name: scorecard, revision: 0 }))
+            .await
+            .map(one),
+        "ListScorecards" => app
+            .scorecards()
+            .list_scorecards(req(token, proto::ListScorecardsRequest::default()))
+            .await
+            .map(|r| fx.revealed(r.get_ref().scorecards.iter().map(|x| &x.name))),
+        "AmendScorecard" => app
+            .scorecards()
+            .amend_scorecard(req(
+                token,
+                proto::AmendScorecardRequest {
+                    name: scorecard,
+                    ratings: vec![rating("api_design", 2)],
+                    recommendation: Recommendation::No as i32,
+                    reason: "matrix".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(one),
+        "GetRanking" => app
+            .calibration()
+            .get_ranking(req(token, proto::GetRankingRequest { job, ..Default::default() }))
+            .await
+            .map(one),
+        "GetCandidateAssessment" => app
+            .calibration()
+            .get_candidate_assessment(req(token, proto::GetCandidateAssessmentRequest { job, candidate }))
+            .await
+            .map(one),
+        "ListRaterReports" => {
+            app.calibration().list_rater_reports(req(token, proto::ListRaterReportsRequest::default())).await.map(|_| 0)
+        }
+        "GetRaterReport" => app
+            .calibration()
+            .get_rater_report(req(token, proto::GetRaterReportRequest { rater: "ivan".into() }))
+            .await
+            .map(one),
+        "GetPanelReliability" => app
+            .calibration()
+            .get_panel_reliability(req(token, proto::GetPanelReliabilityRequest { job, ..Default::default() }))
+            .await
+            .map(one),
+        "WatchRanking" => {
+            app.calibration().watch_ranking(req(token, proto::WatchRankingRequest { job })).await.map(one)
+        }
+        other => panic!("{method}: the matrix test has no call for `{other}`; add one"),
+    }
+}
+
+/// A call whose success reveals one of tenant A's resources.
+fn one<T>(_: T) -> usize {
+    1
+}
+
+fn rand_suffix() -> String {
+    scorecard::domain::new_id()
+}
+
+fn token_for(role: &str, org: &str) -> String {
+    // The interviewer is ivan, who owns the fixture's interview and scorecard.
+    let sub = if role == "interviewer" { "ivan".to_string() } else { format!("{role}-user") };
+    token(&sub, org, &[role])
+}
+
+async fn every_rpc_by_every_role_in_both_tenants(app: TestApp) {
+    let methods = served_methods();
+    let listed: BTreeSet<String> = MATRIX.iter().map(|(m, _)| m.to_string()).collect();
+    let missing: Vec<_> = methods.difference(&listed).collect();
+    assert!(missing.is_empty(), "RPCs without an authorisation matrix entry: {missing:?}");
+    let stale: Vec<_> = listed.difference(&methods).collect();
+    assert!(stale.is_empty(), "matrix entries for RPCs that do not exist: {stale:?}");
+
+    let fx = Fixture::new(&app).await;
+    let mut checked = 0;
+    for (method, allowed) in MATRIX {
+        let calibration = method.contains("CalibrationService");
+        for role in ALL {
+            let permitted = allowed.contains(role);
+            // Own tenant.
+            let own = call(&app, &fx, method, &token_for(role, "tenant-a")).await;
+            match (&own, permitted) {
+                (Ok(_), true) => {}
+                (Err(s), true) if calibration && s.code() == Code::Unimplemented => {}
+                (Err(s), false) if s.code() == Code::PermissionDenied => {}
+                _ => panic!("{method} as {role} in its own tenant: unexpected {own:?} (permitted: {permitted})"),
+            }
+            // Another tenant, naming tenant A's resources.
+            let other = call(&app, &fx, method, &token_for(role, "tenant-b")).await;
+            match (&other, permitted) {
+                (Ok(0), true) => {}
+                (Err(s), true) if s.code() == Code::NotFound => {}
+                (Err(s), true) if calibration && s.code() == Code::Unimplemented => {}
+                (Err(s), false) if s.code() == Code::PermissionDenied => {}
+                _ => panic!("{method} as {role} from another tenant: unexpected {other:?} (permitted: {permitted})"),
+            }
+            checked += 2;
+        }
+    }
+    assert_eq!(checked, MATRIX.len() * ALL.len() * 2);
+}

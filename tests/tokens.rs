@@ -1,0 +1,168 @@
+//! Token verification over real gRPC: tampering, expiry, algorithm confusion,
+//! `alg: none`, key selection by `kid`, issuer and audience. Authentication does
+//! not touch the database, so these run on SQLite only.
+
+mod common;
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Db, SECRET, TestApp, req, token};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use scorecard::auth::{Claims, Verifier};
+use scorecard::proto;
+use tonic::Code;
+
+fn keys(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys").join(file)
+}
+
+fn claims(org: &str) -> Claims {
+    let now = jsonwebtoken::get_current_timestamp();
+    Claims {
+        sub: "ana".into(),
+        org: org.into(),
+        roles: vec!["admin".into()],
+        exp: now + 600,
+        nbf: None,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    }
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Claims) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(String::from);
+    encode(&header, claims, key).expect("sign")
+}
+
+fn pem(file: &str) -> Vec<u8> {
+    std::fs::read(keys(file)).expect("test key")
+}
+
+/// Asserts the token is accepted (`true`) or refused with UNAUTHENTICATED and
+/// the one generic message (`false`).
+async fn check(app: &TestApp, token: &str, accepted: bool, what: &str) {
+    let result = app.rubrics().list_rubrics(req(token, proto::ListRubricsRequest::default())).await;
+    match (result, accepted) {
+        (Ok(_), true) => {}
+        (Err(s), false) => {
+            assert_eq!(s.code(), Code::Unauthenticated, "{what}: {s:?}");
+            assert_eq!(s.message(), "missing or invalid credentials", "{what}: the reason is not disclosed");
+        }
+        (other, _) => panic!("{what}: expected accepted={accepted}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shared_secret_tokens() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let good = token("ana", "acme", &["admin"]);
+    check(&app, &good, true, "a good token").await;
+
+    // Missing or malformed credentials.
+    let anonymous = app.rubrics().list_rubrics(proto::ListRubricsRequest::default()).await;
+    assert_eq!(anonymous.expect_err("no token").code(), Code::Unauthenticated);
+    for header in ["Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer", "Bearer not.a.jwt", &good] {
+        let mut r = tonic::Request::new(proto::ListRubricsRequest::default());
+        r.metadata_mut().insert("authorization", header.parse().expect("header"));
+        let result = app.rubrics().list_rubrics(r).await;
+        assert_eq!(result.expect_err(header).code(), Code::Unauthenticated, "header {header}");
+    }
+
+    // Tampering: another org in the payload, same signature.
+    let mut parts: Vec<String> = good.split('.').map(String::from).collect();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).expect("b64")).expect("json");
+    payload["org"] = "other-org".into();
+    parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).expect("json"));
+    check(&app, &parts.join("."), false, "tampered payload").await;
+    // A flipped signature byte.
+    let mut sig = URL_SAFE_NO_PAD.decode(good.split('.').nth(2).expect("sig")).expect("b64");
+    sig[0] ^= 1;
+    let flipped = format!("{}.{}.{}", parts[0], good.split('.').nth(1).expect("payload"), URL_SAFE_NO_PAD.encode(sig));
+    check(&app, &flipped, false, "flipped signature").await;
+
+    // alg: none, unsigned.
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let body = good.split('.').nth(1).expect("payload");
+    check(&app, &format!("{none_header}.{body}."), false, "alg none").await;
+
+    let secret = EncodingKey::from_secret(SECRET.as_bytes());
+    let mut expired = claims("acme");
+    expired.exp = jsonwebtoken::get_current_timestamp() - 120;
+    check(&app, &sign(Algorithm::HS256, None, &secret, &expired), false, "expired").await;
+    let mut early = claims("acme");
+    early.nbf = Some(jsonwebtoken::get_current_timestamp() + 3600);
+    check(&app, &sign(Algorithm::HS256, None, &secret, &early), false, "not yet valid").await;
+    let mut future = claims("acme");
+    future.iat = Some(jsonwebtoken::get_current_timestamp() + 3600);
+    check(&app, &sign(Algorithm::HS256, None, &secret, &future), false, "issued in the future").await;
+    let mut unknown_role = claims("acme");
+    unknown_role.roles = vec!["superuser".into()];
+    check(&app, &sign(Algorithm::HS256, None, &secret, &unknown_role), false, "unknown role").await;
+    let mut no_org = claims("");
+    no_org.org = String::new();
+    check(&app, &sign(Algorithm::HS256, None, &secret, &no_org), false, "no org").await;
+    let mut huge = claims("acme");
+    huge.sub = "x".repeat(10_000);
+    check(&app, &sign(Algorithm::HS256, None, &secret, &huge), false, "oversized").await;
+    // HS384 with the right secret is still refused: only HS256 is configured.
+    check(&app, &sign(Algorithm::HS384, None, &secret, &claims("acme")), false, "HS384").await;
+    // Another secret.
+    let wrong = EncodingKey::from_secret(b"another-secret-of-sufficient-length-000");
+    check(&app, &sign(Algorithm::HS256, None, &wrong, &claims("acme")), false, "wrong secret").await;
+}
+
+#[tokio::test]
+async fn public_key_tokens_pin_their_algorithm() {
+    let verifier = Verifier::new(None, Some(&keys("rsa_public.pem")), None, None).expect("verifier");
+    let app = TestApp::start_with(Db::Sqlite, verifier).await;
+    let rsa = EncodingKey::from_rsa_pem(&pem("rsa_private.pem")).expect("rsa key");
+    check(&app, &sign(Algorithm::RS256, None, &rsa, &claims("acme")), true, "RS256").await;
+    // Algorithm confusion: HS256 signed with the RSA public key as the secret.
+    let confused = EncodingKey::from_secret(&pem("rsa_public.pem"));
+    check(&app, &sign(Algorithm::HS256, None, &confused, &claims("acme")), false, "HS256 with the public key").await;
+    // Any HS256 token: no secret is configured.
+    let secret = EncodingKey::from_secret(SECRET.as_bytes());
+    check(&app, &sign(Algorithm::HS256, None, &secret, &claims("acme")), false, "HS256 without a secret").await;
+    // RS512 with the right key: the key accepts RS256 only.
+    check(&app, &sign(Algorithm::RS512, None, &rsa, &claims("acme")), false, "RS512").await;
+}
+
+#[tokio::test]
+async fn jwks_keys_are_chosen_by_kid() {
+    let verifier = Verifier::new(None, Some(&keys("jwks.json")), None, None).expect("verifier");
+    let app = TestApp::start_with(Db::Sqlite, verifier).await;
+    let rsa = EncodingKey::from_rsa_pem(&pem("rsa_private.pem")).expect("rsa");
+    let ec = EncodingKey::from_ec_pem(&pem("ec_private.pem")).expect("ec");
+    let ed = EncodingKey::from_ed_pem(&pem("ed_private.pem")).expect("ed");
+    check(&app, &sign(Algorithm::RS256, Some("rsa-1"), &rsa, &claims("acme")), true, "RS256 rsa-1").await;
+    check(&app, &sign(Algorithm::ES256, Some("ec-1"), &ec, &claims("acme")), true, "ES256 ec-1").await;
+    check(&app, &sign(Algorithm::EdDSA, Some("ed-1"), &ed, &claims("acme")), true, "EdDSA ed-1").await;
+    check(&app, &sign(Algorithm::RS256, Some("ec-1"), &rsa, &claims("acme")), false, "RS256 under the EC kid").await;
+    check(&app, &sign(Algorithm::ES256, Some("rsa-1"), &ec, &claims("acme")), false, "ES256 under the RSA kid").await;
+    check(&app, &sign(Algorithm::RS256, Some("nope"), &rsa, &claims("acme")), false, "unknown kid").await;
+    check(&app, &sign(Algorithm::RS256, None, &rsa, &claims("acme")), false, "no kid among several keys").await;
+}
+
+#[tokio::test]
+async fn issuer_and_audience_are_enforced_when_configured() {
+    let verifier = Verifier::new(Some(SECRET), None, Some("https://idp.example".into()), Some("scorecard".into()))
+        .expect("verifier");
+    let app = TestApp::start_with(Db::Sqlite, verifier).await;
+    let secret = EncodingKey::from_secret(SECRET.as_bytes());
+    let with = |iss: Option<&str>, aud: Option<&str>| {
+        let mut c = claims("acme");
+        c.iss = iss.map(String::from);
+        c.aud = aud.map(String::from);
+        sign(Algorithm::HS256, None, &secret, &c)
+    };
+    check(&app, &with(Some("https://idp.example"), Some("scorecard")), true, "right iss and aud").await;
+    check(&app, &with(Some("https://idp.example"), Some("other")), false, "wrong aud").await;
+    check(&app, &with(Some("https://idp.example"), None), false, "missing aud").await;
+    check(&app, &with(Some("https://evil.example"), Some("scorecard")), false, "wrong iss").await;
+    check(&app, &with(None, Some("scorecard")), false, "missing iss").await;
+}
