@@ -166,7 +166,26 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 .await
                 .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
             tracing::info!(addr = %args.listen, database = store.kind(), "scorecard serving gRPC");
-            serve(listener, store.clone(), verifier, shutdown_signal()).await?;
+            // Stop accepting on the signal; give in-flight requests a grace period,
+            // then exit even if a client keeps its connection open.
+            let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stopping_tx.send(true);
+            });
+            let mut server_stopping = stopping.clone();
+            let server = serve(listener, store.clone(), verifier, async move {
+                let _ = server_stopping.wait_for(|s| *s).await;
+            });
+            let mut grace_stopping = stopping;
+            let grace = Duration::from_secs(args.shutdown_grace_seconds);
+            tokio::select! {
+                served = server => served?,
+                () = async move {
+                    let _ = grace_stopping.wait_for(|s| *s).await;
+                    tokio::time::sleep(grace).await;
+                } => tracing::warn!(?grace, "connections still open after the grace period; exiting"),
+            }
             store.close().await;
             Ok(())
         }

@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// Address the gRPC server listens on.
     #[arg(long, env = "SCORECARD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: String,
+    /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "SCORECARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
