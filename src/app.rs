@@ -195,6 +195,10 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             store.close().await;
             Ok(())
         }
+        Command::Bench(crate::config::BenchCommand::Calibration { orgs, sizes }) => {
+            crate::bench::calibration(orgs, &sizes, &crate::calibration::raters::Thresholds::default());
+            Ok(())
+        }
         Command::Token(args) => {
             println!("{}", token(&args)?);
             Ok(())

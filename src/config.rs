@@ -55,6 +55,25 @@ pub enum Command {
     ///
     /// Example: scorecard token --sub ana --org acme --role admin
     Token(TokenArgs),
+    /// Run a benchmark and print its figures.
+    ///
+    /// Example: scorecard bench calibration --orgs 10
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Calibration accuracy on synthetic organisations with known truth, fit
+    /// time, incremental update time and memory.
+    Calibration {
+        /// Replicate reference organisations for the accuracy figures.
+        #[arg(long, default_value_t = 10)]
+        orgs: usize,
+        /// Rating counts for the speed runs.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        sizes: Vec<usize>,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

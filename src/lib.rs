@@ -14,6 +14,10 @@ pub mod api;
 pub mod app;
 /// JWT verification and the authenticated caller.
 pub mod auth;
+/// `scorecard bench …`: benchmarks that print their figures.
+pub mod bench;
+/// The calibration engine: pure statistics.
+pub mod calibration;
 /// Configuration from flags and environment.
 pub mod config;
 /// Hiring rules and types.

@@ -1,0 +1,266 @@
+//! `scorecard bench calibration`: fits synthetic organisations with known truth
+//! and prints how well calibration recovers it, and how fast it is.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::calibration::model::Obs;
+use crate::calibration::raters::{self, FlagKind, Thresholds};
+use crate::calibration::scores::{connected_groups, spearman, subject_scores};
+use crate::calibration::synthetic::{Org, RaterKind, Spec};
+
+fn kind_flag(kind: RaterKind) -> Option<FlagKind> {
+    match kind {
+        RaterKind::Normal => None,
+        RaterKind::Severe => Some(FlagKind::Severe),
+        RaterKind::Lenient => Some(FlagKind::Lenient),
+        RaterKind::Noisy => Some(FlagKind::Inconsistent),
+        RaterKind::Halo => Some(FlagKind::Halo),
+        RaterKind::CentralTendency => Some(FlagKind::CentralTendency),
+        RaterKind::Drift => Some(FlagKind::Drift),
+    }
+}
+
+#[derive(Default)]
+struct Accuracy {
+    spearman_calibrated: Vec<f64>,
+    spearman_raw: Vec<f64>,
+    top_calibrated: Vec<f64>,
+    top_raw: Vec<f64>,
+    covered: usize,
+    intervals: usize,
+    competency_covered: usize,
+    competency_intervals: usize,
+    /// per flag kind: (true positives, flagged, planted)
+    flags: HashMap<FlagKind, (usize, usize, usize)>,
+    normal_flagged_per_org: Vec<usize>,
+    sweeps: Vec<usize>,
+}
+
+fn top_precision(estimate: &[f64], truth: &[f64], share: f64) -> f64 {
+    let k = ((estimate.len() as f64 * share).round() as usize).max(1);
+    let top = |v: &[f64]| {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+        idx.truncate(k);
+        idx
+    };
+    let (e, t) = (top(estimate), top(truth));
+    e.iter().filter(|i| t.contains(i)).count() as f64 / k as f64
+}
+
+fn evaluate(org: &mut Org, thresholds: &Thresholds, acc: &mut Accuracy) {
+    let report = org.model.fit(500, 1e-6);
+    acc.sweeps.push(report.sweeps);
+    let jobs = org.subject_job.iter().copied().max().map_or(0, |j| j + 1);
+    for job in 0..jobs {
+        let subjects: Vec<u32> =
+            (0..org.subject_job.len() as u32).filter(|&s| org.subject_job[s as usize] == job).collect();
+        let (mut calibrated, mut raw, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+        for &s in &subjects {
+            let scores = subject_scores(&org.model, s, &org.shape);
+            let Some(overall) = scores.overall else { continue };
+            calibrated.push(overall.mean);
+            raw.push(overall.raw_mean);
+            truth.push(org.truth(s, &(0..10).collect::<Vec<_>>()));
+            let assessed = org.truth(s, &org.rated_items(s));
+            acc.intervals += 1;
+            if overall.lower <= assessed && assessed <= overall.upper {
+                acc.covered += 1;
+            }
+            for (item, score) in &scores.competencies {
+                let t = org.truth(s, &[*item]);
+                acc.competency_intervals += 1;
+                if score.lower <= t && t <= score.upper {
+                    acc.competency_covered += 1;
+                }
+            }
+        }
+        if let (Some(c), Some(r)) = (spearman(&calibrated, &truth), spearman(&raw, &truth)) {
+            acc.spearman_calibrated.push(c);
+            acc.spearman_raw.push(r);
+            acc.top_calibrated.push(top_precision(&calibrated, &truth, 0.1));
+            acc.top_raw.push(top_precision(&raw, &truth, 0.1));
+        }
+    }
+    let reports = raters::reports(&org.model, &org.scorecards, &[], thresholds);
+    let mut normal_flagged = 0;
+    for report in &reports {
+        let kind = org.rater_kinds[report.rater as usize];
+        let planted = kind_flag(kind);
+        let raised: Vec<FlagKind> =
+            report.flags.iter().map(|f| f.kind).filter(|k| *k != FlagKind::InsufficientData).collect();
+        if kind == RaterKind::Normal && !raised.is_empty() {
+            normal_flagged += 1;
+        }
+        for flag in &raised {
+            let e = acc.flags.entry(*flag).or_default();
+            e.1 += 1;
+            if Some(*flag) == planted {
+                e.0 += 1;
+            }
+        }
+        if let Some(p) = planted {
+            acc.flags.entry(p).or_default().2 += 1;
+        }
+    }
+    acc.normal_flagged_per_org.push(normal_flagged);
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+/// Resident memory of this process in bytes (Linux), if known.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs the benchmark and prints its report. `orgs`: replicate reference
+/// organisations; `sizes`: rating counts for the speed runs.
+pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
+    println!("# scorecard calibration benchmark");
+    println!();
+    println!("## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)");
+    let mut acc = Accuracy::default();
+    let started = Instant::now();
+    for seed in 0..orgs as u64 {
+        let mut org = Org::generate(&Spec::reference(1000 + seed));
+        evaluate(&mut org, thresholds, &mut acc);
+    }
+    let (sc, sr) = (mean(&acc.spearman_calibrated), mean(&acc.spearman_raw));
+    println!("spearman vs truth per job (mean of {} jobs): calibrated {sc:.3}, raw mean {sr:.3}, gain {:+.3}", acc.spearman_calibrated.len(), sc - sr);
+    println!(
+        "top-10% precision per job: calibrated {:.3}, raw mean {:.3}",
+        mean(&acc.top_calibrated),
+        mean(&acc.top_raw)
+    );
+    println!(
+        "90% interval coverage: overall {:.3} ({} intervals), competency {:.3} ({} intervals)",
+        acc.covered as f64 / acc.intervals.max(1) as f64,
+        acc.intervals,
+        acc.competency_covered as f64 / acc.competency_intervals.max(1) as f64,
+        acc.competency_intervals
+    );
+    println!("flags (over all organisations):");
+    println!("  {:<26} {:>9} {:>7} {:>8} {:>8}", "kind", "precision", "recall", "flagged", "planted");
+    let mut kinds: Vec<_> = acc.flags.keys().copied().collect();
+    kinds.sort();
+    for kind in kinds {
+        let (tp, flagged, planted) = acc.flags[&kind];
+        let precision = if flagged > 0 { tp as f64 / flagged as f64 } else { f64::NAN };
+        let recall = if planted > 0 { tp as f64 / planted as f64 } else { f64::NAN };
+        println!("  {:<26} {precision:>9.3} {recall:>7.3} {flagged:>8} {planted:>8}", format!("{kind:?}"));
+    }
+    let max_normal = acc.normal_flagged_per_org.iter().max().copied().unwrap_or(0);
+    println!(
+        "normal raters flagged per organisation: mean {:.2}, max {max_normal}",
+        mean(&acc.normal_flagged_per_org.iter().map(|&n| n as f64).collect::<Vec<_>>())
+    );
+    println!("fit sweeps: mean {:.1}; accuracy runs took {:.1}s", mean(&acc.sweeps.iter().map(|&n| n as f64).collect::<Vec<_>>()), started.elapsed().as_secs_f64());
+
+    println!();
+    println!("## Hard scenarios");
+    let mut spec = Spec::reference(77);
+    spec.selective_rater_above = Some(0.8);
+    let mut org = Org::generate(&spec);
+    org.model.fit(500, 1e-6);
+    if let Some(r) = org.selective_rater {
+        let reports = raters::reports(&org.model, &org.scorecards, &[], thresholds);
+        let report = reports.iter().find(|x| x.rater == r);
+        let n = org.model.rating_count[r as usize];
+        let own: f64 = org
+            .model
+            .rated_by(r)
+            .iter()
+            .flat_map(|&c| org.model.ratings(c).iter().filter(|o| o.rater == r).map(|o| o.value))
+            .sum::<f64>()
+            / f64::from(n.max(1));
+        let all: Vec<f64> =
+            (0..org.model.subject_count() as u32).flat_map(|c| org.model.ratings(c).iter().map(|o| o.value)).collect();
+        let org_mean = mean(&all);
+        println!(
+            "selective rater (meets only strong candidates, true severity 0): raw mean {:+.2} points above the organisation (what z-scoring would call leniency); calibrated severity {:+.2} points; flags: {:?}",
+            4.0 * (own - org_mean),
+            report.map_or(f64::NAN, |x| x.severity),
+            report.map(|x| x.flags.iter().map(|f| f.kind).collect::<Vec<_>>()).unwrap_or_default()
+        );
+    }
+    let mut spec = Spec::reference(78);
+    spec.island = Some((3, 20));
+    let mut org = Org::generate(&spec);
+    org.model.fit(500, 1e-6);
+    let groups = connected_groups(&org.model);
+    let mut distinct: Vec<u32> = groups.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let island = org.island_job.unwrap_or(u32::MAX);
+    let island_groups: std::collections::BTreeSet<u32> =
+        (0..groups.len()).filter(|&s| org.subject_job[s] == island).map(|s| groups[s]).collect();
+    let main_groups: std::collections::BTreeSet<u32> =
+        (0..groups.len()).filter(|&s| org.subject_job[s] != island).map(|s| groups[s]).collect();
+    println!(
+        "disconnected group (a job whose 20 candidates meet only 3 raters nobody else shares): {} connected groups found; island shares a group with the rest: {}",
+        distinct.len(),
+        !island_groups.is_disjoint(&main_groups)
+    );
+
+    println!();
+    println!("## Speed and memory (one core)");
+    println!("{:>10} {:>11} {:>7} {:>9} {:>12} {:>13} {:>14}", "ratings", "candidates", "raters", "sweeps", "cold fit ms", "update ms", "state MB (RSS)");
+    for &size in sizes {
+        let spec = Spec::sized(9, size);
+        let before = rss_bytes();
+        let mut org = Org::generate(&spec);
+        let built = rss_bytes();
+        let started = Instant::now();
+        let report = org.model.fit(200, 1e-5);
+        let fit_ms = started.elapsed().as_secs_f64() * 1e3;
+        // One new scorecard: four ratings of one candidate by one rater.
+        let mut times = Vec::new();
+        for i in 0..20u32 {
+            let subject = (i * 7919) % org.model.subject_count() as u32;
+            let rater = (i * 104_729) % org.model.rater_count() as u32;
+            let sc = org.scorecards.len() as u32 + i;
+            let obs: Vec<Obs> = (0..4).map(|k| Obs::new(rater, k, sc, 0.5, 0.5)).collect();
+            let t = Instant::now();
+            org.model.add(subject, &obs);
+            org.model.update_locally(subject, &[rater]);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let state_mb = match (before, built) {
+            (Some(b), Some(a)) => format!("{:.0}", (a.saturating_sub(b)) as f64 / 1e6),
+            _ => "?".into(),
+        };
+        println!(
+            "{:>10} {:>11} {:>7} {:>9} {:>12.0} {:>13.2} {:>14}",
+            org.model.total_ratings(),
+            org.model.subject_count(),
+            org.model.rater_count(),
+            report.sweeps,
+            fit_ms,
+            times[times.len() / 2],
+            state_mb
+        );
+    }
+    // Ranking one job of 10,000 candidates.
+    let mut spec = Spec::sized(11, 200_000);
+    spec.jobs = 1;
+    spec.candidates_per_job = 10_000;
+    let mut org = Org::generate(&spec);
+    org.model.fit(200, 1e-5);
+    let started = Instant::now();
+    let mut scored: Vec<(u32, f64)> = (0..org.model.subject_count() as u32)
+        .filter_map(|s| subject_scores(&org.model, s, &org.shape).overall.map(|o| (s, o.mean)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!(
+        "ranking a job of {} candidates: {:.1} ms",
+        scored.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+}

@@ -1,0 +1,12 @@
+//! The statistics engine: calibrated scores with intervals, rater diagnostics,
+//! and inter-rater reliability. Pure: no I/O, no async, no clocks; the same
+//! input always gives the same output.
+
+pub mod model;
+pub mod raters;
+pub mod reliability;
+pub mod scores;
+pub mod synthetic;
+
+/// z such that a standard normal has 90% of its mass in (−z, z).
+pub const Z90: f64 = 1.644_853_626_951_472_2;

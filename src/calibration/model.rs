@@ -1,0 +1,639 @@
+//! The many-facet measurement model and its fit.
+//!
+//! A rating `y` (the score mapped onto 0..1 of its rubric's scale) of subject `c`
+//! (a candidate for a job) on item `k` (a competency of a rubric) by rater `r` is
+//!
+//! ```text
+//! y = μ_k + a_c + d_ck + s_r + ε,   ε ~ N(0, σ_r²)
+//! a_c ~ N(0, τ_a²)    the candidate's general level
+//! d_ck ~ N(0, τ_d²)   their competency-specific deviation
+//! s_r ~ N(0, τ_s²)    the rater's severity (+ = lenient)
+//! σ_r² ~ scaled-inv-χ²(ν, σ₀²)   the rater's noise, shrunk to the organisation's
+//! ```
+//!
+//! fitted by expectation–conditional-maximisation: each candidate's posterior
+//! (a_c, d_c·) is exact and Gaussian given the raters' parameters (an arrowhead
+//! system, solved in O(ratings)); severities, item means, noises and the
+//! variances τ are then updated in closed form, and the hyper-parameters by
+//! empirical Bayes. Every division is by a quantity bounded away from zero, so
+//! no input yields NaN or infinity. See docs/calibration.md.
+
+/// Smallest variance any component may take (in squared 0..1 units): keeps
+/// degenerate data (every rating equal) finite.
+const MIN_VAR: f64 = 1e-6;
+/// Prior strength (pseudo-ratings) pulling a rater's noise to the organisation's.
+const NOISE_PRIOR_DF: f64 = 8.0;
+
+/// One rating as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Obs {
+    pub rater: u32,
+    pub item: u32,
+    /// Index of the scorecard the rating belongs to (for replacing it on amendment).
+    pub scorecard: u32,
+    /// The score mapped to 0..1 of its scale.
+    pub value: f64,
+    /// When it was given, in years (any fixed origin).
+    pub time: f64,
+    /// Posterior mean of `a_c + d_ck` at the last update.
+    theta: f64,
+    /// Posterior variance of `a_c + d_ck` at the last update.
+    theta_var: f64,
+}
+
+impl Obs {
+    pub fn new(rater: u32, item: u32, scorecard: u32, value: f64, time: f64) -> Self {
+        Obs { rater, item, scorecard, value, time, theta: 0.0, theta_var: 0.0 }
+    }
+}
+
+/// Organisation-level variances, re-estimated at every sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyper {
+    /// τ_a²: spread of candidates' general levels.
+    pub ability: f64,
+    /// τ_d²: spread of competency-specific deviations.
+    pub specific: f64,
+    /// τ_s²: spread of rater severities.
+    pub severity: f64,
+    /// σ₀²: the organisation's typical rating noise.
+    pub noise: f64,
+}
+
+/// Sufficient statistics of one item within one subject's posterior.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemPosterior {
+    pub item: u32,
+    /// Σ of the ratings' precisions (W_k).
+    pub precision: f64,
+    /// Posterior precision of d_ck given a_c (D_k = 1/τ_d² + W_k).
+    pub d: f64,
+    /// Share of a_c in θ_k (u_k = (1/τ_d²)/D_k).
+    pub u: f64,
+    /// Posterior mean of a_c + d_ck (without μ_k).
+    pub theta: f64,
+}
+
+/// A subject's exact posterior given the raters' parameters.
+#[derive(Debug, Clone)]
+pub struct SubjectPosterior {
+    /// Posterior mean of a_c.
+    pub ability: f64,
+    /// Schur complement S: Var(a_c) = 1/S.
+    pub s: f64,
+    pub items: Vec<ItemPosterior>,
+}
+
+impl SubjectPosterior {
+    pub fn item(&self, item: u32) -> Option<&ItemPosterior> {
+        self.items.iter().find(|i| i.item == item)
+    }
+}
+
+/// Summary of one fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitReport {
+    pub sweeps: usize,
+    pub converged: bool,
+    /// Largest change of a severity or item mean in the last sweep.
+    pub last_change: f64,
+}
+
+/// Ratings grouped by subject, and the fitted parameters.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Each subject's ratings, sorted by (item, scorecard, rater).
+    subjects: Vec<Vec<Obs>>,
+    /// The subjects each rater has rated (sorted, unique).
+    rater_subjects: Vec<Vec<u32>>,
+    pub item_mean: Vec<f64>,
+    pub severity: Vec<f64>,
+    /// Posterior variance of each severity.
+    pub severity_var: Vec<f64>,
+    /// Each rater's noise variance σ_r².
+    pub noise_var: Vec<f64>,
+    pub rating_count: Vec<u32>,
+    pub hyper: Hyper,
+    fitted: bool,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model::new()
+    }
+}
+
+impl Model {
+    pub fn new() -> Self {
+        Model {
+            subjects: Vec::new(),
+            rater_subjects: Vec::new(),
+            item_mean: Vec::new(),
+            severity: Vec::new(),
+            severity_var: Vec::new(),
+            noise_var: Vec::new(),
+            rating_count: Vec::new(),
+            hyper: Hyper { ability: 0.04, specific: 0.01, severity: 0.01, noise: 0.02 },
+            fitted: false,
+        }
+    }
+
+    pub fn subject_count(&self) -> usize {
+        self.subjects.len()
+    }
+    pub fn rater_count(&self) -> usize {
+        self.severity.len()
+    }
+    pub fn item_count(&self) -> usize {
+        self.item_mean.len()
+    }
+    pub fn ratings(&self, subject: u32) -> &[Obs] {
+        self.subjects.get(subject as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+    pub fn rated_by(&self, rater: u32) -> &[u32] {
+        self.rater_subjects.get(rater as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+    pub fn total_ratings(&self) -> usize {
+        self.subjects.iter().map(Vec::len).sum()
+    }
+
+    fn grow(&mut self, subject: u32, obs: &Obs) {
+        let (s, r, k) = (subject as usize, obs.rater as usize, obs.item as usize);
+        if self.subjects.len() <= s {
+            self.subjects.resize_with(s + 1, Vec::new);
+        }
+        if self.severity.len() <= r {
+            let noise = self.hyper.noise;
+            let sev = self.hyper.severity;
+            self.rater_subjects.resize_with(r + 1, Vec::new);
+            self.severity.resize(r + 1, 0.0);
+            self.severity_var.resize(r + 1, sev);
+            self.noise_var.resize(r + 1, noise);
+            self.rating_count.resize(r + 1, 0);
+        }
+        if self.item_mean.len() <= k {
+            self.item_mean.resize(k + 1, f64::NAN);
+        }
+        if self.item_mean[k].is_nan() {
+            // A new item starts at its first rating; the next sweep re-estimates it.
+            self.item_mean[k] = obs.value;
+        }
+    }
+
+    /// Adds ratings of one subject (e.g. one scorecard). Call [`Model::fit`] or
+    /// [`Model::update_locally`] afterwards.
+    pub fn add(&mut self, subject: u32, ratings: &[Obs]) {
+        for obs in ratings {
+            self.grow(subject, obs);
+            let list = &mut self.subjects[subject as usize];
+            let at = list.partition_point(|o| (o.item, o.scorecard, o.rater) <= (obs.item, obs.scorecard, obs.rater));
+            list.insert(at, *obs);
+            self.rating_count[obs.rater as usize] += 1;
+            let rs = &mut self.rater_subjects[obs.rater as usize];
+            if let Err(at) = rs.binary_search(&subject) {
+                rs.insert(at, subject);
+            }
+        }
+    }
+
+    /// Removes every rating of `scorecard` from `subject` (before re-adding an
+    /// amended scorecard). Returns the raters whose ratings were removed.
+    pub fn remove_scorecard(&mut self, subject: u32, scorecard: u32) -> Vec<u32> {
+        let Some(list) = self.subjects.get_mut(subject as usize) else { return Vec::new() };
+        let mut raters = Vec::new();
+        list.retain(|o| {
+            if o.scorecard == scorecard {
+                raters.push(o.rater);
+                false
+            } else {
+                true
+            }
+        });
+        raters.sort_unstable();
+        raters.dedup();
+        for &r in &raters {
+            let removed = self.rating_count[r as usize];
+            let still = list.iter().filter(|o| o.rater == r).count() as u32;
+            let _ = removed;
+            if still == 0 {
+                self.rater_subjects[r as usize].retain(|&s| s != subject);
+            }
+        }
+        // Recount from the data so counts can never drift.
+        for &r in &raters {
+            let count: usize = self.rater_subjects[r as usize]
+                .iter()
+                .map(|&s| self.subjects[s as usize].iter().filter(|o| o.rater == r).count())
+                .sum();
+            self.rating_count[r as usize] = count as u32;
+        }
+        raters
+    }
+
+    fn precision(&self, rater: u32) -> f64 {
+        1.0 / self.noise_var[rater as usize].max(MIN_VAR)
+    }
+
+    /// The exact Gaussian posterior of subject `c`'s (a_c, d_c·) given the
+    /// current rater parameters and item means, optionally leaving one rater out.
+    pub fn posterior(&self, subject: u32, without_rater: Option<u32>) -> SubjectPosterior {
+        let prior_a = 1.0 / self.hyper.ability.max(MIN_VAR);
+        let prior_d = 1.0 / self.hyper.specific.max(MIN_VAR);
+        let mut items: Vec<ItemPosterior> = Vec::new();
+        let mut residuals: Vec<f64> = Vec::new();
+        for obs in self.ratings(subject) {
+            if Some(obs.rater) == without_rater {
+                continue;
+            }
+            let w = self.precision(obs.rater);
+            let e = obs.value - self.item_mean[obs.item as usize] - self.severity[obs.rater as usize];
+            match items.last_mut() {
+                Some(last) if last.item == obs.item => {
+                    last.precision += w;
+                    *residuals.last_mut().unwrap_or(&mut 0.0) += w * e;
+                }
+                _ => {
+                    items.push(ItemPosterior { item: obs.item, precision: w, d: 0.0, u: 0.0, theta: 0.0 });
+                    residuals.push(w * e);
+                }
+            }
+        }
+        let mut s = prior_a;
+        let mut numerator = 0.0;
+        for (it, r) in items.iter_mut().zip(&residuals) {
+            it.d = prior_d + it.precision;
+            it.u = prior_d / it.d;
+            s += it.precision * it.u;
+            numerator += it.u * r;
+        }
+        let ability = numerator / s;
+        for (it, r) in items.iter_mut().zip(&residuals) {
+            it.theta = it.u * ability + r / it.d;
+        }
+        SubjectPosterior { ability, s, items }
+    }
+
+    /// Posterior mean and variance of a weighted composite Σ ω_k (μ_k + θ_k)
+    /// over items the subject was rated on (weights renormalised over those), with
+    /// the uncertainty of the raters' severities propagated (delta method).
+    /// `None` if the subject has no rating on any weighted item.
+    pub fn composite(&self, subject: u32, weights: &[(u32, f64)]) -> Option<(f64, f64)> {
+        let post = self.posterior(subject, None);
+        let rated: Vec<(&ItemPosterior, f64)> =
+            weights.iter().filter_map(|&(k, w)| post.item(k).map(|p| (p, w))).filter(|(_, w)| *w > 0.0).collect();
+        let total: f64 = rated.iter().map(|(_, w)| w).sum();
+        if rated.is_empty() || total <= 0.0 {
+            return None;
+        }
+        let mut mean = 0.0;
+        let mut var = 0.0;
+        let mut wu = 0.0;
+        for (p, w) in &rated {
+            let w = w / total;
+            mean += w * (self.item_mean[p.item as usize] + p.theta);
+            var += w * w / p.d;
+            wu += w * p.u;
+        }
+        var += wu * wu / post.s;
+        // d(composite)/d(s_r) for each rater of the subject.
+        let mut per_rater: Vec<(u32, f64, f64)> = Vec::new(); // (rater, Σ_k u_k W_kr, Σ_k ω_k W_kr / D_k)
+        for obs in self.ratings(subject) {
+            let Some((p, w)) = rated.iter().find(|(p, _)| p.item == obs.item) else {
+                // Ratings on unweighted items still move a_c.
+                if let Some(p) = post.item(obs.item) {
+                    let wr = self.precision(obs.rater);
+                    match per_rater.iter_mut().find(|x| x.0 == obs.rater) {
+                        Some(x) => x.1 += p.u * wr,
+                        None => per_rater.push((obs.rater, p.u * wr, 0.0)),
+                    }
+                }
+                continue;
+            };
+            let wr = self.precision(obs.rater);
+            let share = w / total;
+            match per_rater.iter_mut().find(|x| x.0 == obs.rater) {
+                Some(x) => {
+                    x.1 += p.u * wr;
+                    x.2 += share * wr / p.d;
+                }
+                None => per_rater.push((obs.rater, p.u * wr, share * wr / p.d)),
+            }
+        }
+        for (r, uw, direct) in per_rater {
+            let g = -wu * uw / post.s - direct;
+            var += g * g * self.severity_var[r as usize];
+        }
+        Some((mean, var.max(0.0)))
+    }
+
+    /// Re-solves one subject and stores θ on its ratings; returns its posterior.
+    fn refresh_subject(&mut self, subject: u32) -> SubjectPosterior {
+        let post = self.posterior(subject, None);
+        let inv_s = 1.0 / post.s;
+        if let Some(list) = self.subjects.get_mut(subject as usize) {
+            for obs in list.iter_mut() {
+                if let Some(p) = post.items.iter().find(|p| p.item == obs.item) {
+                    obs.theta = p.theta;
+                    obs.theta_var = 1.0 / p.d + p.u * p.u * inv_s;
+                }
+            }
+        }
+        post
+    }
+
+    /// Re-estimates one rater's severity from their ratings' current θ.
+    fn refresh_severity(&mut self, rater: u32) {
+        let r = rater as usize;
+        let w = self.precision(rater);
+        let mut sum = 0.0;
+        let mut n = 0.0;
+        for &c in &self.rater_subjects[r] {
+            for obs in self.subjects[c as usize].iter().filter(|o| o.rater == rater) {
+                sum += obs.value - self.item_mean[obs.item as usize] - obs.theta;
+                n += 1.0;
+            }
+        }
+        let precision = n * w + 1.0 / self.hyper.severity.max(MIN_VAR);
+        self.severity[r] = w * sum / precision;
+        self.severity_var[r] = 1.0 / precision;
+    }
+
+    /// Cheap update after new or amended ratings of `subject` by `raters`: the
+    /// subject, those raters' severities, and every subject those raters rated.
+    /// Item means, noises and hyper-parameters wait for the next full fit.
+    pub fn update_locally(&mut self, subject: u32, raters: &[u32]) {
+        if !self.fitted {
+            self.fit(200, 1e-6);
+            return;
+        }
+        for obs in self.subjects.get(subject as usize).cloned().unwrap_or_default() {
+            let k = obs.item as usize;
+            if self.item_mean[k].is_nan() {
+                self.item_mean[k] = obs.value;
+            }
+        }
+        for _ in 0..2 {
+            self.refresh_subject(subject);
+            for &r in raters {
+                self.refresh_severity(r);
+            }
+        }
+        let mut touched: Vec<u32> = raters.iter().flat_map(|&r| self.rater_subjects[r as usize].clone()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for c in touched {
+            self.refresh_subject(c);
+        }
+    }
+
+    /// Full fit from the current parameters (a warm start when called again).
+    pub fn fit(&mut self, max_sweeps: usize, tolerance: f64) -> FitReport {
+        let raters = self.severity.len();
+        let items = self.item_mean.len();
+        if self.total_ratings() == 0 {
+            self.fitted = true;
+            return FitReport { sweeps: 0, converged: true, last_change: 0.0 };
+        }
+        if !self.fitted {
+            self.initialise();
+        }
+        let mut report = FitReport { sweeps: 0, converged: false, last_change: f64::INFINITY };
+        let mut sev_num = vec![0.0; raters];
+        let mut item_sum = vec![0.0; items];
+        let mut item_n = vec![0.0; items];
+        let mut ss = vec![0.0; raters];
+        for sweep in 1..=max_sweeps {
+            // 1. Subjects: exact posteriors given raters; accumulate τ_a², τ_d².
+            let (mut ability_ss, mut ability_n, mut specific_ss, mut specific_n) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+            for c in 0..self.subjects.len() {
+                if self.subjects[c].is_empty() {
+                    continue;
+                }
+                let post = self.refresh_subject(c as u32);
+                let inv_s = 1.0 / post.s;
+                ability_ss += post.ability * post.ability + inv_s;
+                ability_n += 1.0;
+                for p in &post.items {
+                    let d = p.theta - post.ability;
+                    // Var(d_k) = 1/D_k + (W_k/D_k)²/S
+                    let share = p.precision / p.d;
+                    specific_ss += d * d + 1.0 / p.d + share * share * inv_s;
+                    specific_n += 1.0;
+                }
+            }
+            // 2. Severities given θ.
+            sev_num.iter_mut().for_each(|x| *x = 0.0);
+            for list in &self.subjects {
+                for o in list {
+                    sev_num[o.rater as usize] += o.value - self.item_mean[o.item as usize] - o.theta;
+                }
+            }
+            let prior_s = 1.0 / self.hyper.severity.max(MIN_VAR);
+            let previous = self.severity.clone();
+            for r in 0..raters {
+                let n = f64::from(self.rating_count[r]);
+                let w = self.precision(r as u32);
+                let precision = n * w + prior_s;
+                self.severity[r] = w * sev_num[r] / precision;
+                self.severity_var[r] = 1.0 / precision;
+            }
+            // Severity is relative: centre it (rating-weighted); the item means
+            // absorb the shift below.
+            let total_n: f64 = self.rating_count.iter().map(|&n| f64::from(n)).sum();
+            let centre: f64 =
+                self.severity.iter().zip(&self.rating_count).map(|(s, &n)| s * f64::from(n)).sum::<f64>() / total_n;
+            self.severity.iter_mut().for_each(|s| *s -= centre);
+            let mut change: f64 =
+                previous.iter().zip(&self.severity).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            // 3. Item means given everything else.
+            item_sum.iter_mut().for_each(|x| *x = 0.0);
+            item_n.iter_mut().for_each(|x| *x = 0.0);
+            for list in &self.subjects {
+                for o in list {
+                    item_sum[o.item as usize] += o.value - self.severity[o.rater as usize] - o.theta;
+                    item_n[o.item as usize] += 1.0;
+                }
+            }
+            for k in 0..items {
+                if item_n[k] > 0.0 {
+                    let new = item_sum[k] / item_n[k];
+                    change = change.max((new - self.item_mean[k]).abs());
+                    self.item_mean[k] = new;
+                }
+            }
+            // 4. Noises: expected squared residuals, shrunk to the pooled noise.
+            ss.iter_mut().for_each(|x| *x = 0.0);
+            for list in &self.subjects {
+                for o in list {
+                    let r = o.rater as usize;
+                    let e = o.value - self.item_mean[o.item as usize] - self.severity[r] - o.theta;
+                    ss[r] += e * e + o.theta_var + self.severity_var[r];
+                }
+            }
+            let pooled = (ss.iter().sum::<f64>() / total_n).max(MIN_VAR);
+            for r in 0..raters {
+                let n = f64::from(self.rating_count[r]);
+                self.noise_var[r] = ((ss[r] + NOISE_PRIOR_DF * pooled) / (n + NOISE_PRIOR_DF)).max(MIN_VAR);
+            }
+            // 5. Hyper-parameters (empirical Bayes).
+            let rated_raters = self.rating_count.iter().filter(|&&n| n > 0).count().max(1) as f64;
+            let severity_ss: f64 = (0..raters)
+                .filter(|&r| self.rating_count[r] > 0)
+                .map(|r| self.severity[r] * self.severity[r] + self.severity_var[r])
+                .sum();
+            self.hyper = Hyper {
+                ability: (ability_ss / ability_n.max(1.0)).max(MIN_VAR),
+                specific: (specific_ss / specific_n.max(1.0)).max(MIN_VAR),
+                severity: (severity_ss / rated_raters).max(MIN_VAR),
+                noise: pooled,
+            };
+            report = FitReport { sweeps: sweep, converged: change < tolerance, last_change: change };
+            if report.converged {
+                break;
+            }
+        }
+        // Leave θ consistent with the final parameters.
+        for c in 0..self.subjects.len() {
+            if !self.subjects[c].is_empty() {
+                self.refresh_subject(c as u32);
+            }
+        }
+        self.fitted = true;
+        report
+    }
+
+    fn initialise(&mut self) {
+        let mut sum = vec![0.0; self.item_mean.len()];
+        let mut n = vec![0.0; self.item_mean.len()];
+        let (mut all, mut all2, mut count) = (0.0, 0.0, 0.0);
+        for list in &self.subjects {
+            for o in list {
+                sum[o.item as usize] += o.value;
+                n[o.item as usize] += 1.0;
+                all += o.value;
+                all2 += o.value * o.value;
+                count += 1.0;
+            }
+        }
+        for k in 0..sum.len() {
+            if n[k] > 0.0 {
+                self.item_mean[k] = sum[k] / n[k];
+            }
+        }
+        let mean = all / count;
+        let var = (all2 / count - mean * mean).max(1e-4);
+        self.hyper = Hyper { ability: 0.4 * var, specific: 0.1 * var, severity: 0.1 * var, noise: 0.4 * var };
+        self.noise_var.iter_mut().for_each(|v| *v = 0.4 * var);
+        self.severity.iter_mut().for_each(|s| *s = 0.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finite(m: &Model) -> bool {
+        m.severity.iter().chain(&m.severity_var).chain(&m.noise_var).all(|x| x.is_finite())
+            && m.item_mean.iter().all(|x| x.is_finite())
+            && [m.hyper.ability, m.hyper.specific, m.hyper.severity, m.hyper.noise].iter().all(|x| x.is_finite())
+    }
+
+    #[test]
+    fn degenerate_inputs_stay_finite() {
+        // One rater, one candidate, one rating.
+        let mut m = Model::new();
+        m.add(0, &[Obs::new(0, 0, 0, 0.5, 0.0)]);
+        m.fit(100, 1e-9);
+        assert!(finite(&m));
+        let (mean, var) = m.composite(0, &[(0, 1.0)]).expect("rated");
+        assert!(mean.is_finite() && var.is_finite() && var > 0.0);
+
+        // Every rating equal.
+        let mut m = Model::new();
+        for c in 0..5 {
+            for r in 0..3 {
+                m.add(c, &[Obs::new(r, 0, c * 3 + r, 1.0, 0.0), Obs::new(r, 1, c * 3 + r, 1.0, 0.0)]);
+            }
+        }
+        m.fit(200, 1e-9);
+        assert!(finite(&m));
+        for c in 0..5 {
+            let (mean, var) = m.composite(c, &[(0, 1.0), (1, 1.0)]).expect("rated");
+            assert!((mean - 1.0).abs() < 1e-6 && var.is_finite());
+        }
+
+        // A rater who rated one competency once.
+        let mut m = Model::new();
+        m.add(0, &[Obs::new(0, 0, 0, 0.0, 0.0)]);
+        m.add(1, &[Obs::new(1, 1, 1, 1.0, 0.0)]);
+        m.fit(200, 1e-9);
+        assert!(finite(&m));
+        assert!(m.composite(0, &[(1, 1.0)]).is_none(), "no rating on the weighted item");
+    }
+
+    #[test]
+    fn a_harsh_rater_is_corrected() {
+        // Four raters see every candidate; rater 3 gives 0.25 less to everyone.
+        let truth = [0.2, 0.35, 0.5, 0.65, 0.8];
+        let mut m = Model::new();
+        let mut sc = 0;
+        for (c, t) in truth.iter().enumerate() {
+            for r in 0..4u32 {
+                let offset = if r == 3 { -0.25 } else { 0.0 };
+                let wobble = 0.01 * f64::from((c as u32 * 7 + r * 3) % 5) - 0.02;
+                m.add(c as u32, &[Obs::new(r, 0, sc, t + offset + wobble, 0.0)]);
+                sc += 1;
+            }
+        }
+        let report = m.fit(2000, 1e-5);
+        assert!(report.converged, "{report:?}");
+        assert!(m.severity[3] < -0.15, "rater 3 is severe: {}", m.severity[3]);
+        for r in 0..3 {
+            assert!(m.severity[r] > 0.0);
+        }
+        let scores: Vec<f64> = (0..5).map(|c| m.composite(c, &[(0, 1.0)]).expect("rated").0).collect();
+        assert!(scores.windows(2).all(|w| w[0] < w[1]), "{scores:?}");
+    }
+
+    #[test]
+    fn fits_are_deterministic_and_warm_starts_agree() {
+        let build = || {
+            let mut m = Model::new();
+            for c in 0..30u32 {
+                for r in 0..3u32 {
+                    let rater = (c + r * 5) % 12;
+                    let v = f64::from((c * 13 + rater * 7) % 5) / 4.0;
+                    m.add(c, &[Obs::new(rater, c % 3, c * 3 + r, v, 0.0), Obs::new(rater, 3, c * 3 + r, 0.5, 0.0)]);
+                }
+            }
+            m
+        };
+        let mut a = build();
+        let mut b = build();
+        a.fit(2000, 1e-7);
+        b.fit(2000, 1e-7);
+        assert_eq!(a.severity, b.severity);
+        let before = a.severity.clone();
+        let warm = a.fit(2000, 1e-5);
+        assert!(warm.sweeps <= 3, "a warm start from the optimum converges at once: {warm:?}");
+        for (x, y) in before.iter().zip(&a.severity) {
+            assert!((x - y).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn amending_replaces_a_scorecards_ratings() {
+        let mut m = Model::new();
+        m.add(0, &[Obs::new(0, 0, 7, 0.2, 0.0), Obs::new(0, 1, 7, 0.4, 0.0)]);
+        m.add(0, &[Obs::new(1, 0, 8, 0.6, 0.0)]);
+        m.fit(100, 1e-9);
+        assert_eq!(m.remove_scorecard(0, 7), vec![0]);
+        assert_eq!(m.ratings(0).len(), 1);
+        assert_eq!(m.rating_count[0], 0);
+        assert!(m.rated_by(0).is_empty());
+        m.add(0, &[Obs::new(0, 0, 7, 0.9, 0.0)]);
+        m.update_locally(0, &[0]);
+        assert_eq!(m.rating_count[0], 1);
+        assert!(m.severity.iter().all(|s| s.is_finite()));
+    }
+}

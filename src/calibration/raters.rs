@@ -1,0 +1,407 @@
+//! Rater diagnostics: how each interviewer rates compared with the organisation,
+//! and the flags a recruiter should see, each with a sentence saying why.
+
+use serde::{Deserialize, Serialize};
+
+use super::Z90;
+use super::model::Model;
+
+/// Thresholds of the rater flags. Every default is documented in
+/// docs/calibration.md; each can be overridden through
+/// `SCORECARD_CALIBRATION_SETTINGS` (JSON with any subset of these fields).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Thresholds {
+    /// Fewer ratings than this: `INSUFFICIENT_DATA`, no other flag.
+    pub min_ratings: u32,
+    /// Fewer candidates also seen by other raters than this: `INSUFFICIENT_DATA`.
+    pub min_shared_candidates: u32,
+    /// `SEVERE`/`LENIENT` when the whole 90% interval of the severity lies beyond
+    /// this many scale points × (scale range) … in 0..1 units of the scale.
+    pub severity: f64,
+    /// `INCONSISTENT` when noise exceeds the organisation's median by this factor.
+    pub noise_ratio: f64,
+    /// `HALO` when within-scorecard spread is below this share of what the panel's
+    /// view of the candidate predicts.
+    pub halo_ratio: f64,
+    /// `CENTRAL_TENDENCY` when the rater's scores move less than this much per unit
+    /// of the panel's view of the candidate (1 = like the panel).
+    pub range_use: f64,
+    /// `DRIFT` when severity moved more than this (0..1 units) over the rater's
+    /// active period …
+    pub drift: f64,
+    /// … and the trend is this many standard errors from zero.
+    pub drift_z: f64,
+    /// `RECOMMENDATION_MISMATCH` when at least this share of scorecards' recommendations
+    /// contradict their ratings.
+    pub mismatch_share: f64,
+    /// A recommendation contradicts its ratings when they sit this far (0..1 units,
+    /// after the rater's severity) on the other side of the organisation's average.
+    pub mismatch_margin: f64,
+    /// `THIN_EVIDENCE` when at least this share of a rater's evidence is thin.
+    pub thin_share: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            min_ratings: 15,
+            min_shared_candidates: 4,
+            severity: 0.08,
+            noise_ratio: 1.6,
+            halo_ratio: 0.35,
+            range_use: 0.6,
+            drift: 0.2,
+            drift_z: 3.0,
+            mismatch_share: 0.3,
+            mismatch_margin: 0.1,
+            thin_share: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlagKind {
+    InsufficientData,
+    Severe,
+    Lenient,
+    Inconsistent,
+    Halo,
+    CentralTendency,
+    Drift,
+    RecommendationMismatch,
+    ThinEvidence,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    pub kind: FlagKind,
+    pub detail: String,
+}
+
+/// What the engine knows of one scorecard beyond its ratings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScorecardFacts {
+    pub rater: u32,
+    pub subject: u32,
+    /// 1 strong no … 4 strong yes.
+    pub recommendation: u8,
+    /// Ratings whose evidence is thin (see [`evidence_is_thin`]).
+    pub thin_evidence: u32,
+    pub ratings: u32,
+    /// `max - min` of the rubric scale it was scored on.
+    pub scale_span: f64,
+}
+
+/// One rater's report. Severity, noise and drift are in scale points of the
+/// scales the rater used (weighted by their ratings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaterReport {
+    pub rater: u32,
+    pub rating_count: u32,
+    pub severity: f64,
+    pub severity_lower: f64,
+    pub severity_upper: f64,
+    pub noise: f64,
+    pub halo: f64,
+    pub range_use: f64,
+    /// Scale points per year.
+    pub drift: f64,
+    /// Share of scorecards whose recommendation agrees with the ratings.
+    pub recommendation_agreement: f64,
+    /// Share of ratings with substantive, behavioural evidence.
+    pub evidence_quality: f64,
+    pub flags: Vec<Flag>,
+}
+
+/// Words that judge character rather than describe behaviour.
+const TRAIT_WORDS: [&str; 16] = [
+    "smart", "genius", "nice", "arrogant", "lazy", "likeable", "likable", "personality", "attitude", "vibe",
+    "culture fit", "gut", "brilliant", "weird", "rockstar", "ninja",
+];
+
+/// Evidence is thin when it is too short to describe what happened (fewer than
+/// eight words), or judges character (a trait word) without room for behaviour
+/// (fewer than twenty words). Erased evidence (empty) is not judged.
+pub fn evidence_is_thin(text: &str) -> bool {
+    let words = text.split_whitespace().count();
+    if words == 0 {
+        return false;
+    }
+    if words < 8 {
+        return true;
+    }
+    let lower = text.to_lowercase();
+    words < 20 && TRAIT_WORDS.iter().any(|w| lower.contains(w))
+}
+
+struct Regression {
+    slope: f64,
+    intercept: f64,
+    residual_var: f64,
+}
+
+fn regress(points: &[(f64, f64)]) -> Option<Regression> {
+    let n = points.len() as f64;
+    if points.len() < 3 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx < 1e-12 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let rss: f64 = points.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
+    Some(Regression { slope, intercept, residual_var: rss / (n - 2.0) })
+}
+
+/// Reports for every rater with at least one rating.
+pub fn reports(model: &Model, scorecards: &[ScorecardFacts], times: &[f64], t: &Thresholds) -> Vec<RaterReport> {
+    let raters = model.rater_count();
+    // Per rater: the panel's view of each rating, leaving the rater out.
+    struct Point {
+        y: f64,
+        ability: f64,
+        theta: f64,
+        theta_var: f64,
+        time: f64,
+    }
+    let mut points: Vec<Vec<Point>> = (0..raters).map(|_| Vec::new()).collect();
+    let mut shared: Vec<u32> = vec![0; raters];
+    // (observed within-scorecard variance, expected) per rater
+    let mut halo: Vec<(f64, f64)> = vec![(0.0, 0.0); raters];
+    for r in 0..raters as u32 {
+        for &c in model.rated_by(r) {
+            let post = model.posterior(c, Some(r));
+            if post.items.is_empty() {
+                continue; // nobody else rated this candidate: no panel view
+            }
+            shared[r as usize] += 1;
+            let inv_s = 1.0 / post.s;
+            let mut by_scorecard: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
+            for o in model.ratings(c).iter().filter(|o| o.rater == r) {
+                let (theta, theta_var) = match post.item(o.item) {
+                    Some(p) => (p.theta, 1.0 / p.d + p.u * p.u * inv_s),
+                    None => (post.ability, model.hyper.specific + inv_s),
+                };
+                let mu = model.item_mean[o.item as usize];
+                let y = o.value - mu - model.severity[r as usize];
+                points[r as usize].push(Point { y, ability: post.ability, theta, theta_var, time: o.time });
+                match by_scorecard.iter_mut().find(|(s, _)| *s == o.scorecard) {
+                    Some((_, v)) => v.push((o.value, mu + theta)),
+                    None => by_scorecard.push((o.scorecard, vec![(o.value, mu + theta)])),
+                }
+            }
+            for (_, pairs) in by_scorecard.iter().filter(|(_, v)| v.len() >= 2) {
+                let var = |f: &dyn Fn(&(f64, f64)) -> f64| {
+                    let m = pairs.iter().map(f).sum::<f64>() / pairs.len() as f64;
+                    pairs.iter().map(|p| (f(p) - m).powi(2)).sum::<f64>() / (pairs.len() - 1) as f64
+                };
+                halo[r as usize].0 += var(&|p| p.0);
+                halo[r as usize].1 += var(&|p| p.1) + model.hyper.noise;
+            }
+        }
+    }
+
+    // Noise after severity and range use, for every rater, to compare with the median.
+    let fitted: Vec<Option<(Regression, Regression, f64)>> = points
+        .iter()
+        .map(|p| {
+            let by_ability = regress(&p.iter().map(|q| (q.ability, q.y)).collect::<Vec<_>>())?;
+            let by_theta = regress(&p.iter().map(|q| (q.theta, q.y)).collect::<Vec<_>>())?;
+            let mean_theta_var = p.iter().map(|q| q.theta_var).sum::<f64>() / p.len() as f64;
+            let noise = (by_theta.residual_var - by_theta.slope.powi(2) * mean_theta_var).max(1e-6).sqrt();
+            Some((by_ability, by_theta, noise))
+        })
+        .collect();
+    let mut noises: Vec<f64> = fitted
+        .iter()
+        .enumerate()
+        .filter(|(r, f)| f.is_some() && model.rating_count[*r] >= t.min_ratings)
+        .filter_map(|(_, f)| f.as_ref().map(|x| x.2))
+        .collect();
+    noises.sort_by(f64::total_cmp);
+    let median_noise = if noises.is_empty() { None } else { Some(noises[noises.len() / 2]) };
+
+    let mut out = Vec::new();
+    for r in 0..raters {
+        let n = model.rating_count[r];
+        if n == 0 {
+            continue;
+        }
+        let own: Vec<&ScorecardFacts> = scorecards.iter().filter(|s| s.rater as usize == r).collect();
+        let span = {
+            let total: f64 = own.iter().map(|s| s.scale_span * f64::from(s.ratings)).sum();
+            let count: f64 = own.iter().map(|s| f64::from(s.ratings)).sum();
+            if count > 0.0 { total / count } else { 1.0 }
+        };
+        let severity = model.severity[r];
+        let half = Z90 * model.severity_var[r].sqrt();
+        let (range_use, noise_norm, drift_per_year, drift_total, drift_z) = match &fitted[r] {
+            None => (1.0, model.noise_var[r].sqrt(), 0.0, 0.0, 0.0),
+            Some((by_ability, by_theta, noise)) => {
+                let residuals: Vec<(f64, f64)> = points[r]
+                    .iter()
+                    .map(|q| (q.time, q.y - by_theta.intercept - by_theta.slope * q.theta))
+                    .collect();
+                let (drift, total, z) = match regress(&residuals) {
+                    Some(trend) => {
+                        let n = residuals.len() as f64;
+                        let mt = residuals.iter().map(|p| p.0).sum::<f64>() / n;
+                        let stt: f64 = residuals.iter().map(|p| (p.0 - mt).powi(2)).sum();
+                        let se = (trend.residual_var / stt).sqrt();
+                        let (lo, hi) = residuals
+                            .iter()
+                            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+                        (trend.slope, trend.slope * (hi - lo), if se > 0.0 { trend.slope / se } else { 0.0 })
+                    }
+                    None => (0.0, 0.0, 0.0),
+                };
+                (by_ability.slope, *noise, drift, total, z)
+            }
+        };
+        let halo_ratio = if halo[r].1 > 0.0 { halo[r].0 / halo[r].1 } else { 1.0 };
+
+        let mut mismatches = 0u32;
+        let mut judged = 0u32;
+        for s in &own {
+            let ratings: Vec<_> = model.ratings(s.subject).iter().filter(|o| o.rater as usize == r).collect();
+            if ratings.is_empty() {
+                continue;
+            }
+            let m = ratings.iter().map(|o| o.value - model.item_mean[o.item as usize] - severity).sum::<f64>()
+                / ratings.len() as f64;
+            let positive = s.recommendation >= 3;
+            judged += 1;
+            if (positive && m < -t.mismatch_margin) || (!positive && m > t.mismatch_margin) {
+                mismatches += 1;
+            }
+        }
+        let agreement = if judged > 0 { 1.0 - f64::from(mismatches) / f64::from(judged) } else { 1.0 };
+        let thin: u32 = own.iter().map(|s| s.thin_evidence).sum();
+        let rated: u32 = own.iter().map(|s| s.ratings).sum();
+        let quality = if rated > 0 { 1.0 - f64::from(thin) / f64::from(rated) } else { 1.0 };
+
+        let mut flags = Vec::new();
+        let points_of = |x: f64| x * span;
+        if n < t.min_ratings || shared[r] < t.min_shared_candidates {
+            flags.push(Flag {
+                kind: FlagKind::InsufficientData,
+                detail: format!(
+                    "{n} ratings of {} candidates also seen by others; at least {} and {} are needed to judge.",
+                    shared[r], t.min_ratings, t.min_shared_candidates
+                ),
+            });
+        } else {
+            if severity + half < -t.severity {
+                flags.push(Flag {
+                    kind: FlagKind::Severe,
+                    detail: format!(
+                        "Rates {:.2} points below the organisation's average interviewer (90% interval {:.2} to {:.2}).",
+                        -points_of(severity),
+                        -points_of(severity + half),
+                        -points_of(severity - half)
+                    ),
+                });
+            } else if severity - half > t.severity {
+                flags.push(Flag {
+                    kind: FlagKind::Lenient,
+                    detail: format!(
+                        "Rates {:.2} points above the organisation's average interviewer (90% interval {:.2} to {:.2}).",
+                        points_of(severity),
+                        points_of(severity - half),
+                        points_of(severity + half)
+                    ),
+                });
+            }
+            if let Some(median) = median_noise
+                && noise_norm > t.noise_ratio * median
+            {
+                flags.push(Flag {
+                    kind: FlagKind::Inconsistent,
+                    detail: format!(
+                        "Scores scatter {:.2} points around the panel's view, {:.1}× the organisation's typical {:.2}.",
+                        points_of(noise_norm),
+                        noise_norm / median,
+                        points_of(median)
+                    ),
+                });
+            }
+            if range_use < t.range_use {
+                flags.push(Flag {
+                    kind: FlagKind::CentralTendency,
+                    detail: format!(
+                        "Uses a compressed range: scores move {range_use:.2} points per point of difference the panel sees between candidates."
+                    ),
+                });
+            } else if halo_ratio < t.halo_ratio {
+                flags.push(Flag {
+                    kind: FlagKind::Halo,
+                    detail: format!(
+                        "Gives a candidate nearly the same score on every competency: {:.0}% of the spread the panel's view predicts.",
+                        100.0 * halo_ratio
+                    ),
+                });
+            }
+            if drift_total.abs() > t.drift && drift_z.abs() > t.drift_z {
+                flags.push(Flag {
+                    kind: FlagKind::Drift,
+                    detail: format!(
+                        "Severity moved {:+.2} points over the rated period ({:+.2} points per year).",
+                        points_of(drift_total),
+                        points_of(drift_per_year)
+                    ),
+                });
+            }
+            if judged >= 5 && f64::from(mismatches) / f64::from(judged) >= t.mismatch_share {
+                flags.push(Flag {
+                    kind: FlagKind::RecommendationMismatch,
+                    detail: format!("{mismatches} of {judged} recommendations contradict the scorecard's own ratings."),
+                });
+            }
+            if rated > 0 && f64::from(thin) / f64::from(rated) >= t.thin_share {
+                flags.push(Flag {
+                    kind: FlagKind::ThinEvidence,
+                    detail: format!(
+                        "{thin} of {rated} ratings have thin evidence: too short, or about character rather than what the candidate did."
+                    ),
+                });
+            }
+        }
+        let _ = times;
+        out.push(RaterReport {
+            rater: r as u32,
+            rating_count: n,
+            severity: points_of(severity),
+            severity_lower: points_of(severity - half),
+            severity_upper: points_of(severity + half),
+            noise: points_of(noise_norm),
+            halo: halo_ratio,
+            range_use,
+            drift: points_of(drift_per_year),
+            recommendation_agreement: agreement,
+            evidence_quality: quality,
+            flags,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thin_evidence_rules() {
+        assert!(evidence_is_thin("Good."));
+        assert!(evidence_is_thin("Seems smart and has a great attitude overall, I think"));
+        assert!(!evidence_is_thin(""), "erased evidence is not judged");
+        assert!(!evidence_is_thin(
+            "Walked through the cache invalidation bug, wrote a failing test first, then fixed the TTL handling."
+        ));
+    }
+}

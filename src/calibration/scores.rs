@@ -1,0 +1,233 @@
+//! Calibrated scores on a rubric's own scale: competency, dimension and overall,
+//! each with a 90% interval and the raw mean beside it.
+
+use super::Z90;
+use super::model::Model;
+
+/// How a rubric combines competencies: dimensions with weights, each holding
+/// competencies (model items) with weights inside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RubricShape {
+    pub scale_min: f64,
+    pub scale_max: f64,
+    pub dimensions: Vec<DimensionShape>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DimensionShape {
+    pub weight: f64,
+    /// (item, weight inside the dimension)
+    pub items: Vec<(u32, f64)>,
+}
+
+/// A score on the rubric's scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    pub mean: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// Plain mean of the ratings behind it, same weights.
+    pub raw_mean: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubjectScores {
+    /// `None` when no weighted competency was rated.
+    pub overall: Option<Score>,
+    /// One per rubric dimension, `None` when none of its competencies was rated.
+    pub dimensions: Vec<Option<Score>>,
+    /// Rated competencies only.
+    pub competencies: Vec<(u32, Score)>,
+}
+
+impl RubricShape {
+    fn span(&self) -> f64 {
+        (self.scale_max - self.scale_min).max(f64::MIN_POSITIVE)
+    }
+    fn to_scale(&self, x: f64) -> f64 {
+        (self.scale_min + x * self.span()).clamp(self.scale_min, self.scale_max)
+    }
+    fn score(&self, model: &Model, subject: u32, weights: &[(u32, f64)], raw: &[(u32, f64)]) -> Option<Score> {
+        let (mean, var) = model.composite(subject, weights)?;
+        let half = Z90 * var.sqrt();
+        let total: f64 = weights.iter().filter(|(k, _)| raw.iter().any(|r| r.0 == *k)).map(|w| w.1).sum();
+        let raw_mean = weights
+            .iter()
+            .filter_map(|(k, w)| raw.iter().find(|r| r.0 == *k).map(|r| w * r.1))
+            .sum::<f64>()
+            / total.max(f64::MIN_POSITIVE);
+        Some(Score {
+            mean: self.to_scale(mean),
+            lower: self.to_scale(mean - half),
+            upper: self.to_scale(mean + half),
+            raw_mean: self.to_scale(raw_mean),
+        })
+    }
+}
+
+/// Mean rating (0..1) of each item the subject was rated on.
+fn raw_means(model: &Model, subject: u32) -> Vec<(u32, f64)> {
+    let mut out: Vec<(u32, f64, f64)> = Vec::new();
+    for o in model.ratings(subject) {
+        match out.last_mut() {
+            Some(last) if last.0 == o.item => {
+                last.1 += o.value;
+                last.2 += 1.0;
+            }
+            _ => out.push((o.item, o.value, 1.0)),
+        }
+    }
+    out.into_iter().map(|(k, s, n)| (k, s / n)).collect()
+}
+
+/// A subject's calibrated scores under a rubric. Unrated competencies are left
+/// out and the weights of the rated ones renormalised — never counted as zero.
+pub fn subject_scores(model: &Model, subject: u32, shape: &RubricShape) -> SubjectScores {
+    let raw = raw_means(model, subject);
+    let rated = |k: u32| raw.iter().any(|r| r.0 == k);
+    let competencies = raw
+        .iter()
+        .filter(|(k, _)| shape.dimensions.iter().any(|d| d.items.iter().any(|(i, _)| i == k)))
+        .filter_map(|&(k, _)| shape.score(model, subject, &[(k, 1.0)], &raw).map(|s| (k, s)))
+        .collect();
+    let dimensions: Vec<Option<Score>> = shape
+        .dimensions
+        .iter()
+        .map(|d| {
+            let weights: Vec<(u32, f64)> = d.items.iter().copied().filter(|(k, w)| rated(*k) && *w > 0.0).collect();
+            if weights.is_empty() { None } else { shape.score(model, subject, &weights, &raw) }
+        })
+        .collect();
+    // Overall: dimension weights over the dimensions that were assessed, each
+    // spread over its rated competencies.
+    let mut overall_weights: Vec<(u32, f64)> = Vec::new();
+    let present: f64 = shape
+        .dimensions
+        .iter()
+        .zip(&dimensions)
+        .filter(|(d, s)| s.is_some() && d.weight > 0.0)
+        .map(|(d, _)| d.weight)
+        .sum();
+    for (d, s) in shape.dimensions.iter().zip(&dimensions) {
+        if s.is_none() || d.weight <= 0.0 || present <= 0.0 {
+            continue;
+        }
+        let inside: f64 = d.items.iter().filter(|(k, w)| rated(*k) && *w > 0.0).map(|(_, w)| w).sum();
+        for &(k, w) in d.items.iter().filter(|(k, w)| rated(*k) && *w > 0.0) {
+            overall_weights.push((k, d.weight / present * w / inside));
+        }
+    }
+    let overall =
+        if overall_weights.is_empty() { None } else { shape.score(model, subject, &overall_weights, &raw) };
+    SubjectScores { overall, dimensions, competencies }
+}
+
+/// Spearman's rank correlation (average ranks for ties). `None` under 2 points
+/// or when either side is constant.
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    fn ranks(v: &[f64]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            let avg = (i + j) as f64 / 2.0 + 1.0;
+            for &k in &idx[i..=j] {
+                r[k] = avg;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    if x.len() != y.len() || x.len() < 2 {
+        return None;
+    }
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = x.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    if vx <= 0.0 || vy <= 0.0 { None } else { Some(cov / (vx * vy).sqrt()) }
+}
+
+/// Groups of raters and subjects linked by ratings (union-find); returns each
+/// subject's group id. Subjects in different groups cannot be compared: no
+/// rater links them.
+pub fn connected_groups(model: &Model) -> Vec<u32> {
+    let subjects = model.subject_count();
+    let raters = model.rater_count();
+    let mut parent: Vec<usize> = (0..subjects + raters).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for c in 0..subjects {
+        for o in model.ratings(c as u32) {
+            let (a, b) = (find(&mut parent, c), find(&mut parent, subjects + o.rater as usize));
+            if a != b {
+                parent[a] = b;
+            }
+        }
+    }
+    (0..subjects).map(|c| find(&mut parent, c) as u32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibration::model::Obs;
+
+    #[test]
+    fn spearman_matches_hand_computed_values() {
+        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
+        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+        // Ties get average ranks: x ranks 1,2.5,2.5,4 against 1,2,3,4.
+        let rho = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]).expect("defined");
+        assert!((rho - 0.948_683_298).abs() < 1e-6, "{rho}");
+        assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn unrated_dimensions_are_left_out_not_zero() {
+        let mut m = Model::new();
+        // Subject 0: rated high on item 0 (dimension A) only.
+        for r in 0..3 {
+            m.add(0, &[Obs::new(r, 0, r, 1.0, 0.0)]);
+            m.add(1, &[Obs::new(r, 0, 10 + r, 0.0, 0.0), Obs::new(r, 1, 10 + r, 0.0, 0.0)]);
+        }
+        m.fit(500, 1e-7);
+        let shape = RubricShape {
+            scale_min: 1.0,
+            scale_max: 4.0,
+            dimensions: vec![
+                DimensionShape { weight: 0.5, items: vec![(0, 1.0)] },
+                DimensionShape { weight: 0.5, items: vec![(1, 1.0)] },
+            ],
+        };
+        let s = subject_scores(&m, 0, &shape);
+        assert!(s.dimensions[1].is_none());
+        let overall = s.overall.expect("overall");
+        assert_eq!(overall.raw_mean, 4.0, "raw mean of the rated competency only");
+        assert!(overall.mean > 3.0 && overall.lower <= overall.mean && overall.mean <= overall.upper);
+        assert!(overall.lower >= 1.0 && overall.upper <= 4.0);
+    }
+
+    #[test]
+    fn groups_without_a_shared_rater_are_separate() {
+        let mut m = Model::new();
+        m.add(0, &[Obs::new(0, 0, 0, 0.5, 0.0)]);
+        m.add(1, &[Obs::new(0, 0, 1, 0.5, 0.0), Obs::new(1, 0, 2, 0.5, 0.0)]);
+        m.add(2, &[Obs::new(2, 0, 3, 0.5, 0.0)]);
+        let g = connected_groups(&m);
+        assert_eq!(g[0], g[1]);
+        assert_ne!(g[0], g[2]);
+    }
+}

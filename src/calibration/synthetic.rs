@@ -1,0 +1,354 @@
+//! Synthetic organisations with known truth, for the calibration benchmark and
+//! property tests: candidates with true abilities, raters of planted kinds,
+//! ordinal ratings through thresholds, sparse panels and correlated dimensions.
+//! Deterministic for a seed.
+
+use super::model::{Model, Obs};
+use super::raters::ScorecardFacts;
+use super::scores::{DimensionShape, RubricShape};
+
+/// SplitMix64: small, fast, and stable across versions (results must not change
+/// when a dependency does).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.uniform() * n as f64) as usize % n.max(1)
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// Standard normal CDF (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    if x >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RaterKind {
+    Normal,
+    Severe,
+    Lenient,
+    Noisy,
+    Halo,
+    CentralTendency,
+    Drift,
+}
+
+impl RaterKind {
+    pub const PLANTED: [RaterKind; 6] = [
+        RaterKind::Severe,
+        RaterKind::Lenient,
+        RaterKind::Noisy,
+        RaterKind::Halo,
+        RaterKind::CentralTendency,
+        RaterKind::Drift,
+    ];
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub seed: u64,
+    pub jobs: usize,
+    pub candidates_per_job: usize,
+    pub interviews_per_candidate: usize,
+    pub focus_min: usize,
+    pub focus_max: usize,
+    pub raters: Vec<RaterKind>,
+    /// A normal rater (appended) who interviews only candidates with general
+    /// level above this: non-random assignment.
+    pub selective_rater_above: Option<f64>,
+    /// An extra job whose candidates are interviewed only by this many extra
+    /// raters, linked to nobody else: a disconnected group.
+    pub island: Option<(usize, usize)>,
+}
+
+impl Spec {
+    /// The reference organisation: 300 candidates (6 jobs × 50), 5
+    /// interviews each with 3–5 focus competencies, 36 raters of whom a third are
+    /// planted (two of each kind).
+    pub fn reference(seed: u64) -> Spec {
+        let mut raters = vec![RaterKind::Normal; 24];
+        for kind in RaterKind::PLANTED {
+            raters.push(kind);
+            raters.push(kind);
+        }
+        Spec {
+            seed,
+            jobs: 6,
+            candidates_per_job: 50,
+            interviews_per_candidate: 5,
+            focus_min: 3,
+            focus_max: 5,
+            raters,
+            selective_rater_above: None,
+            island: None,
+        }
+    }
+
+    /// A large organisation of about `ratings` ratings (≈ 20 per candidate, 25
+    /// candidates per rater), normal raters only.
+    pub fn sized(seed: u64, ratings: usize) -> Spec {
+        let candidates = (ratings / 20).max(10);
+        Spec {
+            seed,
+            jobs: (candidates / 50).max(1),
+            candidates_per_job: 50.min(candidates),
+            interviews_per_candidate: 5,
+            focus_min: 4,
+            focus_max: 4,
+            raters: vec![RaterKind::Normal; (candidates / 25).max(6)],
+            selective_rater_above: None,
+            island: None,
+        }
+    }
+}
+
+/// Latent thresholds of the 1..5 scale.
+const THRESHOLDS: [f64; 4] = [-1.5, -0.5, 0.5, 1.5];
+/// Noise of a normal rater (latent units).
+pub const NORMAL_NOISE: f64 = 0.5;
+const COMPETENCIES: usize = 10;
+
+/// A generated organisation and its truth.
+pub struct Org {
+    pub model: Model,
+    pub scorecards: Vec<ScorecardFacts>,
+    pub shape: RubricShape,
+    /// Job of each subject.
+    pub subject_job: Vec<u32>,
+    /// Each subject's true latent ability per competency.
+    pub truth_theta: Vec<[f64; COMPETENCIES]>,
+    pub rater_kinds: Vec<RaterKind>,
+    /// Index of the selective rater, if any.
+    pub selective_rater: Option<u32>,
+    /// Subjects of the island job, if any.
+    pub island_job: Option<u32>,
+}
+
+/// What an average rater (severity 0, normal noise) is expected to give, on the
+/// 1..5 scale, to a latent level θ.
+pub fn expected_rating(theta: f64) -> f64 {
+    1.0 + THRESHOLDS.iter().map(|t| normal_cdf((theta - t) / NORMAL_NOISE)).sum::<f64>()
+}
+
+fn ordinal(latent: f64) -> u8 {
+    1 + THRESHOLDS.iter().filter(|&&t| latent > t).count() as u8
+}
+
+impl Org {
+    pub fn generate(spec: &Spec) -> Org {
+        let mut rng = Rng::new(spec.seed);
+        let mut kinds = spec.raters.clone();
+        let selective_rater = spec.selective_rater_above.map(|_| {
+            kinds.push(RaterKind::Normal);
+            (kinds.len() - 1) as u32
+        });
+        let regular_raters = spec.raters.len();
+        let severity: Vec<f64> = kinds
+            .iter()
+            .map(|k| match k {
+                RaterKind::Severe => -1.0 + 0.1 * rng.normal(),
+                RaterKind::Lenient => 1.0 + 0.1 * rng.normal(),
+                _ => 0.15 * rng.normal(),
+            })
+            .collect();
+        let mut island_raters = Vec::new();
+        if let Some((raters, _)) = spec.island {
+            for _ in 0..raters {
+                kinds.push(RaterKind::Normal);
+                island_raters.push((kinds.len() - 1) as u32);
+            }
+        }
+        let mut severity = severity;
+        severity.resize(kinds.len(), 0.0);
+
+        let shape = RubricShape {
+            scale_min: 1.0,
+            scale_max: 5.0,
+            dimensions: vec![
+                DimensionShape { weight: 0.5, items: (0..5).map(|k| (k, 1.0)).collect() },
+                DimensionShape { weight: 0.5, items: (5..10).map(|k| (k, 1.0)).collect() },
+            ],
+        };
+        let mut model = Model::new();
+        let mut scorecards = Vec::new();
+        let mut subject_job = Vec::new();
+        let mut truth_theta = Vec::new();
+        let jobs = spec.jobs + usize::from(spec.island.is_some());
+        let island_job = spec.island.map(|_| spec.jobs as u32);
+        for job in 0..jobs {
+            let in_island = Some(job as u32) == island_job;
+            let candidates = match (in_island, spec.island) {
+                (true, Some((_, n))) => n,
+                _ => spec.candidates_per_job,
+            };
+            for _ in 0..candidates {
+                let subject = subject_job.len() as u32;
+                subject_job.push(job as u32);
+                let general = rng.normal();
+                let technical = 0.5 * rng.normal();
+                let communication = 0.5 * rng.normal();
+                let mut theta = [0.0; COMPETENCIES];
+                for (k, t) in theta.iter_mut().enumerate() {
+                    let dimension = if k < 5 { technical } else { communication };
+                    *t = general + dimension + 0.3 * rng.normal();
+                }
+                truth_theta.push(theta);
+                let when = rng.uniform();
+                // Panel: distinct raters.
+                let pool: Vec<u32> = if in_island {
+                    island_raters.clone()
+                } else {
+                    let mut p: Vec<u32> = (0..regular_raters as u32).collect();
+                    if let (Some(r), Some(above)) = (selective_rater, spec.selective_rater_above)
+                        && general > above
+                    {
+                        p.push(r);
+                    }
+                    p
+                };
+                let mut panel: Vec<u32> = Vec::new();
+                if let (Some(r), Some(above)) = (selective_rater, spec.selective_rater_above)
+                    && general > above
+                    && !in_island
+                    && rng.uniform() < 0.5
+                {
+                    panel.push(r);
+                }
+                while panel.len() < spec.interviews_per_candidate.min(pool.len()) {
+                    let r = pool[rng.below(pool.len())];
+                    if !panel.contains(&r) {
+                        panel.push(r);
+                    }
+                }
+                for &r in &panel {
+                    let scorecard = scorecards.len() as u32;
+                    let n_focus = spec.focus_min + rng.below(spec.focus_max - spec.focus_min + 1);
+                    let mut focus: Vec<u32> = Vec::new();
+                    while focus.len() < n_focus {
+                        let k = rng.below(COMPETENCIES) as u32;
+                        if !focus.contains(&k) {
+                            focus.push(k);
+                        }
+                    }
+                    let t = (when + 0.01 * rng.uniform()).min(1.0);
+                    let kind = kinds[r as usize];
+                    let s = match kind {
+                        RaterKind::Drift => -1.0 + 2.0 * t,
+                        _ => severity[r as usize],
+                    };
+                    let impression = general + 0.5 * (technical + communication) + 0.5 * rng.normal();
+                    let mut obs = Vec::new();
+                    let mut total = 0.0;
+                    for &k in &focus {
+                        let th = theta[k as usize];
+                        let latent = match kind {
+                            RaterKind::Noisy => th + s + 1.3 * rng.normal(),
+                            RaterKind::Halo => impression + s + 0.15 * rng.normal(),
+                            RaterKind::CentralTendency => 0.35 * th + s + 0.35 * rng.normal(),
+                            _ => th + s + NORMAL_NOISE * rng.normal(),
+                        };
+                        let score = ordinal(latent);
+                        total += f64::from(score);
+                        obs.push(Obs::new(r, k, scorecard, f64::from(score - 1) / 4.0, t));
+                    }
+                    model.add(subject, &obs);
+                    let mean = total / focus.len() as f64;
+                    scorecards.push(ScorecardFacts {
+                        rater: r,
+                        subject,
+                        recommendation: if mean >= 3.5 {
+                            4
+                        } else if mean >= 3.0 {
+                            3
+                        } else if mean >= 2.0 {
+                            2
+                        } else {
+                            1
+                        },
+                        thin_evidence: 0,
+                        ratings: focus.len() as u32,
+                        scale_span: 4.0,
+                    });
+                }
+            }
+        }
+        Org { model, scorecards, shape, subject_job, truth_theta, rater_kinds: kinds, selective_rater, island_job }
+    }
+
+    /// The subject's true overall on the 1..5 scale over `items` with the
+    /// rubric's weights (renormalised over those items, like the estimate).
+    pub fn truth(&self, subject: u32, items: &[u32]) -> f64 {
+        let theta = &self.truth_theta[subject as usize];
+        let mut total = 0.0;
+        let mut weight = 0.0;
+        let dims: Vec<Vec<u32>> = self
+            .shape
+            .dimensions
+            .iter()
+            .map(|d| d.items.iter().map(|i| i.0).filter(|k| items.contains(k)).collect())
+            .collect();
+        let present = dims.iter().filter(|d| !d.is_empty()).count() as f64;
+        for d in dims.iter().filter(|d| !d.is_empty()) {
+            for &k in d {
+                let w = 1.0 / present / d.len() as f64;
+                total += w * expected_rating(theta[k as usize]);
+                weight += w;
+            }
+        }
+        if weight > 0.0 { total / weight } else { f64::NAN }
+    }
+
+    /// The items a subject was rated on.
+    pub fn rated_items(&self, subject: u32) -> Vec<u32> {
+        let mut items: Vec<u32> = self.model.ratings(subject).iter().map(|o| o.item).collect();
+        items.dedup();
+        items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_cdf_matches_tables() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.644_853_6) - 0.95).abs() < 1e-6);
+        assert!((normal_cdf(-1.959_964) - 0.025).abs() < 1e-6);
+    }
+
+    #[test]
+    fn generation_is_deterministic() {
+        let a = Org::generate(&Spec::reference(7));
+        let b = Org::generate(&Spec::reference(7));
+        assert_eq!(a.model.total_ratings(), b.model.total_ratings());
+        assert_eq!(a.model.ratings(5), b.model.ratings(5));
+        assert_eq!(a.subject_job.len(), 300);
+    }
+}
