@@ -4,10 +4,14 @@
 //! (a candidate for a job) on item `k` (a competency of a rubric) by rater `r` is
 //!
 //! ```text
-//! y = μ_k + a_c + d_ck + s_r + ε,   ε ~ N(0, σ_r²)
+//! y = μ_k + s_r + λ_r (a_c + d_ck) + g_j + ε,   ε ~ N(0, σ_r²)
 //! a_c ~ N(0, τ_a²)    the candidate's general level
 //! d_ck ~ N(0, τ_d²)   their competency-specific deviation
 //! s_r ~ N(0, τ_s²)    the rater's severity (+ = lenient)
+//! λ_r ~ N(1, τ_λ²)    the rater's range use (< 1: compressed, central tendency)
+//! g_j ~ N(0, τ_g²)    the occasion: what is shared by the ratings of one
+//!                     scorecard j beyond the candidate's profile (a good or bad
+//!                     interview, a general impression)
 //! σ_r² ~ scaled-inv-χ²(ν, σ₀²)   the rater's noise, shrunk to the organisation's
 //! ```
 //!
@@ -23,6 +27,12 @@
 const MIN_VAR: f64 = 1e-6;
 /// Prior strength (pseudo-ratings) pulling a rater's noise to the organisation's.
 const NOISE_PRIOR_DF: f64 = 8.0;
+/// Bounds of a rater's range use: never reversed, never wildly stretched.
+const MIN_RANGE: f64 = 0.05;
+const MAX_RANGE: f64 = 3.0;
+/// Prior strength (pseudo-scorecards) pulling a rater's occasion spread to the
+/// organisation's.
+const OCCASION_PRIOR_DF: f64 = 4.0;
 
 /// One rating as the model sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +66,10 @@ pub struct Hyper {
     pub specific: f64,
     /// τ_s²: spread of rater severities.
     pub severity: f64,
+    /// τ_g²: spread of occasion (scorecard) effects.
+    pub occasion: f64,
+    /// τ_λ²: spread of range use around 1.
+    pub range: f64,
     /// σ₀²: the organisation's typical rating noise.
     pub noise: f64,
 }
@@ -90,6 +104,26 @@ impl SubjectPosterior {
     }
 }
 
+/// A rater's sufficient statistics for (s_r, λ_r), with e = y − μ_k − g_j.
+#[derive(Debug, Default, Clone, Copy)]
+struct RaterSums {
+    n: f64,
+    e: f64,
+    theta: f64,
+    theta2: f64,
+    e_theta: f64,
+}
+
+impl RaterSums {
+    fn add(&mut self, e: f64, o: &Obs) {
+        self.n += 1.0;
+        self.e += e;
+        self.theta += o.theta;
+        self.theta2 += o.theta * o.theta + o.theta_var;
+        self.e_theta += e * o.theta;
+    }
+}
+
 /// Summary of one fit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FitReport {
@@ -112,6 +146,15 @@ pub struct Model {
     pub severity_var: Vec<f64>,
     /// Each rater's noise variance σ_r².
     pub noise_var: Vec<f64>,
+    /// Each rater's range use λ_r (1 = spreads scores like the organisation).
+    pub range: Vec<f64>,
+    /// Each rater's occasion variance τ_g,r²: how much their scorecards differ as
+    /// a whole from the candidate's profile (shrunk to the organisation's τ_g²).
+    pub occasion_spread: Vec<f64>,
+    /// Posterior mean of each scorecard's occasion effect g_j.
+    pub occasion: Vec<f64>,
+    /// Its posterior variance.
+    pub occasion_var: Vec<f64>,
     pub rating_count: Vec<u32>,
     pub hyper: Hyper,
     fitted: bool,
@@ -132,8 +175,12 @@ impl Model {
             severity: Vec::new(),
             severity_var: Vec::new(),
             noise_var: Vec::new(),
+            range: Vec::new(),
+            occasion_spread: Vec::new(),
+            occasion: Vec::new(),
+            occasion_var: Vec::new(),
             rating_count: Vec::new(),
-            hyper: Hyper { ability: 0.04, specific: 0.01, severity: 0.01, noise: 0.02 },
+            hyper: Hyper { ability: 0.04, specific: 0.01, severity: 0.01, occasion: 0.005, range: 0.04, noise: 0.02 },
             fitted: false,
         }
     }
@@ -169,7 +216,16 @@ impl Model {
             self.severity.resize(r + 1, 0.0);
             self.severity_var.resize(r + 1, sev);
             self.noise_var.resize(r + 1, noise);
+            self.range.resize(r + 1, 1.0);
+            let occasion = self.hyper.occasion;
+            self.occasion_spread.resize(r + 1, occasion);
             self.rating_count.resize(r + 1, 0);
+        }
+        let j = obs.scorecard as usize;
+        if self.occasion.len() <= j {
+            let var = self.hyper.occasion;
+            self.occasion.resize(j + 1, 0.0);
+            self.occasion_var.resize(j + 1, var);
         }
         if self.item_mean.len() <= k {
             self.item_mean.resize(k + 1, f64::NAN);
@@ -246,15 +302,19 @@ impl Model {
                 continue;
             }
             let w = self.precision(obs.rater);
-            let e = obs.value - self.item_mean[obs.item as usize] - self.severity[obs.rater as usize];
+            let l = self.range[obs.rater as usize];
+            let e = obs.value
+                - self.item_mean[obs.item as usize]
+                - self.severity[obs.rater as usize]
+                - self.occasion[obs.scorecard as usize];
             match items.last_mut() {
                 Some(last) if last.item == obs.item => {
-                    last.precision += w;
-                    *residuals.last_mut().unwrap_or(&mut 0.0) += w * e;
+                    last.precision += l * l * w;
+                    *residuals.last_mut().unwrap_or(&mut 0.0) += l * w * e;
                 }
                 _ => {
-                    items.push(ItemPosterior { item: obs.item, precision: w, d: 0.0, u: 0.0, theta: 0.0 });
-                    residuals.push(w * e);
+                    items.push(ItemPosterior { item: obs.item, precision: l * l * w, d: 0.0, u: 0.0, theta: 0.0 });
+                    residuals.push(l * w * e);
                 }
             }
         }
@@ -295,40 +355,52 @@ impl Model {
             wu += w * p.u;
         }
         var += wu * wu / post.s;
-        // d(composite)/d(s_r) for each rater of the subject.
-        let mut per_rater: Vec<(u32, f64, f64)> = Vec::new(); // (rater, Σ_k u_k W_kr, Σ_k ω_k W_kr / D_k)
+        // Severities and occasion effects are estimates too: propagate their
+        // variance (delta method). Both enter a rating's residual the same way,
+        // so one pass collects, per rater and per scorecard, Σ_k u_k W and
+        // Σ_k ω_k W / D_k over the ratings they touch.
+        let mut per_rater: Vec<(u32, f64, f64)> = Vec::new();
+        let mut per_occasion: Vec<(u32, f64, f64)> = Vec::new();
         for obs in self.ratings(subject) {
-            let Some((p, w)) = rated.iter().find(|(p, _)| p.item == obs.item) else {
-                // Ratings on unweighted items still move a_c.
-                if let Some(p) = post.item(obs.item) {
-                    let wr = self.precision(obs.rater);
-                    match per_rater.iter_mut().find(|x| x.0 == obs.rater) {
-                        Some(x) => x.1 += p.u * wr,
-                        None => per_rater.push((obs.rater, p.u * wr, 0.0)),
+            let Some(p) = post.item(obs.item) else { continue };
+            let w = self.precision(obs.rater) * self.range[obs.rater as usize];
+            let share = rated.iter().find(|(q, _)| q.item == obs.item).map_or(0.0, |(_, v)| v / total);
+            for (list, key) in [(&mut per_rater, obs.rater), (&mut per_occasion, obs.scorecard)] {
+                match list.iter_mut().find(|x| x.0 == key) {
+                    Some(x) => {
+                        x.1 += p.u * w;
+                        x.2 += share * w / p.d;
                     }
+                    None => list.push((key, p.u * w, share * w / p.d)),
                 }
-                continue;
-            };
-            let wr = self.precision(obs.rater);
-            let share = w / total;
-            match per_rater.iter_mut().find(|x| x.0 == obs.rater) {
-                Some(x) => {
-                    x.1 += p.u * wr;
-                    x.2 += share * wr / p.d;
-                }
-                None => per_rater.push((obs.rater, p.u * wr, share * wr / p.d)),
             }
         }
         for (r, uw, direct) in per_rater {
             let g = -wu * uw / post.s - direct;
             var += g * g * self.severity_var[r as usize];
         }
+        for (j, uw, direct) in per_occasion {
+            let g = -wu * uw / post.s - direct;
+            var += g * g * self.occasion_var[j as usize];
+        }
         Some((mean, var.max(0.0)))
     }
 
-    /// Re-solves one subject and stores θ on its ratings; returns its posterior.
+    /// Re-solves one subject: its (a, d) posterior and its scorecards' occasion
+    /// effects, alternately (two rounds converge closely, and every full sweep
+    /// repeats them); stores θ on its ratings and returns the posterior.
     fn refresh_subject(&mut self, subject: u32) -> SubjectPosterior {
-        let post = self.posterior(subject, None);
+        let mut post = self.posterior(subject, None);
+        for _ in 0..2 {
+            self.store_theta(subject, &post);
+            self.refresh_occasions(subject);
+            post = self.posterior(subject, None);
+        }
+        self.store_theta(subject, &post);
+        post
+    }
+
+    fn store_theta(&mut self, subject: u32, post: &SubjectPosterior) {
         let inv_s = 1.0 / post.s;
         if let Some(list) = self.subjects.get_mut(subject as usize) {
             for obs in list.iter_mut() {
@@ -338,24 +410,66 @@ impl Model {
                 }
             }
         }
-        post
     }
 
-    /// Re-estimates one rater's severity from their ratings' current θ.
-    fn refresh_severity(&mut self, rater: u32) {
-        let r = rater as usize;
-        let w = self.precision(rater);
-        let mut sum = 0.0;
-        let mut n = 0.0;
-        for &c in &self.rater_subjects[r] {
-            for obs in self.subjects[c as usize].iter().filter(|o| o.rater == rater) {
-                sum += obs.value - self.item_mean[obs.item as usize] - obs.theta;
-                n += 1.0;
+    /// Posterior of each occasion effect of the subject's scorecards given θ.
+    fn refresh_occasions(&mut self, subject: u32) {
+        let mut sums: Vec<(u32, f64, f64, u32)> = Vec::new(); // (scorecard, Σ w e, Σ w, rater)
+        for o in self.ratings(subject) {
+            let w = self.precision(o.rater);
+            let e = o.value
+                - self.item_mean[o.item as usize]
+                - self.severity[o.rater as usize]
+                - self.range[o.rater as usize] * o.theta;
+            match sums.iter_mut().find(|x| x.0 == o.scorecard) {
+                Some(x) => {
+                    x.1 += w * e;
+                    x.2 += w;
+                }
+                None => sums.push((o.scorecard, w * e, w, o.rater)),
             }
         }
-        let precision = n * w + 1.0 / self.hyper.severity.max(MIN_VAR);
-        self.severity[r] = w * sum / precision;
-        self.severity_var[r] = 1.0 / precision;
+        for (j, we, w, r) in sums {
+            let prior = 1.0 / self.occasion_spread[r as usize].max(MIN_VAR);
+            self.occasion[j as usize] = we / (w + prior);
+            self.occasion_var[j as usize] = 1.0 / (w + prior);
+        }
+    }
+
+    /// The distinct scorecards of a subject, with their raters.
+    fn scorecards_of(&self, subject: u32) -> Vec<(u32, u32)> {
+        let mut js: Vec<(u32, u32)> = self.ratings(subject).iter().map(|o| (o.scorecard, o.rater)).collect();
+        js.sort_unstable();
+        js.dedup();
+        js
+    }
+
+    /// Re-estimates one rater's severity and range use from their ratings' current θ.
+    fn refresh_severity(&mut self, rater: u32) {
+        let mut acc = RaterSums::default();
+        for &c in &self.rater_subjects[rater as usize] {
+            for o in self.subjects[c as usize].iter().filter(|o| o.rater == rater) {
+                acc.add(o.value - self.item_mean[o.item as usize] - self.occasion[o.scorecard as usize], o);
+            }
+        }
+        self.solve_rater(rater as usize, &acc);
+    }
+
+    /// MAP of (s_r, λ_r) given θ: a ridge regression of the rater's ratings on the
+    /// candidates' levels, with priors s ~ N(0, τ_s²), λ ~ N(1, τ_λ²).
+    fn solve_rater(&mut self, r: usize, acc: &RaterSums) {
+        let w = self.precision(r as u32);
+        let prior_s = 1.0 / self.hyper.severity.max(MIN_VAR);
+        let prior_l = 1.0 / self.hyper.range.max(MIN_VAR);
+        let a00 = acc.n * w + prior_s;
+        let a01 = acc.theta * w;
+        let a11 = acc.theta2 * w + prior_l;
+        let b0 = acc.e * w;
+        let b1 = acc.e_theta * w + prior_l;
+        let det = (a00 * a11 - a01 * a01).max(MIN_VAR * a00 * a11);
+        self.severity[r] = (b0 * a11 - a01 * b1) / det;
+        self.range[r] = ((a00 * b1 - a01 * b0) / det).clamp(MIN_RANGE, MAX_RANGE);
+        self.severity_var[r] = a11 / det;
     }
 
     /// Cheap update after new or amended ratings of `subject` by `raters`: the
@@ -398,13 +512,16 @@ impl Model {
             self.initialise();
         }
         let mut report = FitReport { sweeps: 0, converged: false, last_change: f64::INFINITY };
-        let mut sev_num = vec![0.0; raters];
+        let mut sums = vec![RaterSums::default(); raters];
         let mut item_sum = vec![0.0; items];
         let mut item_n = vec![0.0; items];
         let mut ss = vec![0.0; raters];
+        let mut occasion_by_rater = vec![(0.0_f64, 0.0_f64); raters];
         for sweep in 1..=max_sweeps {
+            occasion_by_rater.iter_mut().for_each(|x| *x = (0.0, 0.0));
             // 1. Subjects: exact posteriors given raters; accumulate τ_a², τ_d².
             let (mut ability_ss, mut ability_n, mut specific_ss, mut specific_n) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+            let (mut occasion_ss, mut occasion_n) = (0.0_f64, 0.0_f64);
             for c in 0..self.subjects.len() {
                 if self.subjects[c].is_empty() {
                     continue;
@@ -420,26 +537,40 @@ impl Model {
                     specific_ss += d * d + 1.0 / p.d + share * share * inv_s;
                     specific_n += 1.0;
                 }
-            }
-            // 2. Severities given θ.
-            sev_num.iter_mut().for_each(|x| *x = 0.0);
-            for list in &self.subjects {
-                for o in list {
-                    sev_num[o.rater as usize] += o.value - self.item_mean[o.item as usize] - o.theta;
+                for (j, r) in self.scorecards_of(c as u32) {
+                    let (g, v) = (self.occasion[j as usize], self.occasion_var[j as usize]);
+                    occasion_ss += g * g + v;
+                    occasion_n += 1.0;
+                    occasion_by_rater[r as usize].0 += g * g + v;
+                    occasion_by_rater[r as usize].1 += 1.0;
                 }
             }
-            let prior_s = 1.0 / self.hyper.severity.max(MIN_VAR);
-            let previous = self.severity.clone();
-            for r in 0..raters {
-                let n = f64::from(self.rating_count[r]);
-                let w = self.precision(r as u32);
-                let precision = n * w + prior_s;
-                self.severity[r] = w * sev_num[r] / precision;
-                self.severity_var[r] = 1.0 / precision;
+            // 2. Severities and range use given θ.
+            sums.iter_mut().for_each(|x| *x = RaterSums::default());
+            for list in &self.subjects {
+                for o in list {
+                    let e = o.value - self.item_mean[o.item as usize] - self.occasion[o.scorecard as usize];
+                    sums[o.rater as usize].add(e, o);
+                }
             }
-            // Severity is relative: centre it (rating-weighted); the item means
-            // absorb the shift below.
+            let previous = self.severity.clone();
+            for (r, acc) in sums.iter().enumerate() {
+                if acc.n > 0.0 {
+                    self.solve_rater(r, acc);
+                }
+            }
+            // Range use is relative: keep the typical rater's (the median of raters
+            // with data) at 1, so a minority of compressed raters does not
+            // redefine the scale.
             let total_n: f64 = self.rating_count.iter().map(|&n| f64::from(n)).sum();
+            let mut ranges: Vec<f64> =
+                (0..raters).filter(|&r| self.rating_count[r] > 0).map(|r| self.range[r]).collect();
+            ranges.sort_by(f64::total_cmp);
+            if let Some(&median) = ranges.get(ranges.len() / 2)
+                && median > 0.0
+            {
+                self.range.iter_mut().for_each(|l| *l = (*l / median).clamp(MIN_RANGE, MAX_RANGE));
+            }
             let centre: f64 =
                 self.severity.iter().zip(&self.rating_count).map(|(s, &n)| s * f64::from(n)).sum::<f64>() / total_n;
             self.severity.iter_mut().for_each(|s| *s -= centre);
@@ -450,7 +581,9 @@ impl Model {
             item_n.iter_mut().for_each(|x| *x = 0.0);
             for list in &self.subjects {
                 for o in list {
-                    item_sum[o.item as usize] += o.value - self.severity[o.rater as usize] - o.theta;
+                    let r = o.rater as usize;
+                    item_sum[o.item as usize] +=
+                        o.value - self.severity[r] - self.range[r] * o.theta - self.occasion[o.scorecard as usize];
                     item_n[o.item as usize] += 1.0;
                 }
             }
@@ -466,8 +599,10 @@ impl Model {
             for list in &self.subjects {
                 for o in list {
                     let r = o.rater as usize;
-                    let e = o.value - self.item_mean[o.item as usize] - self.severity[r] - o.theta;
-                    ss[r] += e * e + o.theta_var + self.severity_var[r];
+                    let j = o.scorecard as usize;
+                    let l = self.range[r];
+                    let e = o.value - self.item_mean[o.item as usize] - self.severity[r] - l * o.theta - self.occasion[j];
+                    ss[r] += e * e + l * l * o.theta_var + self.severity_var[r] + self.occasion_var[j];
                 }
             }
             let pooled = (ss.iter().sum::<f64>() / total_n).max(MIN_VAR);
@@ -481,12 +616,23 @@ impl Model {
                 .filter(|&r| self.rating_count[r] > 0)
                 .map(|r| self.severity[r] * self.severity[r] + self.severity_var[r])
                 .sum();
+            let range_ss: f64 = (0..raters)
+                .filter(|&r| self.rating_count[r] > 0)
+                .map(|r| (self.range[r] - 1.0).powi(2))
+                .sum();
             self.hyper = Hyper {
                 ability: (ability_ss / ability_n.max(1.0)).max(MIN_VAR),
                 specific: (specific_ss / specific_n.max(1.0)).max(MIN_VAR),
                 severity: (severity_ss / rated_raters).max(MIN_VAR),
+                occasion: (occasion_ss / occasion_n.max(1.0)).max(MIN_VAR),
+                range: (range_ss / rated_raters).max(MIN_VAR),
                 noise: pooled,
             };
+            for r in 0..raters {
+                let (sum, n) = occasion_by_rater[r];
+                self.occasion_spread[r] =
+                    ((sum + OCCASION_PRIOR_DF * self.hyper.occasion) / (n + OCCASION_PRIOR_DF)).max(MIN_VAR);
+            }
             report = FitReport { sweeps: sweep, converged: change < tolerance, last_change: change };
             if report.converged {
                 break;
@@ -522,7 +668,10 @@ impl Model {
         }
         let mean = all / count;
         let var = (all2 / count - mean * mean).max(1e-4);
-        self.hyper = Hyper { ability: 0.4 * var, specific: 0.1 * var, severity: 0.1 * var, noise: 0.4 * var };
+        self.hyper = Hyper { ability: 0.4 * var, specific: 0.1 * var, severity: 0.1 * var, occasion: 0.05 * var, range: 0.04, noise: 0.4 * var };
+        self.range.iter_mut().for_each(|l| *l = 1.0);
+        self.occasion.iter_mut().for_each(|g| *g = 0.0);
+        self.occasion_spread.iter_mut().for_each(|v| *v = 0.05 * var);
         self.noise_var.iter_mut().for_each(|v| *v = 0.4 * var);
         self.severity.iter_mut().for_each(|s| *s = 0.0);
     }

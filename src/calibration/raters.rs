@@ -47,7 +47,7 @@ impl Default for Thresholds {
         Thresholds {
             min_ratings: 15,
             min_shared_candidates: 4,
-            severity: 0.08,
+            severity: 0.19,
             noise_ratio: 1.6,
             halo_ratio: 0.35,
             range_use: 0.6,

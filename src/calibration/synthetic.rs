@@ -132,6 +132,8 @@ impl Spec {
 const THRESHOLDS: [f64; 4] = [-1.5, -0.5, 0.5, 1.5];
 /// Noise of a normal rater (latent units).
 pub const NORMAL_NOISE: f64 = 0.5;
+/// Spread of normal raters' severities (latent units ≈ scale points).
+pub const NORMAL_SEVERITY_SD: f64 = 0.25;
 const COMPETENCIES: usize = 10;
 
 /// A generated organisation and its truth.
@@ -172,9 +174,9 @@ impl Org {
         let severity: Vec<f64> = kinds
             .iter()
             .map(|k| match k {
-                RaterKind::Severe => -1.0 + 0.1 * rng.normal(),
-                RaterKind::Lenient => 1.0 + 0.1 * rng.normal(),
-                _ => 0.15 * rng.normal(),
+                RaterKind::Severe => -1.2 + 0.1 * rng.normal(),
+                RaterKind::Lenient => 1.2 + 0.1 * rng.normal(),
+                _ => NORMAL_SEVERITY_SD * rng.normal(),
             })
             .collect();
         let mut island_raters = Vec::new();
