@@ -40,9 +40,19 @@ pub async fn serve(
     listener: TcpListener,
     store: Store,
     verifier: Arc<Verifier>,
+    thresholds: crate::calibration::raters::Thresholds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let state = Arc::new(AppState { store });
+    let calibrator = crate::calibrator::Calibrator::new(store.clone(), thresholds);
+    {
+        let calibrator = calibrator.clone();
+        tokio::spawn(async move {
+            if let Err(e) = calibrator.warm_up().await {
+                tracing::warn!(error = %e, "calibration warm-up failed; organisations load on first use");
+            }
+        });
+    }
+    let state = Arc::new(AppState { store, calibrator });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RubricServiceServer<RubricApi>>().await;
@@ -73,7 +83,10 @@ pub async fn serve(
         .add_service(
             ScorecardServiceServer::new(ScorecardApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(CalibrationServiceServer::new(CalibrationApi).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(
+            CalibrationServiceServer::new(CalibrationApi::new(state.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| AppError::Server(e.to_string()))
@@ -174,7 +187,8 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 let _ = stopping_tx.send(true);
             });
             let mut server_stopping = stopping.clone();
-            let server = serve(listener, store.clone(), verifier, async move {
+            let thresholds = args.calibration_thresholds()?;
+            let server = serve(listener, store.clone(), verifier, thresholds, async move {
                 let _ = server_stopping.wait_for(|s| *s).await;
             });
             let mut grace_stopping = stopping;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::calibration::model::Obs;
 use crate::calibration::raters::{self, FlagKind, Thresholds};
-use crate::calibration::scores::{connected_groups, spearman, subject_scores};
+use crate::calibration::scores::{connected_groups, ranking_scores, spearman, subject_scores};
 use crate::calibration::synthetic::{Org, RaterKind, Spec};
 
 fn kind_flag(kind: RaterKind) -> Option<FlagKind> {
@@ -83,7 +83,7 @@ fn evaluate(org: &mut Org, thresholds: &Thresholds, acc: &mut Accuracy) {
             acc.top_raw.push(top_precision(&raw, &truth, 0.1));
         }
     }
-    let reports = raters::reports(&org.model, &org.scorecards, &[], thresholds);
+    let reports = raters::reports(&org.model, &org.scorecards, thresholds);
     let mut normal_flagged = 0;
     for report in &reports {
         let kind = org.rater_kinds[report.rater as usize];
@@ -124,7 +124,9 @@ fn rss_bytes() -> Option<u64> {
 pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     println!("# scorecard calibration benchmark");
     println!();
-    println!("## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)");
+    println!(
+        "## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)"
+    );
     let mut acc = Accuracy::default();
     let started = Instant::now();
     for seed in 0..orgs as u64 {
@@ -132,7 +134,11 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
         evaluate(&mut org, thresholds, &mut acc);
     }
     let (sc, sr) = (mean(&acc.spearman_calibrated), mean(&acc.spearman_raw));
-    println!("spearman vs truth per job (mean of {} jobs): calibrated {sc:.3}, raw mean {sr:.3}, gain {:+.3}", acc.spearman_calibrated.len(), sc - sr);
+    println!(
+        "spearman vs truth per job (mean of {} jobs): calibrated {sc:.3}, raw mean {sr:.3}, gain {:+.3}",
+        acc.spearman_calibrated.len(),
+        sc - sr
+    );
     println!(
         "top-10% precision per job: calibrated {:.3}, raw mean {:.3}",
         mean(&acc.top_calibrated),
@@ -160,7 +166,11 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
         "normal raters flagged per organisation: mean {:.2}, max {max_normal}",
         mean(&acc.normal_flagged_per_org.iter().map(|&n| n as f64).collect::<Vec<_>>())
     );
-    println!("fit sweeps: mean {:.1}; accuracy runs took {:.1}s", mean(&acc.sweeps.iter().map(|&n| n as f64).collect::<Vec<_>>()), started.elapsed().as_secs_f64());
+    println!(
+        "fit sweeps: mean {:.1}; accuracy runs took {:.1}s",
+        mean(&acc.sweeps.iter().map(|&n| n as f64).collect::<Vec<_>>()),
+        started.elapsed().as_secs_f64()
+    );
 
     println!();
     println!("## Hard scenarios");
@@ -169,7 +179,7 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     let mut org = Org::generate(&spec);
     org.model.fit(500, 1e-6);
     if let Some(r) = org.selective_rater {
-        let reports = raters::reports(&org.model, &org.scorecards, &[], thresholds);
+        let reports = raters::reports(&org.model, &org.scorecards, thresholds);
         let report = reports.iter().find(|x| x.rater == r);
         let n = org.model.rating_count[r as usize];
         let own: f64 = org
@@ -210,7 +220,10 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
 
     println!();
     println!("## Speed and memory (one core)");
-    println!("{:>10} {:>11} {:>7} {:>9} {:>12} {:>13} {:>14}", "ratings", "candidates", "raters", "sweeps", "cold fit ms", "update ms", "state MB (RSS)");
+    println!(
+        "{:>10} {:>11} {:>7} {:>9} {:>12} {:>13} {:>14}",
+        "ratings", "candidates", "raters", "sweeps", "cold fit ms", "update ms", "state MB (RSS)"
+    );
     for &size in sizes {
         let spec = Spec::sized(9, size);
         let before = rss_bytes();
@@ -255,12 +268,8 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     org.model.fit(200, 1e-5);
     let started = Instant::now();
     let mut scored: Vec<(u32, f64)> = (0..org.model.subject_count() as u32)
-        .filter_map(|s| subject_scores(&org.model, s, &org.shape).overall.map(|o| (s, o.mean)))
+        .filter_map(|s| ranking_scores(&org.model, s, &org.shape).overall.map(|o| (s, o.mean)))
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!(
-        "ranking a job of {} candidates: {:.1} ms",
-        scored.len(),
-        started.elapsed().as_secs_f64() * 1e3
-    );
+    println!("ranking a job of {} candidates: {:.1} ms", scored.len(), started.elapsed().as_secs_f64() * 1e3);
 }

@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "SCORECARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    /// Rater-flag thresholds as JSON, any subset of the fields in
+    /// docs/calibration.md, e.g. '{"min_ratings":20,"severity":0.15}'.
+    #[arg(long, env = "SCORECARD_CALIBRATION_SETTINGS")]
+    pub calibration_settings: Option<String>,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -133,6 +137,17 @@ pub struct TokenArgs {
     pub ttl_seconds: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
+}
+
+impl ServeArgs {
+    /// The rater-flag thresholds: defaults, overridden by the JSON setting.
+    pub fn calibration_thresholds(&self) -> Result<crate::calibration::raters::Thresholds, crate::app::AppError> {
+        match &self.calibration_settings {
+            None => Ok(Default::default()),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| crate::app::AppError::Config(format!("SCORECARD_CALIBRATION_SETTINGS is not valid: {e}"))),
+        }
+    }
 }
 
 /// Where the generated development secret lives.

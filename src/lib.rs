@@ -18,6 +18,8 @@ pub mod auth;
 pub mod bench;
 /// The calibration engine: pure statistics.
 pub mod calibration;
+/// Per-organisation calibration state: loaded, updated, cached.
+pub mod calibrator;
 /// Configuration from flags and environment.
 pub mod config;
 /// Hiring rules and types.

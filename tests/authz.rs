@@ -20,8 +20,7 @@ const SCORERS: &[&str] = &["admin", "integration", "interviewer"];
 const READERS: &[&str] = &["admin", "integration", "recruiter"];
 const ADMIN: &[&str] = &["admin"];
 
-/// Which roles may call each RPC. Calibration RPCs answer UNIMPLEMENTED to
-/// permitted callers until the calibration engine lands.
+/// Which roles may call each RPC.
 const MATRIX: &[(&str, &[&str])] = &[
     ("/scorecard.v1.RubricService/CreateRubric", ADMIN),
     ("/scorecard.v1.RubricService/GetRubric", ALL),
@@ -228,7 +227,7 @@ async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<
             .calibration()
             .get_ranking(req(token, proto::GetRankingRequest { job, ..Default::default() }))
             .await
-            .map(one),
+            .map(|r| fx.revealed(r.get_ref().entries.iter().map(|e| &e.candidate))),
         "GetCandidateAssessment" => app
             .calibration()
             .get_candidate_assessment(req(token, proto::GetCandidateAssessmentRequest { job, candidate }))
@@ -248,7 +247,10 @@ async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<
             .await
             .map(one),
         "WatchRanking" => {
-            app.calibration().watch_ranking(req(token, proto::WatchRankingRequest { job })).await.map(one)
+            let mut stream =
+                app.calibration().watch_ranking(req(token, proto::WatchRankingRequest { job })).await?.into_inner();
+            let first = stream.message().await?.ok_or_else(|| Status::internal("no first ranking"))?;
+            Ok(fx.revealed(first.entries.iter().map(|e| &e.candidate)))
         }
         other => panic!("{method}: the matrix test has no call for `{other}`; add one"),
     }
@@ -280,14 +282,12 @@ async fn every_rpc_by_every_role_in_both_tenants(app: TestApp) {
     let fx = Fixture::new(&app).await;
     let mut checked = 0;
     for (method, allowed) in MATRIX {
-        let calibration = method.contains("CalibrationService");
         for role in ALL {
             let permitted = allowed.contains(role);
             // Own tenant.
             let own = call(&app, &fx, method, &token_for(role, "tenant-a")).await;
             match (&own, permitted) {
                 (Ok(_), true) => {}
-                (Err(s), true) if calibration && s.code() == Code::Unimplemented => {}
                 (Err(s), false) if s.code() == Code::PermissionDenied => {}
                 _ => panic!("{method} as {role} in its own tenant: unexpected {own:?} (permitted: {permitted})"),
             }
@@ -296,7 +296,6 @@ async fn every_rpc_by_every_role_in_both_tenants(app: TestApp) {
             match (&other, permitted) {
                 (Ok(0), true) => {}
                 (Err(s), true) if s.code() == Code::NotFound => {}
-                (Err(s), true) if calibration && s.code() == Code::Unimplemented => {}
                 (Err(s), false) if s.code() == Code::PermissionDenied => {}
                 _ => panic!("{method} as {role} from another tenant: unexpected {other:?} (permitted: {permitted})"),
             }

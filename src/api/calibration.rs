@@ -1,26 +1,282 @@
-//! `CalibrationService`: declared in the contract, built by the calibration
-//! issue. Until then every method checks the caller's role and answers
-//! `UNIMPLEMENTED`, so integrators can code against the final authorisation.
+//! `CalibrationService`: calibrated rankings, candidate assessments, rater
+//! reports, panel reliability, and a ranking stream. The numbers come from the
+//! [`crate::calibrator::Calibrator`]; this layer checks roles, names and
+//! existence, pages, and converts.
 
 use std::pin::Pin;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::convert::timestamp;
+use super::{PageRequest, State};
 use crate::auth::{self, Caller};
-use crate::domain::Role;
-use crate::error::Error;
+use crate::calibration::raters::{FlagKind, RaterReport};
+use crate::calibration::scores::Score;
+use crate::calibrator::{Ranking, ReliabilityFigures};
+use crate::domain::names::Collection;
+use crate::domain::{Role, validate};
+use crate::error::{Error, Violations};
 use crate::proto::{self, calibration_service_server::CalibrationService};
+use crate::store::{Page, ScorecardFilter};
 
 const READERS: [Role; 3] = [Role::Admin, Role::Integration, Role::Recruiter];
 
-#[derive(Default)]
-pub struct CalibrationApi;
+pub struct CalibrationApi {
+    state: State,
+}
 
-fn not_yet(caller: &Caller, roles: &[Role]) -> Error {
-    match caller.require_any(roles) {
-        Err(denied) => denied,
-        Ok(()) => Error::Unimplemented("calibration is not available in this version yet".into()),
+fn ranking_page(job_name: &str, ranking: &Ranking, page: &PageRequest) -> Result<proto::Ranking, Error> {
+    let start: usize = if page.after.is_empty() {
+        0
+    } else {
+        page.after.parse().map_err(|_| Error::invalid("page_token", "is not a token this list returned"))?
+    };
+    let end = (start + page.size).min(ranking.entries.len());
+    let entries = ranking.entries.get(start..end).unwrap_or_default();
+    let to_dimension = |(key, score): &(String, Option<Score>)| {
+        score.map(|s| proto::DimensionScore {
+            dimension: key.clone(),
+            score: s.mean,
+            lower: s.lower,
+            upper: s.upper,
+            raw_mean: s.raw_mean,
+        })
+    };
+    Ok(proto::Ranking {
+        job: job_name.to_string(),
+        entries: entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| proto::RankingEntry {
+                rank: (start + i + 1) as i32,
+                candidate: Collection::Candidates.name(&e.candidate_id),
+                score: e.overall.mean,
+                score_lower: e.overall.lower,
+                score_upper: e.overall.upper,
+                raw_mean: e.overall.raw_mean,
+                dimensions: e.dimensions.iter().filter_map(to_dimension).collect(),
+                scorecard_count: e.scorecard_count as i32,
+                flags: e.flags.clone(),
+            })
+            .collect(),
+        calibrate_time: timestamp(ranking.calibrated_at),
+        next_page_token: page.next_token(end < ranking.entries.len(), Some(end.to_string())),
+    })
+}
+
+fn flag_kind(kind: FlagKind) -> proto::rater_flag::Kind {
+    use proto::rater_flag::Kind;
+    match kind {
+        FlagKind::InsufficientData => Kind::InsufficientData,
+        FlagKind::Severe => Kind::Severe,
+        FlagKind::Lenient => Kind::Lenient,
+        FlagKind::Inconsistent => Kind::Inconsistent,
+        FlagKind::Halo => Kind::Halo,
+        FlagKind::CentralTendency => Kind::CentralTendency,
+        FlagKind::Drift => Kind::Drift,
+        FlagKind::RecommendationMismatch => Kind::RecommendationMismatch,
+        FlagKind::ThinEvidence => Kind::ThinEvidence,
+    }
+}
+
+fn report(rater: &str, r: &RaterReport) -> proto::RaterReport {
+    proto::RaterReport {
+        rater: rater.to_string(),
+        rating_count: r.rating_count as i32,
+        severity: r.severity,
+        severity_lower: r.severity_lower,
+        severity_upper: r.severity_upper,
+        noise: r.noise,
+        halo: r.halo,
+        range_use: r.range_use,
+        drift: r.drift,
+        flags: r
+            .flags
+            .iter()
+            .map(|f| proto::RaterFlag { kind: flag_kind(f.kind) as i32, detail: f.detail.clone() })
+            .collect(),
+        recommendation_agreement: r.recommendation_agreement,
+        evidence_quality: r.evidence_quality,
+    }
+}
+
+/// Raised a flag a recruiter should act on (not merely "too few ratings").
+fn is_flagged(r: &RaterReport) -> bool {
+    r.flags.iter().any(|f| f.kind != FlagKind::InsufficientData)
+}
+
+fn figures(f: &ReliabilityFigures) -> proto::ReliabilityFigures {
+    proto::ReliabilityFigures {
+        competency: f.competency.clone(),
+        icc2_1: f.icc2_1,
+        icc2_k: f.icc2_k,
+        alpha_ordinal: f.alpha_ordinal,
+        alpha_interval: f.alpha_interval,
+        rater_count: f.rater_count as i32,
+        subject_count: f.subject_count as i32,
+    }
+}
+
+impl CalibrationApi {
+    pub fn new(state: State) -> Self {
+        Self { state }
+    }
+
+    /// The job's id, after checking it exists in the caller's organisation.
+    async fn job(&self, caller: &Caller, name: &str, field: &str) -> Result<String, Error> {
+        let id = Collection::Jobs.parse_required(name, field)?;
+        match self.state.store.get_job(&caller.org, id).await? {
+            Some(job) => Ok(job.id),
+            None => Err(Error::NotFound(name.to_string())),
+        }
+    }
+
+    async fn get_ranking_(&self, caller: Caller, req: proto::GetRankingRequest) -> Result<proto::Ranking, Error> {
+        caller.require_any(&READERS)?;
+        let job = self.job(&caller, &req.job, "job").await?;
+        let page = PageRequest::parse(req.page_size, &req.page_token, &["GetRanking", &job])?;
+        let ranking = self.state.calibrator.ranking(&caller.org, &job).await?;
+        ranking_page(&req.job, &ranking, &page)
+    }
+
+    async fn assessment(
+        &self,
+        caller: Caller,
+        req: proto::GetCandidateAssessmentRequest,
+    ) -> Result<proto::CandidateAssessment, Error> {
+        caller.require_any(&READERS)?;
+        let mut v = Violations::new();
+        let job_id = Collection::Jobs.parse_field(&req.job, "job", &mut v);
+        let candidate_id = Collection::Candidates.parse_field(&req.candidate, "candidate", &mut v);
+        v.into_result()?;
+        let (job_id, candidate_id) = (job_id.unwrap_or_default(), candidate_id.unwrap_or_default());
+        let org = &caller.org;
+        if self.state.store.get_job(org, job_id).await?.is_none() {
+            return Err(Error::NotFound(req.job));
+        }
+        if self.state.store.get_candidate(org, candidate_id).await?.is_none() {
+            return Err(Error::NotFound(req.candidate));
+        }
+        let (scores, calibrated_at) = self.state.calibrator.assessment(org, job_id, candidate_id).await?;
+        // The evidence behind the scores: the candidate's current scorecards for the job.
+        let mut evidence: Vec<(String, proto::EvidenceItem)> = Vec::new();
+        let filter = ScorecardFilter { job: job_id, candidate: candidate_id, ..Default::default() };
+        let mut after = String::new();
+        loop {
+            let (page, more) =
+                self.state.store.list_scorecards(org, filter, Page { after: &after, limit: 1000 }).await?;
+            for s in &page {
+                for r in &s.content.ratings {
+                    evidence.push((
+                        r.competency.clone(),
+                        proto::EvidenceItem {
+                            scorecard: Collection::Scorecards.name(&s.id),
+                            interviewer: s.interviewer.clone(),
+                            score: r.score,
+                            evidence: r.evidence.clone(),
+                        },
+                    ));
+                }
+            }
+            match (more, page.last()) {
+                (true, Some(last)) => after = last.id.clone(),
+                _ => break,
+            }
+        }
+        Ok(proto::CandidateAssessment {
+            job: req.job,
+            candidate: req.candidate,
+            competencies: scores
+                .iter()
+                .map(|c| proto::CompetencyScore {
+                    competency: c.key.clone(),
+                    score: c.score.mean,
+                    lower: c.score.lower,
+                    upper: c.score.upper,
+                    raw_mean: c.score.raw_mean,
+                    evidence: evidence.iter().filter(|(k, _)| *k == c.key).map(|(_, e)| e.clone()).collect(),
+                })
+                .collect(),
+            calibrate_time: timestamp(calibrated_at),
+        })
+    }
+
+    async fn list_reports(
+        &self,
+        caller: Caller,
+        req: proto::ListRaterReportsRequest,
+    ) -> Result<proto::ListRaterReportsResponse, Error> {
+        caller.require_any(&READERS)?;
+        let scope = if req.flagged_only { "flagged" } else { "all" };
+        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListRaterReports", scope])?;
+        let reports = self.state.calibrator.rater_reports(&caller.org).await?;
+        let selected: Vec<&(String, RaterReport)> = reports
+            .iter()
+            .filter(|(rater, r)| rater.as_str() > page.after.as_str() && (!req.flagged_only || is_flagged(r)))
+            .take(page.size + 1)
+            .collect();
+        let more = selected.len() > page.size;
+        let selected = &selected[..selected.len().min(page.size)];
+        Ok(proto::ListRaterReportsResponse {
+            reports: selected.iter().map(|(rater, r)| report(rater, r)).collect(),
+            next_page_token: page.next_token(more, selected.last().map(|(rater, _)| rater.clone())),
+        })
+    }
+
+    async fn get_report(&self, caller: Caller, req: proto::GetRaterReportRequest) -> Result<proto::RaterReport, Error> {
+        caller.require_any(&Role::ALL)?;
+        let mut v = Violations::new();
+        validate::user_id(&mut v, "rater", &req.rater);
+        v.into_result()?;
+        if !caller.sees_everything() && req.rater != caller.user {
+            return Err(Error::PermissionDenied("interviewers can read only their own rater report".into()));
+        }
+        let reports = self.state.calibrator.rater_reports(&caller.org).await?;
+        let found = reports.iter().find(|(rater, _)| *rater == req.rater);
+        found
+            .map(|(rater, r)| report(rater, r))
+            .ok_or_else(|| Error::NotFound(format!("rater report of `{}`", req.rater)))
+    }
+
+    async fn reliability(
+        &self,
+        caller: Caller,
+        req: proto::GetPanelReliabilityRequest,
+    ) -> Result<proto::PanelReliability, Error> {
+        caller.require_any(&READERS)?;
+        let org = &caller.org;
+        let jobs: Vec<String> = match (req.job.is_empty(), req.rubric.is_empty()) {
+            (false, true) => vec![self.job(&caller, &req.job, "job").await?],
+            (true, false) => {
+                let rubric = Collection::Rubrics.parse_required(&req.rubric, "rubric")?;
+                if self.state.store.get_rubric(org, rubric, 0).await?.is_none() {
+                    return Err(Error::NotFound(req.rubric));
+                }
+                let mut ids = Vec::new();
+                let mut after = String::new();
+                loop {
+                    let (page, more) = self.state.store.list_jobs(org, Page { after: &after, limit: 1000 }).await?;
+                    ids.extend(page.iter().filter(|j| j.rubric_id == rubric).map(|j| j.id.clone()));
+                    match (more, page.last()) {
+                        (true, Some(last)) => after = last.id.clone(),
+                        _ => break,
+                    }
+                }
+                ids
+            }
+            _ => {
+                return Err(Error::InvalidArgument(vec![
+                    crate::error::FieldViolation::new("job", "set exactly one of job and rubric"),
+                    crate::error::FieldViolation::new("rubric", "set exactly one of job and rubric"),
+                ]));
+            }
+        };
+        let (per, overall) = self.state.calibrator.reliability(org, &jobs).await?;
+        Ok(proto::PanelReliability {
+            competencies: per.iter().map(figures).collect(),
+            overall: Some(figures(&overall)),
+        })
     }
 }
 
@@ -28,43 +284,47 @@ fn not_yet(caller: &Caller, roles: &[Role]) -> Error {
 impl CalibrationService for CalibrationApi {
     type WatchRankingStream = Pin<Box<dyn Stream<Item = Result<proto::Ranking, Status>> + Send>>;
 
-    async fn get_ranking(&self, r: Request<proto::GetRankingRequest>) -> Result<Response<proto::Ranking>, Status> {
-        Err(not_yet(&auth::caller(&r)?, &READERS).into())
-    }
-
-    async fn get_candidate_assessment(
-        &self,
-        r: Request<proto::GetCandidateAssessmentRequest>,
-    ) -> Result<Response<proto::CandidateAssessment>, Status> {
-        Err(not_yet(&auth::caller(&r)?, &READERS).into())
-    }
-
-    async fn list_rater_reports(
-        &self,
-        r: Request<proto::ListRaterReportsRequest>,
-    ) -> Result<Response<proto::ListRaterReportsResponse>, Status> {
-        Err(not_yet(&auth::caller(&r)?, &READERS).into())
-    }
-
-    async fn get_rater_report(
-        &self,
-        r: Request<proto::GetRaterReportRequest>,
-    ) -> Result<Response<proto::RaterReport>, Status> {
-        // Interviewers may read their own report once it exists.
-        Err(not_yet(&auth::caller(&r)?, &Role::ALL).into())
-    }
-
-    async fn get_panel_reliability(
-        &self,
-        r: Request<proto::GetPanelReliabilityRequest>,
-    ) -> Result<Response<proto::PanelReliability>, Status> {
-        Err(not_yet(&auth::caller(&r)?, &READERS).into())
-    }
+    rpc!(get_ranking, get_ranking_, proto::GetRankingRequest, proto::Ranking);
+    rpc!(get_candidate_assessment, assessment, proto::GetCandidateAssessmentRequest, proto::CandidateAssessment);
+    rpc!(list_rater_reports, list_reports, proto::ListRaterReportsRequest, proto::ListRaterReportsResponse);
+    rpc!(get_rater_report, get_report, proto::GetRaterReportRequest, proto::RaterReport);
+    rpc!(get_panel_reliability, reliability, proto::GetPanelReliabilityRequest, proto::PanelReliability);
 
     async fn watch_ranking(
         &self,
         r: Request<proto::WatchRankingRequest>,
     ) -> Result<Response<Self::WatchRankingStream>, Status> {
-        Err(not_yet(&auth::caller(&r)?, &READERS).into())
+        let caller = auth::caller(&r)?;
+        caller.require_any(&READERS)?;
+        let req = r.into_inner();
+        let job = self.job(&caller, &req.job, "job").await?;
+        let calibrator = self.state.calibrator.clone();
+        // Subscribe before the first snapshot, so no change falls between them.
+        let mut changes = calibrator.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<proto::Ranking, Status>>(4);
+        let org = caller.org.clone();
+        let page = PageRequest::parse(0, "", &["WatchRanking", &job])?;
+        let page = PageRequest { size: validate::limits::MAX_PAGE_SIZE, ..page };
+        tokio::spawn(async move {
+            let send = |ranking: Result<std::sync::Arc<Ranking>, Error>| {
+                ranking.and_then(|r| ranking_page(&req.job, &r, &page)).map_err(Status::from)
+            };
+            if tx.send(send(calibrator.ranking(&org, &job).await)).await.is_err() {
+                return;
+            }
+            loop {
+                match changes.recv().await {
+                    Ok((o, j)) if o == org && j == job => {}
+                    Ok(_) => continue,
+                    // Missed some changes: the next snapshot covers them.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+                if tx.send(send(calibrator.ranking(&org, &job).await)).await.is_err() {
+                    return; // the client went away
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }

@@ -148,6 +148,8 @@ impl HiringApi {
         let erased = self.state.store.erase_candidate(&caller.org, id, now_micros()).await?;
         let erased = erased.ok_or(Error::NotFound(req.name))?;
         tracing::info!(candidate = %erased.id, "candidate personal data erased");
+        // Erased evidence no longer counts for or against its raters.
+        self.state.calibrator.invalidate(&caller.org);
         Ok((&erased).into())
     }
 

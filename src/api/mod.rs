@@ -52,6 +52,7 @@ use crate::store::Store;
 /// What every service shares.
 pub struct AppState {
     pub store: Store,
+    pub calibrator: std::sync::Arc<crate::calibrator::Calibrator>,
 }
 
 pub type State = Arc<AppState>;

@@ -9,7 +9,7 @@ use super::{PageRequest, State};
 use crate::auth::Caller;
 use crate::domain::names::Collection;
 use crate::domain::validate::{self, limits};
-use crate::domain::{Interview, Role, ScorecardContent, new_id, now_micros};
+use crate::domain::{Interview, Role, Rubric, ScorecardContent, new_id, now_micros};
 use crate::error::{Error, Violations};
 use crate::proto::{self, scorecard_service_server::ScorecardService};
 use crate::store::{NewScorecard, ScorecardFilter, SubmitOutcome};
@@ -41,7 +41,7 @@ impl ScorecardApi {
         recommendation: i32,
         summary: String,
         v: &mut Violations,
-    ) -> Result<(ScorecardContent, Vec<String>), Error> {
+    ) -> Result<(ScorecardContent, Vec<String>, Rubric), Error> {
         let job = self.state.store.get_job(org, &interview.job_id).await?;
         let job = job.ok_or_else(|| Error::Internal(format!("interview {} has no job", interview.id)))?;
         let rubric = self.state.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
@@ -56,7 +56,7 @@ impl ScorecardApi {
             summary,
         };
         let warnings = validate::scorecard(&content, rubric.content.scale, &interview.focus_competencies, v);
-        Ok((content, warnings))
+        Ok((content, warnings, rubric))
     }
 
     /// Refuses new free text about a candidate whose personal data was erased.
@@ -82,7 +82,7 @@ impl ScorecardApi {
         let request_hash = hex::encode(sha2::Sha256::digest(req.encode_to_vec()));
         let mut v = Violations::new();
         validate::request_id(&mut v, "request_id", &req.request_id);
-        let (content, warnings) =
+        let (content, warnings, rubric) =
             self.checked_content(org, &interview, req.ratings, req.recommendation, req.summary, &mut v).await?;
         v.into_result()?;
         self.ensure_not_erased(org, &interview.candidate_id).await?;
@@ -107,6 +107,8 @@ impl ScorecardApi {
         let scorecard = match outcome {
             SubmitOutcome::Created(s) => {
                 tracing::info!(scorecard = %s.id, interview = %interview.id, "scorecard submitted");
+                // Before acknowledging: a ranking read after this call reflects it.
+                self.state.calibrator.scorecard_changed(org, &s, &rubric).await?;
                 s
             }
             SubmitOutcome::Replayed(s) => {
@@ -183,7 +185,7 @@ impl ScorecardApi {
         if req.revision < 0 {
             v.add("revision", "must not be negative");
         }
-        let (content, warnings) =
+        let (content, warnings, rubric) =
             self.checked_content(org, &interview, req.ratings, req.recommendation, req.summary, &mut v).await?;
         v.into_result()?;
         self.ensure_not_erased(org, &current.candidate_id).await?;
@@ -194,6 +196,7 @@ impl ScorecardApi {
             .amend_scorecard(org, id, i64::from(req.revision), &content, &req.reason, &caller.user, now_micros())
             .await?;
         tracing::info!(scorecard = %amended.id, revision = amended.revision, "scorecard amended");
+        self.state.calibrator.scorecard_changed(org, &amended, &rubric).await?;
         Ok(convert::scorecard(&amended, warnings))
     }
 }

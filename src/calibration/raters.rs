@@ -10,7 +10,7 @@ use super::model::Model;
 /// docs/calibration.md; each can be overridden through
 /// `SCORECARD_CALIBRATION_SETTINGS` (JSON with any subset of these fields).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// Fewer ratings than this: `INSUFFICIENT_DATA`, no other flag.
     pub min_ratings: u32,
@@ -116,8 +116,22 @@ pub struct RaterReport {
 
 /// Words that judge character rather than describe behaviour.
 const TRAIT_WORDS: [&str; 16] = [
-    "smart", "genius", "nice", "arrogant", "lazy", "likeable", "likable", "personality", "attitude", "vibe",
-    "culture fit", "gut", "brilliant", "weird", "rockstar", "ninja",
+    "smart",
+    "genius",
+    "nice",
+    "arrogant",
+    "lazy",
+    "likeable",
+    "likable",
+    "personality",
+    "attitude",
+    "vibe",
+    "culture fit",
+    "gut",
+    "brilliant",
+    "weird",
+    "rockstar",
+    "ninja",
 ];
 
 /// Evidence is thin when it is too short to describe what happened (fewer than
@@ -160,7 +174,7 @@ fn regress(points: &[(f64, f64)]) -> Option<Regression> {
 }
 
 /// Reports for every rater with at least one rating.
-pub fn reports(model: &Model, scorecards: &[ScorecardFacts], times: &[f64], t: &Thresholds) -> Vec<RaterReport> {
+pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> Vec<RaterReport> {
     let raters = model.rater_count();
     // Per rater: the panel's view of each rating, leaving the rater out.
     struct Point {
@@ -244,10 +258,8 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], times: &[f64], t: &
         let (range_use, noise_norm, drift_per_year, drift_total, drift_z) = match &fitted[r] {
             None => (1.0, model.noise_var[r].sqrt(), 0.0, 0.0, 0.0),
             Some((by_ability, by_theta, noise)) => {
-                let residuals: Vec<(f64, f64)> = points[r]
-                    .iter()
-                    .map(|q| (q.time, q.y - by_theta.intercept - by_theta.slope * q.theta))
-                    .collect();
+                let residuals: Vec<(f64, f64)> =
+                    points[r].iter().map(|q| (q.time, q.y - by_theta.intercept - by_theta.slope * q.theta)).collect();
                 let (drift, total, z) = match regress(&residuals) {
                     Some(trend) => {
                         let n = residuals.len() as f64;
@@ -372,7 +384,6 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], times: &[f64], t: &
                 });
             }
         }
-        let _ = times;
         out.push(RaterReport {
             rater: r as u32,
             rating_count: n,

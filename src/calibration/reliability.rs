@@ -25,10 +25,8 @@ pub struct Icc {
     pub icc3_k: f64,
 }
 
-/// Shrout & Fleiss ICCs of a complete `n` subjects × `k` raters matrix (rows are
-/// subjects). `None` for fewer than 2 subjects or raters, ragged rows, or a
-/// matrix without any variation (the ratios are undefined).
-pub fn icc_complete(rows: &[Vec<f64>]) -> Option<Icc> {
+/// The two-way ANOVA of a complete matrix: (BMS, JMS, WMS, EMS, n, k).
+fn mean_squares(rows: &[Vec<f64>]) -> Option<(f64, f64, f64, f64, f64, f64)> {
     let n = rows.len();
     let k = rows.first()?.len();
     if n < 2 || k < 2 || rows.iter().any(|r| r.len() != k) {
@@ -40,11 +38,7 @@ pub fn icc_complete(rows: &[Vec<f64>]) -> Option<Icc> {
     let col_means: Vec<f64> = (0..k).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / nf).collect();
     let bms = kf * row_means.iter().map(|m| (m - grand).powi(2)).sum::<f64>() / (nf - 1.0);
     let jms = nf * col_means.iter().map(|m| (m - grand).powi(2)).sum::<f64>() / (kf - 1.0);
-    let wms = rows
-        .iter()
-        .zip(&row_means)
-        .map(|(r, m)| r.iter().map(|x| (x - m).powi(2)).sum::<f64>())
-        .sum::<f64>()
+    let wms = rows.iter().zip(&row_means).map(|(r, m)| r.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sum::<f64>()
         / (nf * (kf - 1.0));
     let ems = rows
         .iter()
@@ -52,7 +46,18 @@ pub fn icc_complete(rows: &[Vec<f64>]) -> Option<Icc> {
         .map(|(r, rm)| r.iter().zip(&col_means).map(|(x, cm)| (x - rm - cm + grand).powi(2)).sum::<f64>())
         .sum::<f64>()
         / ((nf - 1.0) * (kf - 1.0));
-    let ratio = |num: f64, den: f64| if den.abs() > 1e-12 { Some(num / den) } else { None };
+    Some((bms, jms, wms, ems, nf, kf))
+}
+
+fn ratio(num: f64, den: f64) -> Option<f64> {
+    if den.abs() > 1e-12 { Some(num / den) } else { None }
+}
+
+/// Shrout & Fleiss ICCs of a complete `n` subjects × `k` raters matrix (rows are
+/// subjects). `None` for fewer than 2 subjects or raters, ragged rows, or when
+/// any of the six ratios is undefined (no variation).
+pub fn icc_complete(rows: &[Vec<f64>]) -> Option<Icc> {
+    let (bms, jms, wms, ems, nf, kf) = mean_squares(rows)?;
     Some(Icc {
         icc1_1: ratio(bms - wms, bms + (kf - 1.0) * wms)?,
         icc2_1: ratio(bms - ems, bms + (kf - 1.0) * ems + kf * (jms - ems) / nf)?,
@@ -89,8 +94,11 @@ pub fn icc2(cells: &[(u32, u32, f64)]) -> Option<(f64, f64)> {
         *cell = v;
     }
     if !duplicate && n == ns * nr {
-        let icc = icc_complete(&matrix)?;
-        return Some((icc.icc2_1, icc.icc2_k));
+        let (bms, jms, _, ems, nf, kf) = mean_squares(&matrix)?;
+        return Some((
+            ratio(bms - ems, bms + (kf - 1.0) * ems + kf * (jms - ems) / nf)?,
+            ratio(bms - ems, bms + (jms - ems) / nf)?,
+        ));
     }
     let df_e = n as f64 - ns as f64 - nr as f64 + 1.0;
     if df_e < 1.0 {

@@ -2,7 +2,7 @@
 //! each with a 90% interval and the raw mean beside it.
 
 use super::Z90;
-use super::model::Model;
+use super::model::{Model, SubjectPosterior};
 
 /// How a rubric combines competencies: dimensions with weights, each holding
 /// competencies (model items) with weights inside it.
@@ -47,14 +47,18 @@ impl RubricShape {
     fn to_scale(&self, x: f64) -> f64 {
         (self.scale_min + x * self.span()).clamp(self.scale_min, self.scale_max)
     }
-    fn score(&self, model: &Model, subject: u32, weights: &[(u32, f64)], raw: &[(u32, f64)]) -> Option<Score> {
-        let (mean, var) = model.composite(subject, weights)?;
+    fn score(
+        &self,
+        model: &Model,
+        subject: u32,
+        post: &SubjectPosterior,
+        weights: &[(u32, f64)],
+        raw: &[(u32, f64)],
+    ) -> Option<Score> {
+        let (mean, var) = model.composite_with(subject, post, weights)?;
         let half = Z90 * var.sqrt();
         let total: f64 = weights.iter().filter(|(k, _)| raw.iter().any(|r| r.0 == *k)).map(|w| w.1).sum();
-        let raw_mean = weights
-            .iter()
-            .filter_map(|(k, w)| raw.iter().find(|r| r.0 == *k).map(|r| w * r.1))
-            .sum::<f64>()
+        let raw_mean = weights.iter().filter_map(|(k, w)| raw.iter().find(|r| r.0 == *k).map(|r| w * r.1)).sum::<f64>()
             / total.max(f64::MIN_POSITIVE);
         Some(Score {
             mean: self.to_scale(mean),
@@ -83,19 +87,32 @@ fn raw_means(model: &Model, subject: u32) -> Vec<(u32, f64)> {
 /// A subject's calibrated scores under a rubric. Unrated competencies are left
 /// out and the weights of the rated ones renormalised — never counted as zero.
 pub fn subject_scores(model: &Model, subject: u32, shape: &RubricShape) -> SubjectScores {
+    scores(model, subject, shape, true)
+}
+
+/// Overall and dimension scores only (what a ranking shows).
+pub fn ranking_scores(model: &Model, subject: u32, shape: &RubricShape) -> SubjectScores {
+    scores(model, subject, shape, false)
+}
+
+fn scores(model: &Model, subject: u32, shape: &RubricShape, with_competencies: bool) -> SubjectScores {
+    let post = model.posterior(subject, None);
     let raw = raw_means(model, subject);
     let rated = |k: u32| raw.iter().any(|r| r.0 == k);
-    let competencies = raw
-        .iter()
-        .filter(|(k, _)| shape.dimensions.iter().any(|d| d.items.iter().any(|(i, _)| i == k)))
-        .filter_map(|&(k, _)| shape.score(model, subject, &[(k, 1.0)], &raw).map(|s| (k, s)))
-        .collect();
+    let competencies = if with_competencies {
+        raw.iter()
+            .filter(|(k, _)| shape.dimensions.iter().any(|d| d.items.iter().any(|(i, _)| i == k)))
+            .filter_map(|&(k, _)| shape.score(model, subject, &post, &[(k, 1.0)], &raw).map(|s| (k, s)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let dimensions: Vec<Option<Score>> = shape
         .dimensions
         .iter()
         .map(|d| {
             let weights: Vec<(u32, f64)> = d.items.iter().copied().filter(|(k, w)| rated(*k) && *w > 0.0).collect();
-            if weights.is_empty() { None } else { shape.score(model, subject, &weights, &raw) }
+            if weights.is_empty() { None } else { shape.score(model, subject, &post, &weights, &raw) }
         })
         .collect();
     // Overall: dimension weights over the dimensions that were assessed, each
@@ -118,7 +135,7 @@ pub fn subject_scores(model: &Model, subject: u32, shape: &RubricShape) -> Subje
         }
     }
     let overall =
-        if overall_weights.is_empty() { None } else { shape.score(model, subject, &overall_weights, &raw) };
+        if overall_weights.is_empty() { None } else { shape.score(model, subject, &post, &overall_weights, &raw) };
     SubjectScores { overall, dimensions, competencies }
 }
 

@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::domain::{Candidate, Interview, Job, Micros, Rubric, RubricContent};
 use crate::error::Error;
 use rows::{CandidateRow, InterviewRow, JobRow, RubricRow};
-pub use scorecards::{NewScorecard, ScorecardFilter, SubmitOutcome};
+pub use scorecards::{CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
 
 /// How long a request waits for a database connection before `UNAVAILABLE`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

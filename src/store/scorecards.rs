@@ -414,3 +414,44 @@ impl Store {
         }
     }
 }
+
+/// One current rating, with what calibration needs around it.
+#[derive(Debug, Clone, FromRow)]
+pub struct CalibrationRow {
+    pub scorecard_id: String,
+    pub job_id: String,
+    pub candidate_id: String,
+    pub interviewer: String,
+    pub recommendation: i64,
+    pub submitted_at: i64,
+    pub competency: String,
+    pub score: i64,
+    pub evidence: String,
+}
+
+impl Store {
+    /// Every current rating of an organisation, grouped by scorecard.
+    pub async fn calibration_ratings(&self, org: &str) -> Result<Vec<CalibrationRow>, Error> {
+        Ok(with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select s.id as scorecard_id, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
+                        s.submitted_at, r.competency, r.score, r.evidence
+                 from scorecards s
+                 join scorecard_revisions v on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision
+                 join ratings r on r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
+                 where s.org_id = $1
+                 order by s.id, r.position",
+            )
+            .bind(org)
+            .fetch_all(read)
+            .await?
+        }))
+    }
+
+    /// The organisations that have at least one scorecard.
+    pub async fn organisations_with_scorecards(&self) -> Result<Vec<String>, Error> {
+        Ok(with_pools!(self, |read, _| {
+            sqlx::query_scalar("select distinct org_id from scorecards order by org_id").fetch_all(read).await?
+        }))
+    }
+}

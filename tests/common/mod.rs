@@ -33,8 +33,15 @@ pub enum Db {
 
 /// Where a test's database lives, and how to remove it afterwards.
 enum Database {
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin_url: String, schema: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        schema: String,
+    },
+    /// Handed on to a restarted app.
+    Moved,
 }
 
 pub struct TestApp {
@@ -93,24 +100,7 @@ impl TestApp {
                 (url, Database::Postgres { admin_url, schema })
             }
         };
-        let store = Store::connect(&database_url, 8).await.expect("connect test database");
-        store.migrate().await.expect("migrate test database");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            scorecard::app::serve(listener, store, Arc::new(verifier), async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server failed");
-        });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect to test server");
-        TestApp { addr, channel, database_url, database, shutdown: Some(tx), server: Some(server) }
+        Self::serve_on(database_url, database, verifier).await
     }
 
     pub fn rubrics(&self) -> RubricServiceClient<Channel> {
@@ -124,6 +114,42 @@ impl TestApp {
     }
     pub fn calibration(&self) -> CalibrationServiceClient<Channel> {
         CalibrationServiceClient::new(self.channel.clone())
+    }
+
+    /// Stops the server and starts a new one on the same database (a restart).
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+        let database = std::mem::replace(&mut self.database, Database::Moved);
+        let url = self.database_url.clone();
+        let mut next = Self::serve_on(url, database, verifier()).await;
+        next.database_url = self.database_url.clone();
+        next
+    }
+
+    async fn serve_on(database_url: String, database: Database, verifier: Verifier) -> TestApp {
+        let store = Store::connect(&database_url, 8).await.expect("connect test database");
+        store.migrate().await.expect("migrate test database");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            scorecard::app::serve(listener, store, Arc::new(verifier), Default::default(), async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server failed");
+        });
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to test server");
+        TestApp { addr, channel, database_url, database, shutdown: Some(tx), server: Some(server) }
     }
 
     /// Stops the server gracefully and waits for it.

@@ -1,0 +1,597 @@
+//! Keeps each organisation's calibration in memory: loaded from the database
+//! (at start-up, or on first use), updated incrementally on every submission or
+//! amendment before the call is acknowledged (read your writes), and refitted
+//! in full in the background shortly after changes settle. Rankings and rater
+//! reports are computed once per state version and served from cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::calibration::model::{Model, Obs};
+use crate::calibration::raters::{self, RaterReport, ScorecardFacts, Thresholds, evidence_is_thin};
+use crate::calibration::reliability::{self, Metric};
+use crate::calibration::scores::{
+    DimensionShape, RubricShape, Score, SubjectScores, connected_groups, ranking_scores, subject_scores,
+};
+use crate::domain::{Micros, Rubric, Scorecard, now_micros};
+use crate::error::Error;
+use crate::store::{Page, Store};
+
+/// Sweeps and tolerance of a full fit (tolerance in 0..1 units of the scale).
+const FIT_SWEEPS: usize = 200;
+const FIT_TOLERANCE: f64 = 1e-5;
+/// Quiet time after the last change before the background refit.
+const REFIT_DELAY: Duration = Duration::from_millis(500);
+/// Spread (0..1 units) of a candidate's per-scorecard averages, after rater
+/// severity, above which the ranking says the panel disagrees.
+const DISAGREEMENT: f64 = 0.15;
+
+/// Dense indices for ids.
+#[derive(Debug, Default, Clone)]
+struct Index<K: std::hash::Hash + Eq + Clone> {
+    ids: Vec<K>,
+    by_id: HashMap<K, u32>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Index<K> {
+    fn get_or_insert(&mut self, key: &K) -> u32 {
+        if let Some(&i) = self.by_id.get(key) {
+            return i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.push(key.clone());
+        self.by_id.insert(key.clone(), i);
+        i
+    }
+    fn get(&self, key: &K) -> Option<u32> {
+        self.by_id.get(key).copied()
+    }
+}
+
+/// A job as calibration sees it: its rubric revision's shape.
+#[derive(Debug, Clone)]
+struct JobInfo {
+    shape: RubricShape,
+    dimension_keys: Vec<String>,
+    rubric_id: String,
+    /// competency key → model item
+    items: HashMap<String, u32>,
+    scale: (i32, i32),
+}
+
+/// Rater reports by rater id, sorted by id.
+pub type RaterReports = Vec<(String, RaterReport)>;
+
+/// One entry of a cached ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedEntry {
+    pub candidate_id: String,
+    pub overall: Score,
+    /// (dimension key, score if assessed)
+    pub dimensions: Vec<(String, Option<Score>)>,
+    pub scorecard_count: u32,
+    pub flags: Vec<String>,
+}
+
+/// A job's ranking at one state version.
+#[derive(Debug, Clone)]
+pub struct Ranking {
+    pub entries: Vec<RankedEntry>,
+    pub calibrated_at: Micros,
+}
+
+/// One competency's calibrated score for one candidate.
+#[derive(Debug, Clone)]
+pub struct CompetencyAssessment {
+    pub key: String,
+    pub score: Score,
+}
+
+/// Reliability of one set of ratings (scale points).
+#[derive(Debug, Clone, Default)]
+pub struct ReliabilityFigures {
+    pub competency: String,
+    pub icc2_1: Option<f64>,
+    pub icc2_k: Option<f64>,
+    pub alpha_ordinal: Option<f64>,
+    pub alpha_interval: Option<f64>,
+    pub rater_count: u32,
+    pub subject_count: u32,
+}
+
+/// Everything calibrated about one organisation.
+struct OrgState {
+    model: Model,
+    raters: Index<String>,
+    subjects: Index<(String, String)>,
+    items: Index<(String, String)>,
+    scorecards: Index<String>,
+    facts: Vec<Option<ScorecardFacts>>,
+    jobs: HashMap<String, JobInfo>,
+    version: u64,
+    calibrated_at: Micros,
+    rankings: HashMap<String, (u64, Arc<Ranking>)>,
+    reports: Option<(u64, Arc<RaterReports>)>,
+}
+
+impl OrgState {
+    fn new() -> Self {
+        OrgState {
+            model: Model::new(),
+            raters: Index::default(),
+            subjects: Index::default(),
+            items: Index::default(),
+            scorecards: Index::default(),
+            facts: Vec::new(),
+            jobs: HashMap::new(),
+            version: 0,
+            calibrated_at: now_micros(),
+            rankings: HashMap::new(),
+            reports: None,
+        }
+    }
+
+    fn job_info(rubric: &Rubric, items: &mut Index<(String, String)>) -> JobInfo {
+        let c = &rubric.content;
+        let mut map = HashMap::new();
+        let dimensions = c
+            .dimensions
+            .iter()
+            .map(|d| DimensionShape {
+                weight: d.weight,
+                items: c
+                    .competencies
+                    .iter()
+                    .filter(|k| k.dimension_key == d.key)
+                    .map(|k| {
+                        let item = items.get_or_insert(&(rubric.id.clone(), k.key.clone()));
+                        map.insert(k.key.clone(), item);
+                        (item, k.weight)
+                    })
+                    .collect(),
+            })
+            .collect();
+        JobInfo {
+            shape: RubricShape { scale_min: f64::from(c.scale.min), scale_max: f64::from(c.scale.max), dimensions },
+            dimension_keys: c.dimensions.iter().map(|d| d.key.clone()).collect(),
+            rubric_id: rubric.id.clone(),
+            items: map,
+            scale: (c.scale.min, c.scale.max),
+        }
+    }
+
+    /// Replaces (or adds) one scorecard's ratings in the model; returns the
+    /// subject and the raters whose parameters it touches.
+    #[allow(clippy::too_many_arguments)]
+    fn put_scorecard(
+        &mut self,
+        scorecard_id: &str,
+        job_id: &str,
+        candidate_id: &str,
+        interviewer: &str,
+        recommendation: i64,
+        submitted_at: Micros,
+        ratings: &[(String, i64, bool)],
+    ) -> Option<(u32, Vec<u32>)> {
+        let job = self.jobs.get(job_id)?;
+        let (min, max) = job.scale;
+        let span = f64::from((max - min).max(1));
+        let subject = self.subjects.get_or_insert(&(job_id.to_string(), candidate_id.to_string()));
+        let rater = self.raters.get_or_insert(&interviewer.to_string());
+        let sc = self.scorecards.get_or_insert(&scorecard_id.to_string());
+        let years = submitted_at as f64 / (365.25 * 24.0 * 3600.0 * 1e6);
+        let obs: Vec<Obs> = ratings
+            .iter()
+            .filter_map(|(key, score, _)| {
+                let item = *job.items.get(key)?;
+                Some(Obs::new(rater, item, sc, (*score as f64 - f64::from(min)) / span, years))
+            })
+            .collect();
+        let mut touched = self.model.remove_scorecard(subject, sc);
+        self.model.add(subject, &obs);
+        touched.push(rater);
+        touched.sort_unstable();
+        touched.dedup();
+        let facts = ScorecardFacts {
+            rater,
+            subject,
+            recommendation: recommendation.clamp(1, 4) as u8,
+            thin_evidence: ratings.iter().filter(|r| r.2).count() as u32,
+            ratings: obs.len() as u32,
+            scale_span: span,
+        };
+        if self.facts.len() <= sc as usize {
+            self.facts.resize(sc as usize + 1, None);
+        }
+        self.facts[sc as usize] = Some(facts);
+        Some((subject, touched))
+    }
+
+    fn facts(&self) -> Vec<ScorecardFacts> {
+        self.facts.iter().flatten().copied().collect()
+    }
+
+    fn ranking(&mut self, job_id: &str) -> Arc<Ranking> {
+        if let Some((version, ranking)) = self.rankings.get(job_id)
+            && *version == self.version
+        {
+            return ranking.clone();
+        }
+        let ranking = Arc::new(self.compute_ranking(job_id));
+        self.rankings.insert(job_id.to_string(), (self.version, ranking.clone()));
+        ranking
+    }
+
+    fn compute_ranking(&self, job_id: &str) -> Ranking {
+        let Some(job) = self.jobs.get(job_id) else {
+            return Ranking { entries: Vec::new(), calibrated_at: self.calibrated_at };
+        };
+        let subjects: Vec<u32> = self
+            .subjects
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|(_, (j, _))| j == job_id)
+            .map(|(i, _)| i as u32)
+            .filter(|&s| !self.model.ratings(s).is_empty())
+            .collect();
+        // Candidates not linked to the job's main group by any interviewer
+        // cannot be compared with it.
+        let groups = connected_groups(&self.model);
+        let mut group_sizes: HashMap<u32, usize> = HashMap::new();
+        for &s in &subjects {
+            *group_sizes.entry(groups[s as usize]).or_default() += 1;
+        }
+        let main_group = group_sizes.iter().max_by_key(|(g, n)| (**n, std::cmp::Reverse(**g))).map(|(g, _)| *g);
+        let mut entries: Vec<RankedEntry> = subjects
+            .iter()
+            .filter_map(|&s| {
+                let scores: SubjectScores = ranking_scores(&self.model, s, &job.shape);
+                let overall = scores.overall?;
+                let ratings = self.model.ratings(s);
+                let mut cards: Vec<(u32, f64, f64)> = Vec::new();
+                for o in ratings {
+                    let adjusted = o.value - self.model.severity[o.rater as usize];
+                    match cards.iter_mut().find(|c| c.0 == o.scorecard) {
+                        Some(c) => {
+                            c.1 += adjusted;
+                            c.2 += 1.0;
+                        }
+                        None => cards.push((o.scorecard, adjusted, 1.0)),
+                    }
+                }
+                let means: Vec<f64> = cards.iter().map(|c| c.1 / c.2).collect();
+                let mut flags = Vec::new();
+                if cards.len() == 1 {
+                    flags.push("only one interview".to_string());
+                }
+                if means.len() >= 2 {
+                    let m = means.iter().sum::<f64>() / means.len() as f64;
+                    let sd = (means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (means.len() - 1) as f64).sqrt();
+                    if sd > DISAGREEMENT {
+                        flags.push("panel disagrees".to_string());
+                    }
+                }
+                for (key, score) in job.dimension_keys.iter().zip(&scores.dimensions) {
+                    if score.is_none() {
+                        flags.push(format!("{key} not assessed"));
+                    }
+                }
+                if main_group.is_some_and(|g| groups[s as usize] != g) {
+                    flags.push("not comparable: no interviewer links this panel to the rest of the job".to_string());
+                }
+                Some(RankedEntry {
+                    candidate_id: self.subjects.ids[s as usize].1.clone(),
+                    overall,
+                    dimensions: job.dimension_keys.iter().cloned().zip(scores.dimensions).collect(),
+                    scorecard_count: cards.len() as u32,
+                    flags,
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| {
+            b.overall.mean.total_cmp(&a.overall.mean).then_with(|| a.candidate_id.cmp(&b.candidate_id))
+        });
+        Ranking { entries, calibrated_at: self.calibrated_at }
+    }
+
+    fn reports(&mut self, thresholds: &Thresholds) -> Arc<RaterReports> {
+        if let Some((version, reports)) = &self.reports
+            && *version == self.version
+        {
+            return reports.clone();
+        }
+        let mut reports: Vec<(String, RaterReport)> = raters::reports(&self.model, &self.facts(), thresholds)
+            .into_iter()
+            .map(|r| (self.raters.ids[r.rater as usize].clone(), r))
+            .collect();
+        reports.sort_by(|a, b| a.0.cmp(&b.0));
+        let reports = Arc::new(reports);
+        self.reports = Some((self.version, reports.clone()));
+        reports
+    }
+}
+
+/// The calibration service's state for every organisation.
+pub struct Calibrator {
+    store: Store,
+    thresholds: Thresholds,
+    orgs: Mutex<HashMap<String, Arc<Mutex<OrgState>>>>,
+    /// (org, job) after every change, for `WatchRanking`.
+    changes: broadcast::Sender<(String, String)>,
+    refits: Mutex<HashMap<String, u64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves consistent data (every update is a
+    // whole step); keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Calibrator {
+    pub fn new(store: Store, thresholds: Thresholds) -> Arc<Self> {
+        let (changes, _) = broadcast::channel(1024);
+        Arc::new(Calibrator {
+            store,
+            thresholds,
+            orgs: Mutex::new(HashMap::new()),
+            changes,
+            refits: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// Loads and fits every organisation with scorecards (at start-up).
+    pub async fn warm_up(self: &Arc<Self>) -> Result<(), Error> {
+        for org in self.store.organisations_with_scorecards().await? {
+            self.org(&org).await?;
+        }
+        Ok(())
+    }
+
+    async fn load(&self, org: &str) -> Result<OrgState, Error> {
+        let mut state = OrgState::new();
+        let mut after = String::new();
+        loop {
+            let (jobs, more) = self.store.list_jobs(org, Page { after: &after, limit: 1000 }).await?;
+            for job in &jobs {
+                let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
+                if let Some(rubric) = rubric {
+                    let info = OrgState::job_info(&rubric, &mut state.items);
+                    state.jobs.insert(job.id.clone(), info);
+                }
+            }
+            match (more, jobs.last()) {
+                (true, Some(last)) => after = last.id.clone(),
+                _ => break,
+            }
+        }
+        let rows = self.store.calibration_ratings(org).await?;
+        let mut at = 0;
+        while at < rows.len() {
+            let first = &rows[at];
+            let end =
+                rows[at..].iter().position(|r| r.scorecard_id != first.scorecard_id).map_or(rows.len(), |p| at + p);
+            let ratings: Vec<(String, i64, bool)> =
+                rows[at..end].iter().map(|r| (r.competency.clone(), r.score, evidence_is_thin(&r.evidence))).collect();
+            state.put_scorecard(
+                &first.scorecard_id,
+                &first.job_id,
+                &first.candidate_id,
+                &first.interviewer,
+                first.recommendation,
+                first.submitted_at,
+                &ratings,
+            );
+            at = end;
+        }
+        let state = tokio::task::spawn_blocking(move || {
+            state.model.fit(FIT_SWEEPS, FIT_TOLERANCE);
+            state.calibrated_at = now_micros();
+            state
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("calibration fit: {e}")))?;
+        tracing::info!(org, ratings = state.model.total_ratings(), "calibration loaded");
+        Ok(state)
+    }
+
+    /// The organisation's state, loading it on first use.
+    async fn org(&self, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+        if let Some(state) = lock(&self.orgs).get(org) {
+            return Ok(state.clone());
+        }
+        let loaded = Arc::new(Mutex::new(self.load(org).await?));
+        Ok(lock(&self.orgs).entry(org.to_string()).or_insert(loaded).clone())
+    }
+
+    /// Reflects a submitted or amended scorecard, before it is acknowledged.
+    pub async fn scorecard_changed(
+        self: &Arc<Self>,
+        org: &str,
+        scorecard: &Scorecard,
+        rubric: &Rubric,
+    ) -> Result<(), Error> {
+        let state = self.org(org).await?;
+        {
+            let mut s = lock(&state);
+            if !s.jobs.contains_key(&scorecard.job_id) {
+                let info = OrgState::job_info(rubric, &mut s.items);
+                s.jobs.insert(scorecard.job_id.clone(), info);
+            }
+            let ratings: Vec<(String, i64, bool)> = scorecard
+                .content
+                .ratings
+                .iter()
+                .map(|r| (r.competency.clone(), i64::from(r.score), evidence_is_thin(&r.evidence)))
+                .collect();
+            if let Some((subject, raters)) = s.put_scorecard(
+                &scorecard.id,
+                &scorecard.job_id,
+                &scorecard.candidate_id,
+                &scorecard.interviewer,
+                scorecard.content.recommendation.code(),
+                scorecard.submitted_at,
+                &ratings,
+            ) {
+                s.model.update_locally(subject, &raters);
+                s.version += 1;
+                s.calibrated_at = now_micros();
+            }
+        }
+        let _ = self.changes.send((org.to_string(), scorecard.job_id.clone()));
+        self.schedule_refit(org);
+        Ok(())
+    }
+
+    /// Forgets an organisation's state so it reloads (after an erasure changed
+    /// what evidence says).
+    pub fn invalidate(&self, org: &str) {
+        lock(&self.orgs).remove(org);
+    }
+
+    /// A full warm refit shortly after the last change, off the request path, on
+    /// a copy; swapped in only if nothing changed meanwhile.
+    fn schedule_refit(self: &Arc<Self>, org: &str) {
+        let ticket = {
+            let mut refits = lock(&self.refits);
+            let t = refits.entry(org.to_string()).or_insert(0);
+            *t += 1;
+            *t
+        };
+        let this = self.clone();
+        let org = org.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(REFIT_DELAY).await;
+            if lock(&this.refits).get(&org) != Some(&ticket) {
+                return; // a later change will refit
+            }
+            let Some(state) = lock(&this.orgs).get(&org).cloned() else { return };
+            let (mut model, version) = {
+                let s = lock(&state);
+                (s.model.clone(), s.version)
+            };
+            let fitted = tokio::task::spawn_blocking(move || {
+                model.fit(FIT_SWEEPS, FIT_TOLERANCE);
+                model
+            })
+            .await;
+            let Ok(model) = fitted else { return };
+            let jobs: Vec<String> = {
+                let mut s = lock(&state);
+                if s.version != version {
+                    return;
+                }
+                s.model = model;
+                s.version += 1;
+                s.calibrated_at = now_micros();
+                s.jobs.keys().cloned().collect()
+            };
+            for job in jobs {
+                let _ = this.changes.send((org.clone(), job));
+            }
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<(String, String)> {
+        self.changes.subscribe()
+    }
+
+    pub async fn ranking(&self, org: &str, job_id: &str) -> Result<Arc<Ranking>, Error> {
+        let state = self.org(org).await?;
+        let mut s = lock(&state);
+        Ok(s.ranking(job_id))
+    }
+
+    /// Calibrated per-competency scores of a candidate for a job, by competency key.
+    pub async fn assessment(
+        &self,
+        org: &str,
+        job_id: &str,
+        candidate_id: &str,
+    ) -> Result<(Vec<CompetencyAssessment>, Micros), Error> {
+        let state = self.org(org).await?;
+        let s = lock(&state);
+        let Some(job) = s.jobs.get(job_id) else { return Ok((Vec::new(), s.calibrated_at)) };
+        let Some(subject) = s.subjects.get(&(job_id.to_string(), candidate_id.to_string())) else {
+            return Ok((Vec::new(), s.calibrated_at));
+        };
+        let scores = subject_scores(&s.model, subject, &job.shape);
+        let mut out: Vec<CompetencyAssessment> = scores
+            .competencies
+            .iter()
+            .filter_map(|(item, score)| {
+                let key = s.items.ids.get(*item as usize).filter(|(r, _)| *r == job.rubric_id)?.1.clone();
+                Some(CompetencyAssessment { key, score: *score })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((out, s.calibrated_at))
+    }
+
+    pub async fn rater_reports(&self, org: &str) -> Result<Arc<RaterReports>, Error> {
+        let state = self.org(org).await?;
+        let mut s = lock(&state);
+        Ok(s.reports(&self.thresholds))
+    }
+
+    /// Reliability per competency and overall of the panels of the given jobs.
+    pub async fn reliability(
+        &self,
+        org: &str,
+        job_ids: &[String],
+    ) -> Result<(Vec<ReliabilityFigures>, ReliabilityFigures), Error> {
+        let state = self.org(org).await?;
+        let s = lock(&state);
+        // competency key -> (subject, rater, score on the scale)
+        let mut by_key: std::collections::BTreeMap<String, Vec<(u32, u32, f64)>> = Default::default();
+        let mut overall: HashMap<(u32, u32), (f64, f64)> = HashMap::new();
+        for (subject, (job, _)) in s.subjects.ids.iter().enumerate() {
+            if !job_ids.contains(job) {
+                continue;
+            }
+            let Some(info) = s.jobs.get(job) else { continue };
+            let span = info.shape.scale_max - info.shape.scale_min;
+            for o in s.model.ratings(subject as u32) {
+                let Some((_, key)) = s.items.ids.get(o.item as usize) else { continue };
+                let value = info.shape.scale_min + o.value * span;
+                by_key.entry(key.clone()).or_default().push((subject as u32, o.rater, value));
+                let e = overall.entry((subject as u32, o.rater)).or_default();
+                e.0 += value;
+                e.1 += 1.0;
+            }
+        }
+        let figures = |competency: String, cells: &[(u32, u32, f64)]| {
+            let mut units: HashMap<u32, Vec<f64>> = HashMap::new();
+            for &(subject, _, v) in cells {
+                units.entry(subject).or_default().push(v);
+            }
+            let mut units: Vec<(u32, Vec<f64>)> = units.into_iter().collect();
+            units.sort_by_key(|u| u.0);
+            let units: Vec<Vec<f64>> = units.into_iter().map(|u| u.1).collect();
+            let mut raters: Vec<u32> = cells.iter().map(|c| c.1).collect();
+            raters.sort_unstable();
+            raters.dedup();
+            let icc = reliability::icc2(cells);
+            ReliabilityFigures {
+                competency,
+                icc2_1: icc.map(|x| x.0),
+                icc2_k: icc.map(|x| x.1),
+                alpha_ordinal: reliability::krippendorff_alpha(&units, Metric::Ordinal),
+                alpha_interval: reliability::krippendorff_alpha(&units, Metric::Interval),
+                rater_count: raters.len() as u32,
+                subject_count: units.len() as u32,
+            }
+        };
+        let per: Vec<ReliabilityFigures> = by_key.iter().map(|(k, cells)| figures(k.clone(), cells)).collect();
+        let mut cells: Vec<(u32, u32, f64)> = overall.into_iter().map(|((s, r), (sum, n))| (s, r, sum / n)).collect();
+        cells.sort_by_key(|c| (c.0, c.1));
+        Ok((per, figures(String::new(), &cells)))
+    }
+}
