@@ -1,0 +1,109 @@
+//! Properties of the calibration engine on random synthetic organisations
+//! (proptest): invariance to a rater's constant shift, equivariance under
+//! relabelling, and intervals that do not widen as ratings are added.
+
+use proptest::prelude::*;
+use scorecard::calibration::model::{Model, Obs};
+use scorecard::calibration::scores::{spearman, subject_scores};
+use scorecard::calibration::synthetic::{Org, Spec};
+
+fn small_spec(seed: u64) -> Spec {
+    let mut spec = Spec::reference(seed);
+    spec.jobs = 2;
+    spec.candidates_per_job = 40;
+    spec
+}
+
+/// Every rating of a model, as (subject, obs).
+fn all_ratings(model: &Model) -> Vec<(u32, Obs)> {
+    (0..model.subject_count() as u32).flat_map(|s| model.ratings(s).iter().map(move |o| (s, *o))).collect()
+}
+
+fn overall_scores(org: &Org, model: &Model) -> Vec<f64> {
+    (0..model.subject_count() as u32)
+        .map(|s| subject_scores(model, s, &org.shape).overall.map_or(f64::NAN, |o| o.mean))
+        .collect()
+}
+
+fn rebuild(ratings: &[(u32, Obs)], f: impl Fn(u32, Obs) -> (u32, Obs)) -> Model {
+    let mut m = Model::new();
+    for &(s, o) in ratings {
+        let (s, o) = f(s, o);
+        m.add(s, &[o]);
+    }
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
+
+    #[test]
+    fn shifting_one_raters_ratings_moves_their_severity_not_the_ranking(seed in 0u64..1_000, shift in -0.12f64..0.12) {
+        let org = Org::generate(&small_spec(seed));
+        let ratings = all_ratings(&org.model);
+        // The rater with the most ratings.
+        let rater = (0..org.model.rater_count() as u32).max_by_key(|&r| org.model.rating_count[r as usize]).unwrap_or(0);
+        let mut before = rebuild(&ratings, |s, o| (s, o));
+        before.fit(2_000, 1e-9);
+        let mut after = rebuild(&ratings, |s, mut o| {
+            if o.rater == rater { o.value += shift; }
+            (s, o)
+        });
+        after.fit(2_000, 1e-9);
+        let moved = after.severity[rater as usize] - before.severity[rater as usize];
+        // Severities are centred (rating-weighted), so the rater's own share of
+        // the shift is spread over everyone: compare with the share left.
+        let share = f64::from(before.rating_count[rater as usize]) / ratings.len() as f64;
+        let expected = shift * (1.0 - share);
+        prop_assert!((moved - expected).abs() <= 0.2 * shift.abs() + 1e-4,
+            "severity moved {moved:.4}, expected about {expected:.4}");
+        let (a, b) = (overall_scores(&org, &before), overall_scores(&org, &after));
+        let rho = spearman(&a, &b).unwrap_or(1.0);
+        prop_assert!(rho > 0.995, "ranking changed: spearman {rho}");
+    }
+
+    #[test]
+    fn relabelling_raters_and_candidates_permutes_the_output(seed in 0u64..1_000) {
+        let org = Org::generate(&small_spec(seed));
+        let ratings = all_ratings(&org.model);
+        let (subjects, raters) = (org.model.subject_count() as u32, org.model.rater_count() as u32);
+        // Reverse both label orders.
+        let mut original = rebuild(&ratings, |s, o| (s, o));
+        original.fit(2_000, 1e-10);
+        let mut relabelled = rebuild(&ratings, |s, mut o| {
+            o.rater = raters - 1 - o.rater;
+            (subjects - 1 - s, o)
+        });
+        relabelled.fit(2_000, 1e-10);
+        for r in 0..raters {
+            let (x, y) = (original.severity[r as usize], relabelled.severity[(raters - 1 - r) as usize]);
+            prop_assert!((x - y).abs() < 1e-6, "rater {r}: {x} vs {y}");
+        }
+        for s in 0..subjects {
+            let x = subject_scores(&original, s, &org.shape).overall.map(|o| o.mean);
+            let y = subject_scores(&relabelled, subjects - 1 - s, &org.shape).overall.map(|o| o.mean);
+            match (x, y) {
+                (Some(x), Some(y)) => prop_assert!((x - y).abs() < 1e-6, "subject {s}: {x} vs {y}"),
+                (x, y) => prop_assert_eq!(x.is_some(), y.is_some()),
+            }
+        }
+    }
+
+    #[test]
+    fn more_ratings_do_not_widen_intervals_on_average(seed in 0u64..1_000) {
+        let mut few = small_spec(seed);
+        few.interviews_per_candidate = 3;
+        let mut more = few.clone();
+        more.interviews_per_candidate = 6;
+        let width = |spec: &Spec| {
+            let mut org = Org::generate(spec);
+            org.model.fit(2_000, 1e-7);
+            let widths: Vec<f64> = (0..org.model.subject_count() as u32)
+                .filter_map(|s| subject_scores(&org.model, s, &org.shape).overall.map(|o| o.upper - o.lower))
+                .collect();
+            widths.iter().sum::<f64>() / widths.len() as f64
+        };
+        let (w_few, w_more) = (width(&few), width(&more));
+        prop_assert!(w_more < w_few, "mean width with 6 interviews {w_more:.3} vs 3 interviews {w_few:.3}");
+    }
+}
