@@ -119,59 +119,86 @@ fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Accuracy of calibration on replicate reference organisations.
+#[derive(Debug, Clone)]
+pub struct AccuracySummary {
+    pub orgs: usize,
+    pub jobs: usize,
+    pub spearman_calibrated: f64,
+    pub spearman_raw: f64,
+    pub top_calibrated: f64,
+    pub top_raw: f64,
+    pub coverage: f64,
+    pub competency_coverage: f64,
+    /// (kind, precision, recall, flagged, planted)
+    pub flags: Vec<(FlagKind, f64, f64, usize, usize)>,
+    pub normal_flagged_mean: f64,
+    pub normal_flagged_max: usize,
+    pub mean_sweeps: f64,
+}
+
+/// Fits `orgs` reference organisations (seeds 1000…) and measures them against
+/// their truth.
+pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
+    let mut acc = Accuracy::default();
+    for seed in 0..orgs as u64 {
+        let mut org = Org::generate(&Spec::reference(1000 + seed));
+        evaluate(&mut org, thresholds, &mut acc);
+    }
+    let mut kinds: Vec<_> = acc.flags.keys().copied().collect();
+    kinds.sort();
+    let flags = kinds
+        .into_iter()
+        .map(|kind| {
+            let (tp, flagged, planted) = acc.flags[&kind];
+            let precision = if flagged > 0 { tp as f64 / flagged as f64 } else { f64::NAN };
+            let recall = if planted > 0 { tp as f64 / planted as f64 } else { f64::NAN };
+            (kind, precision, recall, flagged, planted)
+        })
+        .collect();
+    AccuracySummary {
+        orgs,
+        jobs: acc.spearman_calibrated.len(),
+        spearman_calibrated: mean(&acc.spearman_calibrated),
+        spearman_raw: mean(&acc.spearman_raw),
+        top_calibrated: mean(&acc.top_calibrated),
+        top_raw: mean(&acc.top_raw),
+        coverage: acc.covered as f64 / acc.intervals.max(1) as f64,
+        competency_coverage: acc.competency_covered as f64 / acc.competency_intervals.max(1) as f64,
+        flags,
+        normal_flagged_mean: mean(&acc.normal_flagged_per_org.iter().map(|&n| n as f64).collect::<Vec<_>>()),
+        normal_flagged_max: acc.normal_flagged_per_org.iter().max().copied().unwrap_or(0),
+        mean_sweeps: mean(&acc.sweeps.iter().map(|&n| n as f64).collect::<Vec<_>>()),
+    }
+}
+
 /// Runs the benchmark and prints its report. `orgs`: replicate reference
 /// organisations; `sizes`: rating counts for the speed runs.
 pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     println!("# scorecard calibration benchmark");
     println!();
-    println!(
-        "## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)"
-    );
-    let mut acc = Accuracy::default();
+    println!("## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)");
     let started = Instant::now();
-    for seed in 0..orgs as u64 {
-        let mut org = Org::generate(&Spec::reference(1000 + seed));
-        evaluate(&mut org, thresholds, &mut acc);
-    }
-    let (sc, sr) = (mean(&acc.spearman_calibrated), mean(&acc.spearman_raw));
+    let a = accuracy(orgs, thresholds);
     println!(
-        "spearman vs truth per job (mean of {} jobs): calibrated {sc:.3}, raw mean {sr:.3}, gain {:+.3}",
-        acc.spearman_calibrated.len(),
-        sc - sr
+        "spearman vs truth per job (mean of {} jobs): calibrated {:.3}, raw mean {:.3}, gain {:+.3}",
+        a.jobs,
+        a.spearman_calibrated,
+        a.spearman_raw,
+        a.spearman_calibrated - a.spearman_raw
     );
-    println!(
-        "top-10% precision per job: calibrated {:.3}, raw mean {:.3}",
-        mean(&acc.top_calibrated),
-        mean(&acc.top_raw)
-    );
-    println!(
-        "90% interval coverage: overall {:.3} ({} intervals), competency {:.3} ({} intervals)",
-        acc.covered as f64 / acc.intervals.max(1) as f64,
-        acc.intervals,
-        acc.competency_covered as f64 / acc.competency_intervals.max(1) as f64,
-        acc.competency_intervals
-    );
+    println!("top-10% precision per job: calibrated {:.3}, raw mean {:.3}", a.top_calibrated, a.top_raw);
+    println!("90% interval coverage: overall {:.3}, competency {:.3}", a.coverage, a.competency_coverage);
     println!("flags (over all organisations):");
     println!("  {:<26} {:>9} {:>7} {:>8} {:>8}", "kind", "precision", "recall", "flagged", "planted");
-    let mut kinds: Vec<_> = acc.flags.keys().copied().collect();
-    kinds.sort();
-    for kind in kinds {
-        let (tp, flagged, planted) = acc.flags[&kind];
-        let precision = if flagged > 0 { tp as f64 / flagged as f64 } else { f64::NAN };
-        let recall = if planted > 0 { tp as f64 / planted as f64 } else { f64::NAN };
+    for (kind, precision, recall, flagged, planted) in &a.flags {
         println!("  {:<26} {precision:>9.3} {recall:>7.3} {flagged:>8} {planted:>8}", format!("{kind:?}"));
     }
-    let max_normal = acc.normal_flagged_per_org.iter().max().copied().unwrap_or(0);
     println!(
-        "normal raters flagged per organisation: mean {:.2}, max {max_normal}",
-        mean(&acc.normal_flagged_per_org.iter().map(|&n| n as f64).collect::<Vec<_>>())
+        "normal raters flagged per organisation: mean {:.2}, max {}",
+        a.normal_flagged_mean, a.normal_flagged_max
     );
-    println!(
-        "fit sweeps: mean {:.1}; accuracy runs took {:.1}s",
-        mean(&acc.sweeps.iter().map(|&n| n as f64).collect::<Vec<_>>()),
-        started.elapsed().as_secs_f64()
-    );
-
+    println!("fit sweeps: mean {:.1}; accuracy runs took {:.1}s", a.mean_sweeps, started.elapsed().as_secs_f64());
     println!();
     println!("## Hard scenarios");
     let mut spec = Spec::reference(77);
