@@ -177,7 +177,9 @@ pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
 pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     println!("# scorecard calibration benchmark");
     println!();
-    println!("## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)");
+    println!(
+        "## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)"
+    );
     let started = Instant::now();
     let a = accuracy(orgs, thresholds);
     println!(
@@ -194,10 +196,7 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     for (kind, precision, recall, flagged, planted) in &a.flags {
         println!("  {:<26} {precision:>9.3} {recall:>7.3} {flagged:>8} {planted:>8}", format!("{kind:?}"));
     }
-    println!(
-        "normal raters flagged per organisation: mean {:.2}, max {}",
-        a.normal_flagged_mean, a.normal_flagged_max
-    );
+    println!("normal raters flagged per organisation: mean {:.2}, max {}", a.normal_flagged_mean, a.normal_flagged_max);
     println!("fit sweeps: mean {:.1}; accuracy runs took {:.1}s", a.mean_sweeps, started.elapsed().as_secs_f64());
     println!();
     println!("## Hard scenarios");
@@ -257,7 +256,7 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
         let mut org = Org::generate(&spec);
         let built = rss_bytes();
         let started = Instant::now();
-        let report = org.model.fit(200, 1e-5);
+        let report = org.model.fit(200, crate::calibrator::FIT_TOLERANCE);
         let fit_ms = started.elapsed().as_secs_f64() * 1e3;
         // One new scorecard: four ratings of one candidate by one rater.
         let mut times = Vec::new();
@@ -292,7 +291,7 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     spec.jobs = 1;
     spec.candidates_per_job = 10_000;
     let mut org = Org::generate(&spec);
-    org.model.fit(200, 1e-5);
+    org.model.fit(200, crate::calibrator::FIT_TOLERANCE);
     let started = Instant::now();
     let mut scored: Vec<(u32, f64)> = (0..org.model.subject_count() as u32)
         .filter_map(|s| ranking_scores(&org.model, s, &org.shape).overall.map(|o| (s, o.mean)))

@@ -20,9 +20,10 @@ use crate::domain::{Micros, Rubric, Scorecard, now_micros};
 use crate::error::Error;
 use crate::store::{Page, Store};
 
-/// Sweeps and tolerance of a full fit (tolerance in 0..1 units of the scale).
+/// Sweeps and tolerance of a full fit: no severity or item mean moves by more
+/// than this share of the scale (0.0004 points on a 1..5 scale).
 const FIT_SWEEPS: usize = 200;
-const FIT_TOLERANCE: f64 = 1e-5;
+pub const FIT_TOLERANCE: f64 = 1e-4;
 /// Quiet time after the last change before the background refit.
 const REFIT_DELAY: Duration = Duration::from_millis(500);
 /// Spread (0..1 units) of a candidate's per-scorecard averages, after rater
