@@ -48,7 +48,7 @@ impl ScorecardApi {
         let rubric = rubric.ok_or_else(|| Error::Internal(format!("job {} has no rubric revision", job.id)))?;
         let recommendation = recommendation_from_proto(recommendation);
         if recommendation.is_none() {
-            v.add("recommendation", "is required: one of STRONG_NO, NO, YES, STRONG_YES");
+            v.add("recommendation", "is required: RECOMMENDATION_STRONG_NO, _NO, _YES or _STRONG_YES");
         }
         let content = ScorecardContent {
             ratings: ratings_from_proto(ratings),
