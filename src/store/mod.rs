@@ -62,6 +62,17 @@ macro_rules! with_pools {
 }
 pub(crate) use with_pools;
 
+/// An interview with the id of its scorecard, if submitted; the caller adds the
+/// `where` clause.
+macro_rules! select_interview {
+    () => {
+        "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
+                s.id as scorecard_id, i.created_at, i.updated_at
+         from interviews i
+         left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id "
+    };
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
@@ -489,17 +500,11 @@ impl Store {
 
     pub async fn get_interview(&self, org: &str, id: &str) -> Result<Option<Interview>, Error> {
         let row: Option<InterviewRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(
-                "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
-                        s.id as scorecard_id, i.created_at, i.updated_at
-                 from interviews i
-                 left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id
-                 where i.org_id = $1 and i.id = $2",
-            )
-            .bind(org)
-            .bind(id)
-            .fetch_optional(read)
-            .await?
+            sqlx::query_as(concat!(select_interview!(), "where i.org_id = $1 and i.id = $2"))
+                .bind(org)
+                .bind(id)
+                .fetch_optional(read)
+                .await?
         });
         row.map(Interview::try_from).transpose()
     }
@@ -514,17 +519,14 @@ impl Store {
         page: Page<'_>,
     ) -> Result<(Vec<Interview>, bool), Error> {
         let rows: Vec<InterviewRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(
-                "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
-                        s.id as scorecard_id, i.created_at, i.updated_at
-                 from interviews i
-                 left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id
-                 where i.org_id = $1 and i.id > $2
+            sqlx::query_as(concat!(
+                select_interview!(),
+                "where i.org_id = $1 and i.id > $2
                    and ($3 = '' or i.job_id = $3)
                    and ($4 = '' or i.candidate_id = $4)
                    and ($5 = '' or i.interviewer = $5)
-                 order by i.id limit $6",
-            )
+                 order by i.id limit $6"
+            ))
             .bind(org)
             .bind(page.after)
             .bind(job)
@@ -550,17 +552,14 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<Interview>, bool), Error> {
         let rows: Vec<InterviewRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(
-                "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
-                        s.id as scorecard_id, i.created_at, i.updated_at
-                 from interviews i
-                 left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id
-                 where i.org_id = $1 and s.id is null and i.scheduled_at < $2
+            sqlx::query_as(concat!(
+                select_interview!(),
+                "where i.org_id = $1 and s.id is null and i.scheduled_at < $2
                    and (i.scheduled_at > $3 or (i.scheduled_at = $3 and i.id > $4))
                    and ($5 = '' or i.job_id = $5)
                    and ($6 = '' or i.interviewer = $6)
-                 order by i.scheduled_at, i.id limit $7",
-            )
+                 order by i.scheduled_at, i.id limit $7"
+            ))
             .bind(org)
             .bind(now)
             .bind(after.0)
