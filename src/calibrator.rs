@@ -13,9 +13,7 @@ use tokio::sync::broadcast;
 use crate::calibration::model::{Model, Obs};
 use crate::calibration::raters::{self, RaterReport, ScorecardFacts, Thresholds, evidence_is_thin};
 use crate::calibration::reliability::{self, Metric};
-use crate::calibration::scores::{
-    DimensionShape, RubricShape, Score, SubjectScores, connected_groups, ranking_scores, subject_scores,
-};
+use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score, subject_scores};
 use crate::domain::{Micros, Rubric, Scorecard, now_micros};
 use crate::error::Error;
 use crate::store::{Page, Store};
@@ -103,6 +101,17 @@ pub struct ReliabilityFigures {
     pub subject_count: u32,
 }
 
+/// A job's ranking as maintained between requests.
+#[derive(Debug, Default)]
+struct JobCache {
+    ranking: JobRanking,
+    /// Subjects rescored by updates since the ranking was last brought up to date.
+    pending: std::collections::HashSet<u32>,
+    /// Everything changed (a full fit): rebuild before use.
+    stale: bool,
+    snapshot: Option<(u64, Arc<Ranking>)>,
+}
+
 /// Everything calibrated about one organisation.
 struct OrgState {
     model: Model,
@@ -114,7 +123,10 @@ struct OrgState {
     jobs: HashMap<String, JobInfo>,
     version: u64,
     calibrated_at: Micros,
-    rankings: HashMap<String, (u64, Arc<Ranking>)>,
+    /// Groups of candidates linked by shared interviewers.
+    groups: Groups,
+    /// Per job: the incrementally maintained ranking and its last snapshot.
+    rankings: HashMap<String, JobCache>,
     reports: Option<(u64, Arc<RaterReports>)>,
 }
 
@@ -130,6 +142,7 @@ impl OrgState {
             jobs: HashMap::new(),
             version: 0,
             calibrated_at: now_micros(),
+            groups: Groups::default(),
             rankings: HashMap::new(),
             reports: None,
         }
@@ -193,6 +206,7 @@ impl OrgState {
             .collect();
         let mut touched = self.model.remove_scorecard(subject, sc);
         self.model.add(subject, &obs);
+        self.groups.link(subject, rater);
         touched.push(rater);
         touched.sort_unstable();
         touched.dedup();
@@ -215,88 +229,98 @@ impl OrgState {
         self.facts.iter().flatten().copied().collect()
     }
 
-    fn ranking(&mut self, job_id: &str) -> Arc<Ranking> {
-        if let Some((version, ranking)) = self.rankings.get(job_id)
-            && *version == self.version
-        {
-            return ranking.clone();
-        }
-        let ranking = Arc::new(self.compute_ranking(job_id));
-        self.rankings.insert(job_id.to_string(), (self.version, ranking.clone()));
-        ranking
-    }
-
-    fn compute_ranking(&self, job_id: &str) -> Ranking {
-        let Some(job) = self.jobs.get(job_id) else {
-            return Ranking { entries: Vec::new(), calibrated_at: self.calibrated_at };
-        };
-        let subjects: Vec<u32> = self
-            .subjects
+    /// Subjects of a job with at least one rating.
+    fn job_subjects(&self, job_id: &str) -> Vec<u32> {
+        self.subjects
             .ids
             .iter()
             .enumerate()
-            .filter(|(_, (j, _))| j == job_id)
-            .map(|(i, _)| i as u32)
-            .filter(|&s| !self.model.ratings(s).is_empty())
-            .collect();
-        // Candidates not linked to the job's main group by any interviewer
-        // cannot be compared with it.
-        let groups = connected_groups(&self.model);
-        let mut group_sizes: HashMap<u32, usize> = HashMap::new();
-        for &s in &subjects {
-            *group_sizes.entry(groups[s as usize]).or_default() += 1;
-        }
-        let main_group = group_sizes.iter().max_by_key(|(g, n)| (**n, std::cmp::Reverse(**g))).map(|(g, _)| *g);
-        let mut entries: Vec<RankedEntry> = subjects
-            .iter()
-            .filter_map(|&s| {
-                let scores: SubjectScores = ranking_scores(&self.model, s, &job.shape);
-                let overall = scores.overall?;
-                let ratings = self.model.ratings(s);
-                let mut cards: Vec<(u32, f64, f64)> = Vec::new();
-                for o in ratings {
-                    let adjusted = o.value - self.model.severity[o.rater as usize];
-                    match cards.iter_mut().find(|c| c.0 == o.scorecard) {
-                        Some(c) => {
-                            c.1 += adjusted;
-                            c.2 += 1.0;
-                        }
-                        None => cards.push((o.scorecard, adjusted, 1.0)),
+            .filter(|(s, (j, _))| j == job_id && !self.model.ratings(*s as u32).is_empty())
+            .map(|(s, _)| s as u32)
+            .collect()
+    }
+
+    /// Records which subjects an update rescored (`None`: all of them).
+    fn mark_changed(&mut self, touched: Option<Vec<u32>>) {
+        match touched {
+            None => self.rankings.values_mut().for_each(|c| c.stale = true),
+            Some(subjects) => {
+                for s in subjects {
+                    if let Some((job, _)) = self.subjects.ids.get(s as usize)
+                        && let Some(cache) = self.rankings.get_mut(job)
+                    {
+                        cache.pending.insert(s);
                     }
                 }
-                let means: Vec<f64> = cards.iter().map(|c| c.1 / c.2).collect();
+            }
+        }
+    }
+
+    /// The job's ranking now: rescoring only what changed since the last read.
+    fn ranking(&mut self, job_id: &str) -> Arc<Ranking> {
+        let Some(job) = self.jobs.get(job_id) else {
+            return Arc::new(Ranking { entries: Vec::new(), calibrated_at: self.calibrated_at });
+        };
+        let subjects =
+            if self.rankings.get(job_id).is_none_or(|c| c.stale) { Some(self.job_subjects(job_id)) } else { None };
+        let cache = self.rankings.entry(job_id.to_string()).or_default();
+        if let Some(subjects) = subjects {
+            cache.ranking = JobRanking::build(&self.model, &job.shape, subjects);
+            cache.stale = false;
+            cache.pending.clear();
+            cache.snapshot = None;
+        } else if !cache.pending.is_empty() {
+            cache.ranking.update(&self.model, &job.shape, cache.pending.drain());
+            cache.snapshot = None;
+        }
+        if let Some((version, snapshot)) = &cache.snapshot
+            && *version == self.version
+        {
+            return snapshot.clone();
+        }
+        // Candidates outside the job's largest group of linked candidates cannot
+        // be compared with it.
+        let groups = &mut self.groups;
+        let group_of: Vec<(u32, u32)> =
+            cache.ranking.in_order().map(|e| (e.subject, groups.of_subject(e.subject))).collect();
+        let mut sizes: HashMap<u32, usize> = HashMap::new();
+        for (_, g) in &group_of {
+            *sizes.entry(*g).or_default() += 1;
+        }
+        let main_group = sizes.iter().max_by_key(|(g, n)| (**n, std::cmp::Reverse(**g))).map(|(g, _)| *g);
+        let entries = cache
+            .ranking
+            .in_order()
+            .zip(&group_of)
+            .filter_map(|(e, (_, group))| {
+                let overall = e.scores.overall?;
                 let mut flags = Vec::new();
-                if cards.len() == 1 {
+                if e.scorecards == 1 {
                     flags.push("only one interview".to_string());
                 }
-                if means.len() >= 2 {
-                    let m = means.iter().sum::<f64>() / means.len() as f64;
-                    let sd = (means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (means.len() - 1) as f64).sqrt();
-                    if sd > DISAGREEMENT {
-                        flags.push("panel disagrees".to_string());
-                    }
+                if e.disagreement > DISAGREEMENT {
+                    flags.push("panel disagrees".to_string());
                 }
-                for (key, score) in job.dimension_keys.iter().zip(&scores.dimensions) {
+                for (key, score) in job.dimension_keys.iter().zip(&e.scores.dimensions) {
                     if score.is_none() {
                         flags.push(format!("{key} not assessed"));
                     }
                 }
-                if main_group.is_some_and(|g| groups[s as usize] != g) {
+                if main_group.is_some_and(|g| *group != g) {
                     flags.push("not comparable: no interviewer links this panel to the rest of the job".to_string());
                 }
                 Some(RankedEntry {
-                    candidate_id: self.subjects.ids[s as usize].1.clone(),
+                    candidate_id: self.subjects.ids[e.subject as usize].1.clone(),
                     overall,
-                    dimensions: job.dimension_keys.iter().cloned().zip(scores.dimensions).collect(),
-                    scorecard_count: cards.len() as u32,
+                    dimensions: job.dimension_keys.iter().cloned().zip(e.scores.dimensions.iter().copied()).collect(),
+                    scorecard_count: e.scorecards,
                     flags,
                 })
             })
             .collect();
-        entries.sort_by(|a, b| {
-            b.overall.mean.total_cmp(&a.overall.mean).then_with(|| a.candidate_id.cmp(&b.candidate_id))
-        });
-        Ranking { entries, calibrated_at: self.calibrated_at }
+        let ranking = Arc::new(Ranking { entries, calibrated_at: self.calibrated_at });
+        cache.snapshot = Some((self.version, ranking.clone()));
+        ranking
     }
 
     fn reports(&mut self, thresholds: &Thresholds) -> Arc<RaterReports> {
@@ -394,6 +418,7 @@ impl Calibrator {
         }
         let state = tokio::task::spawn_blocking(move || {
             state.model.fit(FIT_SWEEPS, FIT_TOLERANCE);
+            state.groups = Groups::from_model(&state.model);
             state.calibrated_at = now_micros();
             state
         })
@@ -441,7 +466,8 @@ impl Calibrator {
                 scorecard.submitted_at,
                 &ratings,
             ) {
-                s.model.update_locally(subject, &raters);
+                let touched = s.model.update_locally(subject, &raters);
+                s.mark_changed(touched);
                 s.version += 1;
                 s.calibrated_at = now_micros();
             }
@@ -474,22 +500,44 @@ impl Calibrator {
                 return; // a later change will refit
             }
             let Some(state) = lock(&this.orgs).get(&org).cloned() else { return };
-            let (mut model, version) = {
+            let (mut model, version, to_rank) = {
                 let s = lock(&state);
-                (s.model.clone(), s.version)
+                let to_rank: Vec<(String, RubricShape, Vec<u32>)> = s
+                    .rankings
+                    .keys()
+                    .filter_map(|job| {
+                        s.jobs.get(job).map(|info| (job.clone(), info.shape.clone(), s.job_subjects(job)))
+                    })
+                    .collect();
+                (s.model.clone(), s.version, to_rank)
             };
+            // Fit, and re-rank the jobs someone reads, before swapping in: reads
+            // never pay for the refit.
             let fitted = tokio::task::spawn_blocking(move || {
                 model.fit(FIT_SWEEPS, FIT_TOLERANCE);
-                model
+                let groups = Groups::from_model(&model);
+                let rankings: Vec<(String, JobRanking)> = to_rank
+                    .into_iter()
+                    .map(|(job, shape, subjects)| {
+                        let ranking = JobRanking::build(&model, &shape, subjects);
+                        (job, ranking)
+                    })
+                    .collect();
+                (model, groups, rankings)
             })
             .await;
-            let Ok(model) = fitted else { return };
+            let Ok((model, groups, rankings)) = fitted else { return };
             let jobs: Vec<String> = {
                 let mut s = lock(&state);
                 if s.version != version {
                     return;
                 }
                 s.model = model;
+                s.groups = groups;
+                s.rankings.values_mut().for_each(|c| c.stale = true);
+                for (job, ranking) in rankings {
+                    s.rankings.insert(job, JobCache { ranking, ..JobCache::default() });
+                }
                 s.version += 1;
                 s.calibrated_at = now_micros();
                 s.jobs.keys().cloned().collect()

@@ -532,12 +532,14 @@ impl Model {
     /// Cheap update after new or amended ratings of `subject` by `raters`: the
     /// subject, those raters' severities, and every subject those raters rated.
     /// Item means, noises and hyper-parameters wait for the next full fit.
-    pub fn update_locally(&mut self, subject: u32, raters: &[u32]) {
+    /// Returns the subjects whose posterior changed, or `None` when everything
+    /// was refitted.
+    pub fn update_locally(&mut self, subject: u32, raters: &[u32]) -> Option<Vec<u32>> {
         // Small organisations: a warm full fit costs little and keeps item means
         // and variances current.
         if !self.fitted || self.total_ratings() <= FULL_FIT_BELOW {
             self.fit(200, 1e-6);
-            return;
+            return None;
         }
         for obs in self.subjects.get(subject as usize).cloned().unwrap_or_default() {
             let k = obs.item as usize;
@@ -553,11 +555,13 @@ impl Model {
             }
         }
         let mut touched: Vec<u32> = raters.iter().flat_map(|&r| self.rater_subjects[r as usize].clone()).collect();
+        touched.push(subject);
         touched.sort_unstable();
         touched.dedup();
-        for c in touched {
+        for &c in &touched {
             self.refresh_subject(c, &mut scratch);
         }
+        Some(touched)
     }
 
     /// Full fit from the current parameters (a warm start when called again).

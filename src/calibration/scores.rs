@@ -238,6 +238,26 @@ mod tests {
     }
 
     #[test]
+    fn incremental_ranking_equals_a_fresh_one() {
+        use crate::calibration::synthetic::{Org, Spec};
+        // Above the size where updates stay local.
+        let mut org = Org::generate(&Spec::sized(5, 30_000));
+        org.model.fit(200, 1e-6);
+        let subjects: Vec<u32> = (0..org.model.subject_count() as u32).collect();
+        let mut ranking = JobRanking::build(&org.model, &org.shape, subjects.iter().copied());
+        for i in 0..3u32 {
+            let (subject, rater) = (i * 97 % 1000, i * 13 % 40);
+            let obs: Vec<Obs> = (0..4).map(|k| Obs::new(rater, k, 1_000_000 + i, 0.9, 0.5)).collect();
+            org.model.add(subject, &obs);
+            let touched = org.model.update_locally(subject, &[rater]).expect("a local update");
+            assert!(touched.contains(&subject));
+            ranking.update(&org.model, &org.shape, touched);
+        }
+        let fresh = JobRanking::build(&org.model, &org.shape, subjects.iter().copied());
+        assert_eq!(ranking.in_order().collect::<Vec<_>>(), fresh.in_order().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn groups_without_a_shared_rater_are_separate() {
         let mut m = Model::new();
         m.add(0, &[Obs::new(0, 0, 0, 0.5, 0.0)]);
@@ -246,5 +266,137 @@ mod tests {
         let g = connected_groups(&m);
         assert_eq!(g[0], g[1]);
         assert_ne!(g[0], g[2]);
+        let mut groups = Groups::from_model(&m);
+        assert_eq!(groups.of_subject(0), groups.of_subject(1));
+        assert_ne!(groups.of_subject(0), groups.of_subject(2));
+        groups.link(2, 1);
+        assert_eq!(groups.of_subject(0), groups.of_subject(2), "a shared rater joins the groups");
+    }
+}
+
+/// Groups of subjects linked through shared raters, kept up to date as ratings
+/// arrive (union–find over subjects and raters). Links are never removed; a
+/// full rebuild ([`Groups::from_model`]) follows every full refit.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    /// Node 2s is subject s, node 2r+1 is rater r.
+    parent: Vec<u32>,
+}
+
+impl Groups {
+    pub fn from_model(model: &Model) -> Groups {
+        let mut g = Groups::default();
+        for s in 0..model.subject_count() as u32 {
+            for o in model.ratings(s) {
+                g.link(s, o.rater);
+            }
+        }
+        g
+    }
+
+    fn find(&mut self, mut x: u32) -> u32 {
+        if self.parent.len() <= x as usize {
+            let from = self.parent.len() as u32;
+            self.parent.extend(from..=x);
+        }
+        while self.parent[x as usize] != x {
+            let grand = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = grand;
+            x = grand;
+        }
+        x
+    }
+
+    pub fn link(&mut self, subject: u32, rater: u32) {
+        let (a, b) = (self.find(2 * subject), self.find(2 * rater + 1));
+        if a != b {
+            self.parent[a as usize] = b;
+        }
+    }
+
+    /// The group a subject belongs to.
+    pub fn of_subject(&mut self, subject: u32) -> u32 {
+        self.find(2 * subject)
+    }
+}
+
+/// A subject's place-defining numbers in a job's ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankEntry {
+    pub subject: u32,
+    pub scores: SubjectScores,
+    pub scorecards: u32,
+    /// Spread (0..1) of the per-scorecard averages after rater severity.
+    pub disagreement: f64,
+}
+
+/// A job's ranking, maintained incrementally: after an update only the
+/// subjects whose posterior changed are rescored, then the order is re-sorted.
+#[derive(Debug, Clone, Default)]
+pub struct JobRanking {
+    entries: std::collections::HashMap<u32, RankEntry>,
+    order: Vec<u32>,
+}
+
+fn rank_entry(model: &Model, shape: &RubricShape, subject: u32) -> Option<RankEntry> {
+    let scores = ranking_scores(model, subject, shape);
+    scores.overall?;
+    let mut cards: Vec<(u32, f64, f64)> = Vec::new();
+    for o in model.ratings(subject) {
+        let adjusted = o.value - model.severity[o.rater as usize];
+        match cards.iter_mut().find(|c| c.0 == o.scorecard) {
+            Some(c) => {
+                c.1 += adjusted;
+                c.2 += 1.0;
+            }
+            None => cards.push((o.scorecard, adjusted, 1.0)),
+        }
+    }
+    let means: Vec<f64> = cards.iter().map(|c| c.1 / c.2).collect();
+    let disagreement = if means.len() >= 2 {
+        let m = means.iter().sum::<f64>() / means.len() as f64;
+        (means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (means.len() - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    Some(RankEntry { subject, scores, scorecards: cards.len() as u32, disagreement })
+}
+
+impl JobRanking {
+    pub fn build(model: &Model, shape: &RubricShape, subjects: impl IntoIterator<Item = u32>) -> JobRanking {
+        let mut r = JobRanking::default();
+        r.update(model, shape, subjects);
+        r
+    }
+
+    /// Rescores `changed` subjects (adding or dropping them as needed) and re-sorts.
+    pub fn update(&mut self, model: &Model, shape: &RubricShape, changed: impl IntoIterator<Item = u32>) {
+        for s in changed {
+            match rank_entry(model, shape, s) {
+                Some(e) => {
+                    self.entries.insert(s, e);
+                }
+                None => {
+                    self.entries.remove(&s);
+                }
+            }
+        }
+        let entries = &self.entries;
+        let mean = |s: &u32| entries[s].scores.overall.map_or(f64::NEG_INFINITY, |o| o.mean);
+        self.order = entries.keys().copied().collect();
+        self.order.sort_by(|a, b| mean(b).total_cmp(&mean(a)).then(a.cmp(b)));
+    }
+
+    /// Entries, best first.
+    pub fn in_order(&self) -> impl Iterator<Item = &RankEntry> {
+        self.order.iter().map(|s| &self.entries[s])
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
     }
 }
