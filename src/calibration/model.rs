@@ -301,10 +301,7 @@ impl Model {
         raters.sort_unstable();
         raters.dedup();
         for &r in &raters {
-            let removed = self.rating_count[r as usize];
-            let still = list.iter().filter(|o| o.rater == r).count() as u32;
-            let _ = removed;
-            if still == 0 {
+            if !list.iter().any(|o| o.rater == r) {
                 self.rater_subjects[r as usize].retain(|&s| s != subject);
             }
         }
