@@ -313,7 +313,12 @@ impl CalibrationService for CalibrationApi {
                 return;
             }
             loop {
-                match changes.recv().await {
+                let change = tokio::select! {
+                    change = changes.recv() => change,
+                    // The client went away: stop now, not at the next change.
+                    () = tx.closed() => return,
+                };
+                match change {
                     Ok((o, j)) if o == org && j == job => {}
                     Ok(_) => continue,
                     // Missed some changes: the next snapshot covers them.
