@@ -277,19 +277,24 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
+        let t = Instant::now();
+        let reports = raters::reports(&org.model, &org.scorecards, thresholds);
+        let reports_ms = t.elapsed().as_secs_f64() * 1e3;
+        std::hint::black_box(reports.len());
         let state_mb = match (before, built) {
             (Some(b), Some(a)) => format!("{:.0}", (a.saturating_sub(b)) as f64 / 1e6),
             _ => "?".into(),
         };
         println!(
-            "{:>10} {:>11} {:>7} {:>9} {:>12.0} {:>13.2} {:>14}",
+            "{:>10} {:>11} {:>7} {:>9} {:>12.0} {:>13.2} {:>14} {:>11.0}",
             org.model.total_ratings(),
             org.model.subject_count(),
             org.model.rater_count(),
             report.sweeps,
             fit_ms,
             times[times.len() / 2],
-            state_mb
+            state_mb,
+            reports_ms
         );
     }
     // Ranking one job of 10,000 candidates.
