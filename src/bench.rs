@@ -259,8 +259,8 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     println!();
     println!("## Speed and memory (one core)");
     println!(
-        "{:>10} {:>11} {:>7} {:>9} {:>12} {:>13} {:>14}",
-        "ratings", "candidates", "raters", "sweeps", "cold fit ms", "update ms", "state MB (RSS)"
+        "{:>10} {:>11} {:>7} {:>9} {:>12} {:>13} {:>14} {:>11}",
+        "ratings", "candidates", "raters", "sweeps", "cold fit ms", "update ms", "state MB (RSS)", "reports ms"
     );
     for &size in sizes {
         let spec = Spec::sized(9, size);
