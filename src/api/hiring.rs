@@ -247,6 +247,7 @@ impl HiringApi {
         let mut v = Violations::new();
         let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
         let candidate = Collection::Candidates.parse_optional(&req.candidate, "candidate", &mut v).unwrap_or_default();
+        validate::text(&mut v, "interviewer", &req.interviewer, false, limits::USER_ID);
         v.into_result()?;
         let page =
             PageRequest::parse(req.page_size, &req.page_token, &["ListInterviews", job, candidate, &req.interviewer])?;
@@ -267,6 +268,7 @@ impl HiringApi {
         let interviewer = confine_to_self(&caller, &req.interviewer)?;
         let mut v = Violations::new();
         let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
+        validate::text(&mut v, "interviewer", &req.interviewer, false, limits::USER_ID);
         v.into_result()?;
         let page =
             PageRequest::parse(req.page_size, &req.page_token, &["ListOverdueInterviews", job, &req.interviewer])?;
