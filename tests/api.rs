@@ -325,6 +325,25 @@ async fn interview_rules(app: TestApp) {
     );
     let listed = hiring.list_interviews(req(&org.admin, proto::ListInterviewsRequest::default())).await.expect("list");
     assert!(listed.into_inner().interviews.is_empty(), "failed creates wrote nothing");
+    let long = "x".repeat(201);
+    expect_violations(
+        hiring
+            .list_interviews(req(
+                &org.admin,
+                proto::ListInterviewsRequest { interviewer: long.clone(), ..Default::default() },
+            ))
+            .await,
+        &["interviewer"],
+    );
+    expect_violations(
+        hiring
+            .list_overdue_interviews(req(
+                &org.admin,
+                proto::ListOverdueInterviewsRequest { interviewer: long, job: "nope".into(), ..Default::default() },
+            ))
+            .await,
+        &["interviewer", "job"],
+    );
 }
 
 async fn submit_get_and_list_scorecards(app: TestApp) {
