@@ -101,6 +101,30 @@ async fn rankings_read_their_writes_and_correct_a_harsh_rater(app: TestApp) {
     let top = &r.entries[0];
     assert!(top.score > top.raw_mean, "{top:?}");
 
+    // An amendment replaces the scorecard's ratings in the ranking at once.
+    let me = token("harsh", "acme", &["interviewer"]);
+    let evidence = "Walked through the failure modes of the design and how each was tested.".to_string();
+    app.scorecards()
+        .amend_scorecard(req(
+            &me,
+            proto::AmendScorecardRequest {
+                name: harsh_on_top.name.clone(),
+                ratings: vec![
+                    proto::Rating { competency: "api_design".into(), score: 4, evidence: evidence.clone() },
+                    proto::Rating { competency: "collaboration".into(), score: 4, evidence },
+                ],
+                recommendation: Recommendation::StrongYes as i32,
+                reason: "Scored the wrong candidate".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("amend");
+    let amended = ranking(&app, &org).await;
+    let entry = amended.entries.iter().find(|e| e.candidate == harsh_on_top.candidate).expect("entry");
+    assert_eq!(entry.scorecard_count, 4, "amending does not add a scorecard");
+    assert!((entry.raw_mean - 4.0).abs() < 1e-9, "all four scorecards now say 4: {entry:?}");
+
     // Paging through the ranking.
     let recruiter = token("rita", "acme", &["recruiter"]);
     let page = app
