@@ -213,6 +213,18 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             crate::bench::calibration(orgs, &sizes, &crate::calibration::raters::Thresholds::default());
             Ok(())
         }
+        Command::Ranking { job, client } => {
+            print!("{}", crate::cli::ranking(&client, &job, client.json).await?);
+            Ok(())
+        }
+        Command::Raters { flagged, client } => {
+            print!("{}", crate::cli::raters(&client, flagged, client.json).await?);
+            Ok(())
+        }
+        Command::Reliability { job, client } => {
+            print!("{}", crate::cli::reliability(&client, &job, client.json).await?);
+            Ok(())
+        }
         Command::Token(args) => {
             println!("{}", token(&args)?);
             Ok(())

@@ -55,6 +55,36 @@ pub enum Command {
     ///
     /// Example: scorecard token --sub ana --org acme --role admin
     Token(TokenArgs),
+    /// Print a job's calibrated ranking from a running server.
+    ///
+    /// Example: SCORECARD_TOKEN=$(scorecard token --sub rita --org acme --role recruiter) scorecard ranking --job jobs/…
+    Ranking {
+        /// The job, `jobs/{id}`.
+        #[arg(long)]
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print rater reports from a running server.
+    ///
+    /// Example: scorecard raters --flagged
+    Raters {
+        /// Only raters with a flag to act on.
+        #[arg(long)]
+        flagged: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a job's panel reliability from a running server.
+    ///
+    /// Example: scorecard reliability --job jobs/…
+    Reliability {
+        /// The job, `jobs/{id}`.
+        #[arg(long)]
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Run a benchmark and print its figures.
     ///
     /// Example: scorecard bench calibration --orgs 10
@@ -74,6 +104,20 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         sizes: Vec<usize>,
     },
+}
+
+/// How the CLI reaches a server.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(long, env = "SCORECARD_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// Bearer token (see `scorecard token`).
+    #[arg(long, env = "SCORECARD_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

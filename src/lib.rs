@@ -20,6 +20,8 @@ pub mod bench;
 pub mod calibration;
 /// Per-organisation calibration state: loaded, updated, cached.
 pub mod calibrator;
+/// The recruiter CLI: ranking, raters, reliability tables from a running server.
+pub mod cli;
 /// Configuration from flags and environment.
 pub mod config;
 /// Hiring rules and types.

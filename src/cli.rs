@@ -1,0 +1,253 @@
+//! The recruiter CLI: `scorecard ranking`, `scorecard raters`, `scorecard
+//! reliability`. Plain gRPC clients of a running server; they print aligned
+//! tables (no colour, so output pipes cleanly) or, with `--json`, the numbers as
+//! JSON for scripts.
+
+use serde_json::{Value, json};
+use tonic::Request;
+use tonic::transport::Channel;
+
+use crate::app::AppError;
+use crate::config::ClientArgs;
+use crate::proto::{self, calibration_service_client::CalibrationServiceClient};
+
+fn request<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
+    let mut r = Request::new(message);
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| AppError::Config("the token is not a valid header value".into()))?;
+    r.metadata_mut().insert("authorization", value);
+    Ok(r)
+}
+
+async fn client(args: &ClientArgs) -> Result<CalibrationServiceClient<Channel>, AppError> {
+    let channel = Channel::from_shared(args.addr.clone())
+        .map_err(|e| AppError::Config(format!("bad --addr {}: {e}", args.addr)))?
+        .connect()
+        .await
+        .map_err(|e| AppError::Server(format!("cannot reach {}: {e}", args.addr)))?;
+    Ok(CalibrationServiceClient::new(channel))
+}
+
+fn status(e: tonic::Status) -> AppError {
+    AppError::Server(format!("{:?}: {}", e.code(), e.message()))
+}
+
+/// Left-aligned table with a header row.
+fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = line(header);
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row));
+    }
+    out.push('\n');
+    out
+}
+
+fn optional(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+/// The job's whole calibrated ranking.
+pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<String, AppError> {
+    let mut client = client(args).await?;
+    let mut entries = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .get_ranking(request(
+                &args.token,
+                proto::GetRankingRequest { job: job.to_string(), page_size: 1000, page_token: page_token.clone() },
+            )?)
+            .await
+            .map_err(status)?
+            .into_inner();
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if as_json {
+        let rows: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "rank": e.rank, "candidate": e.candidate, "score": e.score,
+                    "score_lower": e.score_lower, "score_upper": e.score_upper, "raw_mean": e.raw_mean,
+                    "dimensions": e.dimensions.iter().map(|d| json!({
+                        "dimension": d.dimension, "score": d.score, "lower": d.lower, "upper": d.upper, "raw_mean": d.raw_mean,
+                    })).collect::<Vec<_>>(),
+                    "scorecard_count": e.scorecard_count, "flags": e.flags,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", json!({ "job": job, "entries": rows })));
+    }
+    let mut dimensions: Vec<String> = Vec::new();
+    for d in entries.iter().flat_map(|e| &e.dimensions) {
+        if !dimensions.contains(&d.dimension) {
+            dimensions.push(d.dimension.clone());
+        }
+    }
+    let mut header: Vec<String> = ["rank", "candidate", "score", "90% interval", "raw mean"].map(String::from).to_vec();
+    header.extend(dimensions.iter().cloned());
+    header.extend(["scorecards".to_string(), "flags".to_string()]);
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let mut row = vec![
+                e.rank.to_string(),
+                e.candidate.clone(),
+                format!("{:.2}", e.score),
+                format!("{:.2}–{:.2}", e.score_lower, e.score_upper),
+                format!("{:.2}", e.raw_mean),
+            ];
+            for d in &dimensions {
+                row.push(optional(e.dimensions.iter().find(|x| &x.dimension == d).map(|x| x.score)));
+            }
+            row.push(e.scorecard_count.to_string());
+            row.push(e.flags.join("; "));
+            row
+        })
+        .collect();
+    Ok(table(&header, &rows))
+}
+
+fn flag_name(kind: i32) -> String {
+    proto::rater_flag::Kind::try_from(kind)
+        .map(|k| k.as_str_name().trim_start_matches("KIND_").to_string())
+        .unwrap_or_else(|_| kind.to_string())
+}
+
+/// Every rater report (or only flagged raters).
+pub async fn raters(args: &ClientArgs, flagged_only: bool, as_json: bool) -> Result<String, AppError> {
+    let mut client = client(args).await?;
+    let mut reports = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_rater_reports(request(
+                &args.token,
+                proto::ListRaterReportsRequest { flagged_only, page_size: 1000, page_token: page_token.clone() },
+            )?)
+            .await
+            .map_err(status)?
+            .into_inner();
+        reports.extend(page.reports);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if as_json {
+        let rows: Vec<Value> = reports
+            .iter()
+            .map(|r| {
+                json!({
+                    "rater": r.rater, "rating_count": r.rating_count, "severity": r.severity,
+                    "severity_lower": r.severity_lower, "severity_upper": r.severity_upper, "noise": r.noise,
+                    "halo": r.halo, "range_use": r.range_use, "drift": r.drift,
+                    "recommendation_agreement": r.recommendation_agreement, "evidence_quality": r.evidence_quality,
+                    "flags": r.flags.iter().map(|f| json!({ "kind": flag_name(f.kind), "detail": f.detail })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", json!({ "reports": rows })));
+    }
+    let header: Vec<String> =
+        ["rater", "ratings", "severity", "90% interval", "noise", "halo", "range use", "drift/yr", "flags"]
+            .map(String::from)
+            .to_vec();
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.rater.clone(),
+                r.rating_count.to_string(),
+                format!("{:+.2}", r.severity),
+                format!("{:+.2}–{:+.2}", r.severity_lower, r.severity_upper),
+                format!("{:.2}", r.noise),
+                format!("{:.2}", r.halo),
+                format!("{:.2}", r.range_use),
+                format!("{:+.2}", r.drift),
+                r.flags.iter().map(|f| format!("{}: {}", flag_name(f.kind), f.detail)).collect::<Vec<_>>().join(" | "),
+            ]
+        })
+        .collect();
+    Ok(table(&header, &rows))
+}
+
+/// Panel reliability of a job.
+pub async fn reliability(args: &ClientArgs, job: &str, as_json: bool) -> Result<String, AppError> {
+    let mut client = client(args).await?;
+    let r = client
+        .get_panel_reliability(request(
+            &args.token,
+            proto::GetPanelReliabilityRequest { job: job.to_string(), rubric: String::new() },
+        )?)
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut all: Vec<proto::ReliabilityFigures> = r.competencies;
+    all.extend(r.overall);
+    if as_json {
+        let rows: Vec<Value> = all
+            .iter()
+            .map(|f| {
+                json!({
+                    "competency": if f.competency.is_empty() { "(overall)" } else { f.competency.as_str() },
+                    "icc2_1": f.icc2_1, "icc2_k": f.icc2_k, "alpha_ordinal": f.alpha_ordinal,
+                    "alpha_interval": f.alpha_interval, "rater_count": f.rater_count, "subject_count": f.subject_count,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", json!({ "job": job, "figures": rows })));
+    }
+    let header: Vec<String> =
+        ["competency", "ICC(2,1)", "ICC(2,k)", "alpha ordinal", "alpha interval", "raters", "candidates"]
+            .map(String::from)
+            .to_vec();
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|f| {
+            vec![
+                if f.competency.is_empty() { "(overall)".into() } else { f.competency.clone() },
+                optional(f.icc2_1),
+                optional(f.icc2_k),
+                optional(f.alpha_ordinal),
+                optional(f.alpha_interval),
+                f.rater_count.to_string(),
+                f.subject_count.to_string(),
+            ]
+        })
+        .collect();
+    Ok(table(&header, &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_align_columns() {
+        let t =
+            super::table(&["a".into(), "long header".into(), "x".into()], &[vec!["1".into(), "2".into(), "3".into()]]);
+        assert_eq!(t, "a  long header  x\n1  2            3\n");
+    }
+}

@@ -1,0 +1,83 @@
+//! The recruiter CLI against a real server: the same numbers as the API.
+
+mod common;
+
+use common::{Db, Org, TestApp, req, token};
+use scorecard::proto;
+
+async fn run(args: Vec<String>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scorecard")).args(&args).output().expect("run cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prints_the_numbers_the_api_serves() {
+    let app = TestApp::start(Db::Sqlite).await;
+    let org = Org::new(&app, "acme").await;
+    for n in 0..3 {
+        let c = org.candidate(&app, &format!("c{n}")).await;
+        for rater in ["ana", "ben"] {
+            let i = org.interview(&app, &c, rater).await;
+            org.submit(&app, &i).await;
+        }
+    }
+    let rita = token("rita", "acme", &["recruiter"]);
+    let api = app
+        .calibration()
+        .get_ranking(req(&rita, proto::GetRankingRequest { job: org.job.name.clone(), ..Default::default() }))
+        .await
+        .expect("ranking")
+        .into_inner();
+    let base = |cmd: &str| {
+        vec![cmd.to_string(), "--addr".into(), format!("http://{}", app.addr), "--token".into(), rita.clone()]
+    };
+
+    let mut args = base("ranking");
+    args.extend(["--job".into(), org.job.name.clone(), "--json".into()]);
+    let (ok, out, err) = run(args).await;
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let entries = json["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), api.entries.len());
+    for (cli, api) in entries.iter().zip(&api.entries) {
+        assert_eq!(cli["candidate"], api.candidate.as_str());
+        assert_eq!(cli["score"].as_f64(), Some(api.score));
+        assert_eq!(cli["score_lower"].as_f64(), Some(api.score_lower));
+        assert_eq!(cli["raw_mean"].as_f64(), Some(api.raw_mean));
+    }
+
+    let mut args = base("ranking");
+    args.extend(["--job".into(), org.job.name.clone()]);
+    let (ok, table, err) = run(args).await;
+    assert!(ok, "{err}");
+    assert!(table.starts_with("rank  candidate"), "{table}");
+    assert!(table.contains("technical") && table.contains("communication"));
+    for e in &api.entries {
+        assert!(table.contains(&e.candidate) && table.contains(&format!("{:.2}", e.score)), "{table}");
+    }
+
+    let (ok, raters, err) = run(base("raters")).await;
+    assert!(ok, "{err}");
+    assert!(raters.contains("ana") && raters.contains("INSUFFICIENT_DATA"), "{raters}");
+    let mut args = base("reliability");
+    args.extend(["--job".into(), org.job.name.clone(), "--json".into()]);
+    let (ok, out, err) = run(args).await;
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(json["figures"].as_array().is_some_and(|f| f.iter().any(|x| x["competency"] == "(overall)")));
+
+    // Errors are explained, with a failing exit status.
+    let mut args = base("ranking");
+    args.extend(["--job".into(), "jobs/nope".into()]);
+    let (ok, _, err) = run(args).await;
+    assert!(!ok);
+    assert!(err.contains("NotFound"), "{err}");
+}
