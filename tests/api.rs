@@ -9,6 +9,7 @@ use tonic::Code;
 on_both_databases!(
     rubric_lifecycle_and_immutable_revisions,
     rubric_validation_names_every_bad_field,
+    rubric_templates,
     jobs_candidates_and_interviews,
     interview_rules,
     submit_get_and_list_scorecards,
@@ -170,6 +171,51 @@ async fn rubric_validation_names_every_bad_field(app: TestApp) {
     expect_code(
         rubrics.revise_rubric(req(&admin, proto::ReviseRubricRequest { rubric: Some(unknown) })).await,
         Code::NotFound,
+    );
+}
+
+async fn rubric_templates(app: TestApp) {
+    let admin = token("root", "acme", &["admin"]);
+    let listed = app
+        .rubrics()
+        .list_rubric_templates(req(&token("ivan", "acme", &["interviewer"]), proto::ListRubricTemplatesRequest {}))
+        .await
+        .expect("templates")
+        .into_inner();
+    let ids: Vec<_> = listed.templates.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["backend-engineer", "engineering-manager"]);
+    let backend = listed.templates[0].rubric.clone().expect("content");
+    assert_eq!(backend.competencies.len(), 10);
+    assert!(backend.competencies.iter().all(|c| c.anchors.len() == 4));
+    let created = app
+        .rubrics()
+        .create_rubric_from_template(req(
+            &admin,
+            proto::CreateRubricFromTemplateRequest { template: "backend-engineer".into() },
+        ))
+        .await
+        .expect("instantiate")
+        .into_inner();
+    assert!(created.name.starts_with("rubrics/"));
+    assert_eq!(created.revision, 1);
+    assert_eq!(created.competencies, backend.competencies);
+    expect_code(
+        app.rubrics()
+            .create_rubric_from_template(req(
+                &admin,
+                proto::CreateRubricFromTemplateRequest { template: "chef".into() },
+            ))
+            .await,
+        Code::NotFound,
+    );
+    expect_violations(
+        app.rubrics()
+            .create_rubric_from_template(req(
+                &admin,
+                proto::CreateRubricFromTemplateRequest { template: String::new() },
+            ))
+            .await,
+        &["template"],
     );
 }
 

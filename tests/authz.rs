@@ -26,6 +26,8 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/scorecard.v1.RubricService/GetRubric", ALL),
     ("/scorecard.v1.RubricService/ListRubrics", ALL),
     ("/scorecard.v1.RubricService/ReviseRubric", ADMIN),
+    ("/scorecard.v1.RubricService/ListRubricTemplates", ALL),
+    ("/scorecard.v1.RubricService/CreateRubricFromTemplate", ADMIN),
     ("/scorecard.v1.HiringService/CreateJob", WRITERS),
     ("/scorecard.v1.HiringService/GetJob", ALL),
     ("/scorecard.v1.HiringService/ListJobs", ALL),
@@ -123,6 +125,17 @@ async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<
                 .into_inner();
             app.rubrics().revise_rubric(req(token, proto::ReviseRubricRequest { rubric: Some(current) })).await.map(one)
         }
+        "ListRubricTemplates" => {
+            app.rubrics().list_rubric_templates(req(token, proto::ListRubricTemplatesRequest {})).await.map(|_| 0)
+        }
+        "CreateRubricFromTemplate" => app
+            .rubrics()
+            .create_rubric_from_template(req(
+                token,
+                proto::CreateRubricFromTemplateRequest { template: "backend-engineer".into() },
+            ))
+            .await
+            .map(|_| 0),
         "CreateJob" => app
             .hiring()
             .create_job(req(

@@ -57,11 +57,24 @@ impl From<proto::Rubric> for RubricContent {
 
 impl From<&Rubric> for proto::Rubric {
     fn from(r: &Rubric) -> Self {
-        let c = &r.content;
         proto::Rubric {
             name: Collection::Rubrics.name(&r.id),
-            title: c.title.clone(),
             revision: r.revision as i32,
+            etag: r.etag(),
+            create_time: timestamp(r.created_at),
+            update_time: timestamp(r.updated_at),
+            ..(&r.content).into()
+        }
+    }
+}
+
+/// A rubric's content alone (a template): no name, revision or times.
+impl From<&RubricContent> for proto::Rubric {
+    fn from(c: &RubricContent) -> Self {
+        proto::Rubric {
+            name: String::new(),
+            title: c.title.clone(),
+            revision: 0,
             scale: Some(proto::Scale { min: c.scale.min, max: c.scale.max }),
             dimensions: c
                 .dimensions
@@ -88,9 +101,9 @@ impl From<&Rubric> for proto::Rubric {
                         .collect(),
                 })
                 .collect(),
-            etag: r.etag(),
-            create_time: timestamp(r.created_at),
-            update_time: timestamp(r.updated_at),
+            etag: String::new(),
+            create_time: None,
+            update_time: None,
         }
     }
 }

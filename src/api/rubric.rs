@@ -3,6 +3,7 @@
 use super::{PageRequest, State};
 use crate::auth::Caller;
 use crate::domain::names::Collection;
+use crate::domain::templates::templates;
 use crate::domain::{Role, RubricContent, new_id, now_micros, validate};
 use crate::error::Error;
 use crate::proto::{self, rubric_service_server::RubricService};
@@ -72,6 +73,35 @@ impl RubricApi {
         let revised = self.state.store.revise_rubric(&caller.org, id, current.revision, &content, now_micros()).await?;
         Ok((&revised).into())
     }
+
+    async fn list_templates(
+        &self,
+        caller: Caller,
+        _req: proto::ListRubricTemplatesRequest,
+    ) -> Result<proto::ListRubricTemplatesResponse, Error> {
+        caller.require_any(&Role::ALL)?;
+        Ok(proto::ListRubricTemplatesResponse {
+            templates: templates()
+                .iter()
+                .map(|t| proto::RubricTemplate { id: t.id.to_string(), rubric: Some((&t.rubric).into()) })
+                .collect(),
+        })
+    }
+
+    async fn create_from_template(
+        &self,
+        caller: Caller,
+        req: proto::CreateRubricFromTemplateRequest,
+    ) -> Result<proto::Rubric, Error> {
+        caller.require_any(&[Role::Admin])?;
+        if req.template.is_empty() {
+            return Err(Error::invalid("template", "is required: an id from ListRubricTemplates"));
+        }
+        let template = templates().into_iter().find(|t| t.id == req.template);
+        let template = template.ok_or_else(|| Error::NotFound(format!("rubric template `{}`", req.template)))?;
+        let created = self.state.store.create_rubric(&caller.org, &new_id(), &template.rubric, now_micros()).await?;
+        Ok((&created).into())
+    }
 }
 
 #[tonic::async_trait]
@@ -80,4 +110,6 @@ impl RubricService for RubricApi {
     rpc!(get_rubric, get, proto::GetRubricRequest, proto::Rubric);
     rpc!(list_rubrics, list, proto::ListRubricsRequest, proto::ListRubricsResponse);
     rpc!(revise_rubric, revise, proto::ReviseRubricRequest, proto::Rubric);
+    rpc!(list_rubric_templates, list_templates, proto::ListRubricTemplatesRequest, proto::ListRubricTemplatesResponse);
+    rpc!(create_rubric_from_template, create_from_template, proto::CreateRubricFromTemplateRequest, proto::Rubric);
 }

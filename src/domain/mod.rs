@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod names;
+pub mod templates;
 pub mod validate;
 
 pub use model::*;
