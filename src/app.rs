@@ -213,6 +213,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             crate::bench::calibration(orgs, &sizes, &crate::calibration::raters::Thresholds::default());
             Ok(())
         }
+        Command::Demo { listen } => crate::demo::run(&listen).await,
         Command::Ranking { job, client } => {
             print!("{}", crate::cli::ranking(&client, &job, client.json).await?);
             Ok(())

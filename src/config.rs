@@ -55,6 +55,15 @@ pub enum Command {
     ///
     /// Example: scorecard token --sub ana --org acme --role admin
     Token(TokenArgs),
+    /// Serve a realistic demo organisation on a throw-away database, printing
+    /// tokens and commands to try.
+    ///
+    /// Example: scorecard demo
+    Demo {
+        /// Address to serve on.
+        #[arg(long, env = "SCORECARD_LISTEN", default_value = "127.0.0.1:50051")]
+        listen: String,
+    },
     /// Print a job's calibrated ranking from a running server.
     ///
     /// Example: SCORECARD_TOKEN=$(scorecard token --sub rita --org acme --role recruiter) scorecard ranking --job jobs/…

@@ -24,6 +24,8 @@ pub mod calibrator;
 pub mod cli;
 /// Configuration from flags and environment.
 pub mod config;
+/// `scorecard demo`: a seeded organisation to explore.
+pub mod demo;
 /// Hiring rules and types.
 pub mod domain;
 /// The one error type and its mapping to gRPC status codes.

@@ -1,0 +1,252 @@
+//! `scorecard demo`: a realistic organisation on a throw-away SQLite database,
+//! served at once. Three jobs (two on the "Backend Engineer" template, one on
+//! "Engineering Manager"), 60 candidates, 15 interviewers of whom some are harsh,
+//! lenient, noisy, halo-prone, stuck in the middle of the scale or writing thin
+//! evidence, and scorecards whose evidence quotes the rubric's behavioural
+//! anchors. It prints ready-to-paste tokens and commands, then serves until
+//! Ctrl-C.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::app::{AppError, serve, shutdown_signal};
+use crate::auth::{Claims, Verifier, mint_token};
+use crate::calibration::synthetic::Rng;
+use crate::domain::templates::templates;
+use crate::domain::{
+    Candidate, Interview, Job, Rating, Recommendation, RubricContent, ScorecardContent, new_id, now_micros,
+};
+use crate::store::{NewScorecard, Store};
+
+pub const ORG: &str = "demo-co";
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Normal,
+    Harsh,
+    Lenient,
+    Noisy,
+    Halo,
+    Central,
+    Thin,
+}
+
+const INTERVIEWERS: [(&str, Kind); 15] = [
+    ("amara", Kind::Normal),
+    ("bruno", Kind::Harsh),
+    ("chen", Kind::Normal),
+    ("dagny", Kind::Lenient),
+    ("emeka", Kind::Normal),
+    ("farah", Kind::Noisy),
+    ("goran", Kind::Normal),
+    ("hana", Kind::Halo),
+    ("ines", Kind::Normal),
+    ("jonas", Kind::Central),
+    ("kofi", Kind::Normal),
+    ("lena", Kind::Harsh),
+    ("mateo", Kind::Normal),
+    ("nadia", Kind::Thin),
+    ("oscar", Kind::Normal),
+];
+
+const FIRST: [&str; 20] = [
+    "Ada", "Bilal", "Carmen", "Dmitri", "Elif", "Femi", "Greta", "Hugo", "Isla", "Jae", "Kavya", "Luca", "Maya",
+    "Nikolai", "Olu", "Priya", "Quentin", "Rosa", "Sven", "Tamar",
+];
+const LAST: [&str; 3] = ["Okafor", "Lindqvist", "Moreau"];
+
+/// Seeds the demo organisation; returns the job names.
+pub async fn seed(store: &Store) -> Result<Vec<(String, String)>, AppError> {
+    let mut rng = Rng::new(2026);
+    let now = now_micros();
+    let day = 86_400_000_000_i64;
+    let all = templates();
+    let mut jobs = Vec::new();
+    for (i, (title, template)) in [
+        ("Backend Engineer", "backend-engineer"),
+        ("Senior Backend Engineer", "backend-engineer"),
+        ("Engineering Manager", "engineering-manager"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let content: RubricContent =
+            all.iter().find(|t| t.id == *template).map(|t| t.rubric.clone()).unwrap_or_else(|| all[0].rubric.clone());
+        let rubric = store.create_rubric(ORG, &new_id(), &content, now).await?;
+        let job = Job {
+            id: new_id(),
+            title: title.to_string(),
+            external_id: format!("gh-job-{}", 100 + i),
+            rubric_id: rubric.id.clone(),
+            rubric_revision: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_job(ORG, &job).await?;
+        jobs.push((job, content));
+    }
+    let mut names = Vec::new();
+    for (j, (job, rubric)) in jobs.iter().enumerate() {
+        names.push((format!("jobs/{}", job.id), job.title.clone()));
+        for (n, first) in FIRST.iter().enumerate() {
+            let display_name = format!("{first} {}", LAST[j]);
+            let candidate = Candidate {
+                id: new_id(),
+                external_id: format!("ats-{j}-{n}"),
+                display_name: display_name.clone(),
+                email: format!("{}.{}@example.com", first.to_lowercase(), LAST[j].to_lowercase()),
+                erased_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            store.create_candidate(ORG, &candidate).await?;
+            let general = rng.normal();
+            let technical = 0.5 * rng.normal();
+            let communication = 0.5 * rng.normal();
+            let when = now - (1 + rng.below(120)) as i64 * day;
+            let mut panel: Vec<usize> = Vec::new();
+            while panel.len() < 4 {
+                let r = rng.below(INTERVIEWERS.len());
+                if !panel.contains(&r) {
+                    panel.push(r);
+                }
+            }
+            for (slot, &r) in panel.iter().enumerate() {
+                let (interviewer, kind) = INTERVIEWERS[r];
+                let mut focus: Vec<usize> = Vec::new();
+                let want = 3 + rng.below(2);
+                while focus.len() < want {
+                    let k = rng.below(rubric.competencies.len());
+                    if !focus.contains(&k) {
+                        focus.push(k);
+                    }
+                }
+                let interview = Interview {
+                    id: new_id(),
+                    job_id: job.id.clone(),
+                    candidate_id: candidate.id.clone(),
+                    interviewer: interviewer.to_string(),
+                    focus_competencies: focus.iter().map(|&k| rubric.competencies[k].key.clone()).collect(),
+                    scheduled_at: when + slot as i64 * 3_600_000_000,
+                    scorecard_id: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                store.create_interview(ORG, &interview).await?;
+                let impression = general + 0.5 * (technical + communication) + 0.4 * rng.normal();
+                let mut ratings = Vec::new();
+                for &k in &focus {
+                    let c = &rubric.competencies[k];
+                    let level = general
+                        + if c.dimension_key == "technical" { technical } else { communication }
+                        + 0.3 * rng.normal();
+                    let latent = match kind {
+                        Kind::Normal | Kind::Thin => level + 0.5 * rng.normal(),
+                        Kind::Harsh => level - 1.2 + 0.5 * rng.normal(),
+                        Kind::Lenient => level + 1.2 + 0.5 * rng.normal(),
+                        Kind::Noisy => level + 1.4 * rng.normal(),
+                        Kind::Halo => impression + 0.1 * rng.normal(),
+                        Kind::Central => 0.3 * level + 0.3 * rng.normal(),
+                    };
+                    // 1..4 through thresholds at -1, 0, 1.
+                    let score = 1 + [-1.0, 0.0, 1.0].iter().filter(|&&t| latent > t).count() as i32;
+                    let anchor =
+                        c.anchors.iter().find(|a| a.score == score).map(|a| a.description.clone()).unwrap_or_default();
+                    let evidence = if kind == Kind::Thin {
+                        ["Seems smart.", "Good attitude.", "Nice person, culture fit.", "Fine."][rng.below(4)]
+                            .to_string()
+                    } else {
+                        format!("{anchor} (Observed in the {} exercise.)", c.title.to_lowercase())
+                    };
+                    ratings.push(Rating { competency: c.key.clone(), score, evidence });
+                }
+                let mean = ratings.iter().map(|r| f64::from(r.score)).sum::<f64>() / ratings.len() as f64;
+                let recommendation = match mean {
+                    m if m >= 3.5 => Recommendation::StrongYes,
+                    m if m >= 2.5 => Recommendation::Yes,
+                    m if m >= 1.5 => Recommendation::No,
+                    _ => Recommendation::StrongNo,
+                };
+                let content =
+                    ScorecardContent { ratings, recommendation, summary: format!("Interview with {display_name}.") };
+                store
+                    .submit_scorecard(
+                        ORG,
+                        NewScorecard {
+                            id: &new_id(),
+                            interview: &interview,
+                            content: &content,
+                            author: interviewer,
+                            request_id: "",
+                            request_hash: "",
+                            now: interview.scheduled_at + 3_600_000_000,
+                        },
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn token(secret: &str, sub: &str, role: &str) -> Result<String, AppError> {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        sub: sub.into(),
+        org: ORG.into(),
+        roles: vec![role.into()],
+        exp: now + 12 * 3600,
+        nbf: None,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    };
+    mint_token(secret, &claims).map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// Runs the demo until Ctrl-C / SIGTERM.
+pub async fn run(listen: &str) -> Result<(), AppError> {
+    let dir = tempfile_dir()?;
+    let url = format!("sqlite://{}", dir.join("demo.db").display());
+    let store = Store::connect(&url, 4).await?;
+    store.migrate().await?;
+    let jobs = seed(&store).await?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let verifier = Verifier::new(Some(&secret), None, None, None).map_err(|e| AppError::Config(e.to_string()))?;
+    let listener =
+        TcpListener::bind(listen).await.map_err(|e| AppError::Config(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
+    let recruiter = token(&secret, "rita", "recruiter")?;
+    let admin = token(&secret, "alice", "admin")?;
+    let interviewer = token(&secret, "bruno", "interviewer")?;
+    let job = jobs.first().map(|j| j.0.clone()).unwrap_or_default();
+    println!("scorecard demo: organisation `{ORG}` with {} jobs, 60 candidates, 15 interviewers", jobs.len());
+    for (name, title) in &jobs {
+        println!("  {name}  {title}");
+    }
+    println!();
+    println!("export SCORECARD_ADDR=http://{addr}");
+    println!("export SCORECARD_TOKEN={recruiter}   # rita, recruiter");
+    println!("ADMIN={admin}");
+    println!("BRUNO={interviewer}   # an interviewer");
+    println!();
+    println!("scorecard ranking --job {job}");
+    println!("scorecard raters --flagged");
+    println!("scorecard reliability --job {job}");
+    println!(
+        "buf curl --http2-prior-knowledge --protocol grpc -H \"authorization: Bearer $SCORECARD_TOKEN\" -d '{{\"job\":\"{job}\"}}' http://{addr}/scorecard.v1.CalibrationService/GetRanking"
+    );
+    println!();
+    println!("demo ready; Ctrl-C to stop (the database is thrown away)");
+    let result = serve(listener, store.clone(), Arc::new(verifier), Default::default(), shutdown_signal()).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
+    let dir = std::env::temp_dir().join(format!("scorecard-demo-{}", new_id()));
+    std::fs::create_dir_all(&dir).map_err(|e| AppError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}

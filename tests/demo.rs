@@ -1,0 +1,64 @@
+//! `scorecard demo` as a newcomer runs it: a seeded organisation, served, whose
+//! printed token and job work at once.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::req;
+use scorecard::proto::{self, calibration_service_client::CalibrationServiceClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_a_calibrated_organisation() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scorecard"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("SCORECARD_LISTEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (token, job) = tokio::task::spawn_blocking(move || {
+        let (mut token, mut job) = (String::new(), String::new());
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("read");
+            if let Some(t) = line.strip_prefix("export SCORECARD_TOKEN=") {
+                token = t.split_whitespace().next().unwrap_or_default().to_string();
+            }
+            if job.is_empty() && line.trim_start().starts_with("jobs/") {
+                job = line.split_whitespace().next().unwrap_or_default().to_string();
+            }
+            if line.starts_with("demo ready") {
+                break;
+            }
+        }
+        (token, job)
+    })
+    .await
+    .expect("join");
+    assert!(!token.is_empty() && job.starts_with("jobs/"), "demo printed a token and a job");
+
+    let mut client = CalibrationServiceClient::connect(format!("http://127.0.0.1:{port}")).await.expect("connect");
+    let ranking = client
+        .get_ranking(req(&token, proto::GetRankingRequest { job, ..Default::default() }))
+        .await
+        .expect("ranking")
+        .into_inner();
+    assert_eq!(ranking.entries.len(), 20);
+    assert!(
+        ranking.entries.iter().all(|e| e.scorecard_count == 4 && e.score_lower <= e.score && e.score <= e.score_upper)
+    );
+    let flagged = client
+        .list_rater_reports(req(&token, proto::ListRaterReportsRequest { flagged_only: true, ..Default::default() }))
+        .await
+        .expect("reports")
+        .into_inner();
+    let raters: Vec<_> = flagged.reports.iter().map(|r| r.rater.as_str()).collect();
+    for planted in ["dagny", "lena", "nadia"] {
+        assert!(raters.contains(&planted), "{planted} is flagged: {raters:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
