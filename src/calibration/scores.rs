@@ -176,25 +176,8 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
 /// subject's group id. Subjects in different groups cannot be compared: no
 /// rater links them.
 pub fn connected_groups(model: &Model) -> Vec<u32> {
-    let subjects = model.subject_count();
-    let raters = model.rater_count();
-    let mut parent: Vec<usize> = (0..subjects + raters).collect();
-    fn find(p: &mut [usize], mut x: usize) -> usize {
-        while p[x] != x {
-            p[x] = p[p[x]];
-            x = p[x];
-        }
-        x
-    }
-    for c in 0..subjects {
-        for o in model.ratings(c as u32) {
-            let (a, b) = (find(&mut parent, c), find(&mut parent, subjects + o.rater as usize));
-            if a != b {
-                parent[a] = b;
-            }
-        }
-    }
-    (0..subjects).map(|c| find(&mut parent, c) as u32).collect()
+    let mut groups = Groups::from_model(model);
+    (0..model.subject_count() as u32).map(|s| groups.of_subject(s)).collect()
 }
 
 #[cfg(test)]
