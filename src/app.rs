@@ -11,13 +11,15 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
-use crate::api::{AppState, CalibrationApi, HiringApi, RubricApi, ScorecardApi};
+use crate::api::{AppState, CalibrationApi, EventApi, HiringApi, RubricApi, ScorecardApi, WebhookApi};
 use crate::auth::{AuthLayer, Claims, Verifier, mint_token};
 use crate::config::{AuthArgs, Cli, Command, DatabaseArgs, TokenArgs};
 use crate::proto::calibration_service_server::CalibrationServiceServer;
+use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::hiring_service_server::HiringServiceServer;
 use crate::proto::rubric_service_server::RubricServiceServer;
 use crate::proto::scorecard_service_server::ScorecardServiceServer;
+use crate::proto::webhook_service_server::WebhookServiceServer;
 use crate::store::Store;
 
 /// Largest request message accepted: a full rubric or scorecard fits many
@@ -34,16 +36,40 @@ pub enum AppError {
     Server(String),
 }
 
+/// What the server does besides answering requests, and how.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub thresholds: crate::calibration::raters::Thresholds,
+    pub webhooks: crate::webhooks::WebhookSettings,
+    /// How often interviews that became overdue are looked for.
+    pub overdue_scan: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { thresholds: Default::default(), webhooks: Default::default(), overdue_scan: Duration::from_secs(60) }
+    }
+}
+
 /// Serves gRPC on `listener` until `shutdown` completes; in-flight requests
-/// finish first.
+/// finish first. Background work (webhook delivery, overdue scans) runs until
+/// then too.
 pub async fn serve(
     listener: TcpListener,
     store: Store,
     verifier: Arc<Verifier>,
-    thresholds: crate::calibration::raters::Thresholds,
+    settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let calibrator = crate::calibrator::Calibrator::new(store.clone(), thresholds);
+    let (stop_background, background_stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_background.send(true);
+    };
+    let dispatcher = crate::webhooks::Dispatcher::new(store.clone(), settings.webhooks.clone())?;
+    tokio::spawn(dispatcher.run(background_stopping.clone()));
+    tokio::spawn(overdue_scans(store.clone(), settings.overdue_scan, background_stopping));
+    let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds);
     {
         let calibrator = calibrator.clone();
         tokio::spawn(async move {
@@ -52,13 +78,15 @@ pub async fn serve(
             }
         });
     }
-    let state = Arc::new(AppState { store, calibrator });
+    let state = Arc::new(AppState { store, calibrator, webhooks: settings.webhooks });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RubricServiceServer<RubricApi>>().await;
     health.set_serving::<HiringServiceServer<HiringApi>>().await;
     health.set_serving::<ScorecardServiceServer<ScorecardApi>>().await;
     health.set_serving::<CalibrationServiceServer<CalibrationApi>>().await;
+    health.set_serving::<EventServiceServer<EventApi>>().await;
+    health.set_serving::<WebhookServiceServer<WebhookApi>>().await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -87,9 +115,29 @@ pub async fn serve(
             CalibrationServiceServer::new(CalibrationApi::new(state.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
+        .add_service(EventServiceServer::new(EventApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(
+            WebhookServiceServer::new(WebhookApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| AppError::Server(e.to_string()))
+}
+
+/// Raises `interview.overdue` for interviews whose time passed without a
+/// scorecard, every `every`, until `stopping` turns true.
+async fn overdue_scans(store: Store, every: Duration, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match store.raise_overdue(crate::domain::now_micros()).await {
+            Ok(0) => {}
+            Ok(raised) => tracing::info!(raised, "interview.overdue events raised"),
+            Err(e) => tracing::warn!(error = %e, "overdue scan failed"),
+        }
+        tokio::select! {
+            _ = stopping.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// Builds the token verifier from the auth settings (with the development
@@ -187,8 +235,8 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 let _ = stopping_tx.send(true);
             });
             let mut server_stopping = stopping.clone();
-            let thresholds = args.calibration_thresholds()?;
-            let server = serve(listener, store.clone(), verifier, thresholds, async move {
+            let settings = args.settings()?;
+            let server = serve(listener, store.clone(), verifier, settings, async move {
                 let _ = server_stopping.wait_for(|s| *s).await;
             });
             let mut grace_stopping = stopping;

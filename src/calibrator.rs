@@ -11,12 +11,12 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use crate::calibration::model::{Model, Obs};
-use crate::calibration::raters::{self, RaterReport, ScorecardFacts, Thresholds, evidence_is_thin};
+use crate::calibration::raters::{self, FlagKind, RaterReport, ScorecardFacts, Thresholds, evidence_is_thin};
 use crate::calibration::reliability::{self, Metric};
 use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score, subject_scores};
 use crate::domain::{Micros, Rubric, Scorecard, now_micros};
 use crate::error::Error;
-use crate::store::{Page, Store};
+use crate::store::{NewEvent, Page, Store};
 
 /// Sweeps and tolerance of a full fit: no severity or item mean moves by more
 /// than this share of the scale (0.0004 points on a 1..5 scale).
@@ -332,6 +332,48 @@ pub struct Calibrator {
     /// (org, job) after every change, for `WatchRanking`.
     changes: broadcast::Sender<(String, String)>,
     refits: Mutex<HashMap<String, u64>>,
+    /// Per organisation: wakes its publisher of `ranking.changed` and
+    /// `rater.flagged` events.
+    publishers: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Per organisation: jobs whose scorecards changed since the last publication.
+    dirty_jobs: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+}
+
+/// Least time between two publications of one organisation's derived events:
+/// a burst of submissions yields one `ranking.changed` per job, not hundreds.
+const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn flag_name(kind: FlagKind) -> &'static str {
+    match kind {
+        FlagKind::InsufficientData => "INSUFFICIENT_DATA",
+        FlagKind::Severe => "SEVERE",
+        FlagKind::Lenient => "LENIENT",
+        FlagKind::Inconsistent => "INCONSISTENT",
+        FlagKind::Halo => "HALO",
+        FlagKind::CentralTendency => "CENTRAL_TENDENCY",
+        FlagKind::Drift => "DRIFT",
+        FlagKind::RecommendationMismatch => "RECOMMENDATION_MISMATCH",
+        FlagKind::ThinEvidence => "THIN_EVIDENCE",
+    }
+}
+
+/// What a recruiter sees of a ranking, to tell whether it changed: order,
+/// candidates and scores to two decimals.
+fn ranking_fingerprint(ranking: &Ranking) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for e in &ranking.entries {
+        let o = &e.overall;
+        hasher.update(format!(
+            "{}|{:.2}|{:.2}|{:.2}|{}\n",
+            e.candidate_id,
+            o.mean,
+            o.lower,
+            o.upper,
+            e.flags.join(",")
+        ));
+    }
+    hex::encode(&hasher.finalize()[..16])
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -349,6 +391,8 @@ impl Calibrator {
             orgs: Mutex::new(HashMap::new()),
             changes,
             refits: Mutex::new(HashMap::new()),
+            publishers: Mutex::new(HashMap::new()),
+            dirty_jobs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -368,7 +412,7 @@ impl Calibrator {
         let mut state = OrgState::new();
         let mut after = String::new();
         loop {
-            let (jobs, more) = self.store.list_jobs(org, Page { after: &after, limit: 1000 }).await?;
+            let (jobs, more) = self.store.list_jobs(org, Page::new(&after, 1000)).await?;
             for job in &jobs {
                 let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
                 if let Some(rubric) = rubric {
@@ -457,7 +501,104 @@ impl Calibrator {
             }
         }
         let _ = self.changes.send((org.to_string(), scorecard.job_id.clone()));
+        lock(&self.dirty_jobs).entry(org.to_string()).or_default().insert(scorecard.job_id.clone());
         self.schedule_refit(org);
+        Ok(())
+    }
+
+    /// Reloads an organisation from the database after a bulk change (import)
+    /// and swaps it in; reads meanwhile use the previous state.
+    pub async fn reload(self: &Arc<Self>, org: &str, jobs: &[String]) -> Result<(), Error> {
+        let state = Arc::new(Mutex::new(self.load(org).await?));
+        lock(&self.orgs).insert(org.to_string(), state);
+        lock(&self.dirty_jobs).entry(org.to_string()).or_default().extend(jobs.iter().cloned());
+        for job in jobs {
+            let _ = self.changes.send((org.to_string(), job.clone()));
+        }
+        self.request_publish(org);
+        Ok(())
+    }
+
+    /// Wakes the organisation's publisher, starting it on first use.
+    fn request_publish(self: &Arc<Self>, org: &str) {
+        let notify = {
+            let mut publishers = lock(&self.publishers);
+            match publishers.get(org) {
+                Some(n) => n.clone(),
+                None => {
+                    let notify = Arc::new(tokio::sync::Notify::new());
+                    publishers.insert(org.to_string(), notify.clone());
+                    let (this, org, wake) = (self.clone(), org.to_string(), notify.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            wake.notified().await;
+                            if let Err(e) = this.publish(&org).await {
+                                tracing::warn!(org, error = %e, "publishing ranking and rater events failed");
+                            }
+                            tokio::time::sleep(PUBLISH_INTERVAL).await;
+                        }
+                    });
+                    notify
+                }
+            }
+        };
+        notify.notify_one();
+    }
+
+    /// Raises `ranking.changed` for each changed job whose ranking a recruiter
+    /// would see differently, and `rater.flagged` for each rater whose flags
+    /// were raised or cleared, against what was last published (kept in the
+    /// database, so replicas and restarts do not repeat events).
+    async fn publish(&self, org: &str) -> Result<(), Error> {
+        let jobs: Vec<String> = lock(&self.dirty_jobs).remove(org).unwrap_or_default().into_iter().collect();
+        let published = self.store.published_states(org).await?;
+        let now = now_micros();
+        for job in jobs {
+            let ranking = self.ranking(org, &job).await?;
+            let key = format!("ranking:{job}");
+            let value = ranking_fingerprint(&ranking);
+            let prior = published.get(&key).map(String::as_str);
+            if prior == Some(value.as_str()) {
+                continue;
+            }
+            let event = NewEvent::new(
+                "ranking.changed",
+                format!("jobs/{job}"),
+                serde_json::json!({
+                    "job": format!("jobs/{job}"),
+                    "candidates": ranking.entries.len(),
+                    "calibrate_time": crate::api::convert::timestamp(ranking.calibrated_at)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default(),
+                }),
+            );
+            self.store.publish_state(org, &key, prior, &value, &event, now).await?;
+        }
+        let reports = self.rater_reports(org).await?;
+        for (rater, report) in reports.iter() {
+            let mut flags: Vec<&str> = report
+                .flags
+                .iter()
+                .filter(|f| f.kind != FlagKind::InsufficientData)
+                .map(|f| flag_name(f.kind))
+                .collect();
+            flags.sort_unstable();
+            let value = flags.join(",");
+            let key = format!("rater:{rater}");
+            let prior = published.get(&key).map(String::as_str);
+            if prior.unwrap_or("") == value {
+                continue;
+            }
+            let before: Vec<&str> = prior.unwrap_or("").split(',').filter(|f| !f.is_empty()).collect();
+            let raised: Vec<&str> = flags.iter().copied().filter(|f| !before.contains(f)).collect();
+            let cleared: Vec<&str> = before.iter().copied().filter(|f| !flags.contains(f)).collect();
+            let event = NewEvent::new(
+                "rater.flagged",
+                format!("raters/{rater}"),
+                serde_json::json!({ "rater": rater, "flags": flags, "raised": raised, "cleared": cleared }),
+            );
+            self.store.publish_state(org, &key, prior, &value, &event, now).await?;
+        }
         Ok(())
     }
 
@@ -529,6 +670,7 @@ impl Calibrator {
             for job in jobs {
                 let _ = this.changes.send((org.clone(), job));
             }
+            this.request_publish(&org);
         });
     }
 

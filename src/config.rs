@@ -168,6 +168,20 @@ pub struct ServeArgs {
     /// docs/calibration.md, e.g. '{"min_ratings":20,"severity":0.15}'.
     #[arg(long, env = "SCORECARD_CALIBRATION_SETTINGS")]
     pub calibration_settings: Option<String>,
+    /// Let webhooks target private, loopback and link-local addresses and plain
+    /// http (receivers on your own network; tests). Off: only public https.
+    #[arg(long, env = "SCORECARD_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+    /// Hours a failing webhook event is retried before it becomes a dead letter.
+    #[arg(long, env = "SCORECARD_WEBHOOK_RETRY_HOURS", default_value_t = 24.0)]
+    pub webhook_retry_hours: f64,
+    /// First webhook retry delay in seconds; doubles per failure, at most an hour.
+    #[arg(long, env = "SCORECARD_WEBHOOK_RETRY_BASE_SECONDS", default_value_t = 10.0)]
+    pub webhook_retry_base_seconds: f64,
+    /// Seconds between scans for interviews that became overdue (raising
+    /// `interview.overdue`).
+    #[arg(long, env = "SCORECARD_OVERDUE_SCAN_SECONDS", default_value_t = 60.0)]
+    pub overdue_scan_seconds: f64,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -193,6 +207,28 @@ pub struct TokenArgs {
 }
 
 impl ServeArgs {
+    /// Everything `serve` needs besides the listener, store and keys.
+    pub fn settings(&self) -> Result<crate::app::Settings, crate::app::AppError> {
+        let seconds = |name: &str, value: f64| {
+            if value.is_finite() && value > 0.0 && value < 1e9 {
+                Ok(std::time::Duration::from_secs_f64(value))
+            } else {
+                Err(crate::app::AppError::Config(format!("{name} must be a positive number")))
+            }
+        };
+        let webhooks = crate::webhooks::WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            retry_base: seconds("SCORECARD_WEBHOOK_RETRY_BASE_SECONDS", self.webhook_retry_base_seconds)?,
+            retry_window: seconds("SCORECARD_WEBHOOK_RETRY_HOURS", self.webhook_retry_hours * 3_600.0)?,
+            ..Default::default()
+        };
+        Ok(crate::app::Settings {
+            thresholds: self.calibration_thresholds()?,
+            webhooks,
+            overdue_scan: seconds("SCORECARD_OVERDUE_SCAN_SECONDS", self.overdue_scan_seconds)?,
+        })
+    }
+
     /// The rater-flag thresholds: defaults, overridden by the JSON setting.
     pub fn calibration_thresholds(&self) -> Result<crate::calibration::raters::Thresholds, crate::app::AppError> {
         match &self.calibration_settings {

@@ -130,6 +130,7 @@ pub async fn seed(store: &Store) -> Result<Vec<(String, String)>, AppError> {
                     focus_competencies: focus.iter().map(|&k| rubric.competencies[k].key.clone()).collect(),
                     scheduled_at: when + slot as i64 * 3_600_000_000,
                     scorecard_id: None,
+                    external_id: String::new(),
                     created_at: now,
                     updated_at: now,
                 };

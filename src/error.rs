@@ -38,6 +38,13 @@ impl Violations {
     pub fn extend(&mut self, other: Violations) {
         self.0.extend(other.0);
     }
+    /// The same violations with `prefix` put before every field path.
+    pub fn prefixed(self, prefix: &str) -> Self {
+        Self(self.0.into_iter().map(|v| FieldViolation::new(format!("{prefix}{}", v.field), v.description)).collect())
+    }
+    pub fn into_vec(self) -> Vec<FieldViolation> {
+        self.0
+    }
     /// `Ok(())` when nothing was added, else `Error::InvalidArgument` with all of them.
     pub fn into_result(self) -> Result<(), Error> {
         if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }

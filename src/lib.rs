@@ -34,3 +34,5 @@ pub mod error;
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// Webhook delivery: signed, ordered, retried, SSRF-guarded.
+pub mod webhooks;

@@ -965,7 +965,10 @@ async fn pagination_visits_every_item_once(app: TestApp) {
     loop {
         let page = app
             .hiring()
-            .list_candidates(req(&org.admin, proto::ListCandidatesRequest { page_size: 5, page_token: token_.clone() }))
+            .list_candidates(req(
+                &org.admin,
+                proto::ListCandidatesRequest { page_size: 5, page_token: token_.clone(), ..Default::default() },
+            ))
             .await
             .expect("page")
             .into_inner();
@@ -1035,7 +1038,7 @@ async fn pagination_visits_every_item_once(app: TestApp) {
         app.hiring()
             .list_candidates(req(
                 &org.admin,
-                proto::ListCandidatesRequest { page_size: 5, page_token: "garbage!".into() },
+                proto::ListCandidatesRequest { page_size: 5, page_token: "garbage!".into(), ..Default::default() },
             ))
             .await,
         &["page_token"],

@@ -49,6 +49,15 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/scorecard.v1.CalibrationService/GetRaterReport", ALL),
     ("/scorecard.v1.CalibrationService/GetPanelReliability", READERS),
     ("/scorecard.v1.CalibrationService/WatchRanking", READERS),
+    ("/scorecard.v1.ScorecardService/ImportScorecards", WRITERS),
+    ("/scorecard.v1.EventService/ListEvents", READERS),
+    ("/scorecard.v1.EventService/WatchEvents", READERS),
+    ("/scorecard.v1.WebhookService/CreateWebhook", ADMIN),
+    ("/scorecard.v1.WebhookService/GetWebhook", WRITERS),
+    ("/scorecard.v1.WebhookService/ListWebhooks", WRITERS),
+    ("/scorecard.v1.WebhookService/DeleteWebhook", ADMIN),
+    ("/scorecard.v1.WebhookService/ListDeliveries", WRITERS),
+    ("/scorecard.v1.WebhookService/RedeliverEvent", ADMIN),
 ];
 
 /// Every method of every `scorecard.v1` service the server describes.
@@ -71,7 +80,14 @@ struct Fixture {
     candidate: proto::Candidate,
     interview: proto::Interview,
     scorecard: proto::Scorecard,
+    webhook: proto::Webhook,
+    /// An event recorded after the webhook was created.
+    event: String,
     names: HashSet<String>,
+}
+
+fn webhook_at(url: &str) -> proto::CreateWebhookRequest {
+    proto::CreateWebhookRequest { webhook: Some(proto::Webhook { url: url.into(), ..Default::default() }) }
 }
 
 impl Fixture {
@@ -79,12 +95,26 @@ impl Fixture {
         let org = Org::new(app, "tenant-a").await;
         let candidate = org.candidate(app, "ats-1").await;
         let interview = org.interview(app, &candidate, "ivan").await;
+        // Nothing listens on the discard port: deliveries fail, harmlessly.
+        let webhook = app
+            .webhooks()
+            .create_webhook(req(&org.admin, webhook_at("http://127.0.0.1:9/hook")))
+            .await
+            .expect("create webhook")
+            .into_inner();
         let scorecard = org.submit(app, &interview).await;
-        let names = [&org.rubric.name, &org.job.name, &candidate.name, &interview.name, &scorecard.name]
+        let events = app
+            .events()
+            .list_events(req(&org.admin, proto::ListEventsRequest::default()))
+            .await
+            .expect("list events")
+            .into_inner();
+        let event = events.events.last().expect("an event").name.clone();
+        let names = [&org.rubric.name, &org.job.name, &candidate.name, &interview.name, &scorecard.name, &webhook.name]
             .into_iter()
             .cloned()
             .collect();
-        Fixture { org, candidate, interview, scorecard, names }
+        Fixture { org, candidate, interview, scorecard, webhook, event, names }
     }
 
     /// How many of tenant A's resources a list of names reveals.
@@ -265,6 +295,69 @@ async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<
             let first = stream.message().await?.ok_or_else(|| Status::internal("no first ranking"))?;
             Ok(fx.revealed(first.entries.iter().map(|e| &e.candidate)))
         }
+        "ImportScorecards" => {
+            let item = proto::ImportItem {
+                item: Some(proto::import_item::Item::Candidate(proto::ImportCandidate {
+                    external_id: format!("imported-{}", rand_suffix()),
+                    display_name: "Imported".into(),
+                    email: String::new(),
+                })),
+            };
+            let stream = tokio_stream::iter(vec![proto::ImportScorecardsRequest { items: vec![item] }]);
+            app.scorecards().import_scorecards(req(token, stream)).await.map(|_| 0)
+        }
+        "ListEvents" => app
+            .events()
+            .list_events(req(token, proto::ListEventsRequest::default()))
+            .await
+            .map(|r| fx.revealed(r.get_ref().events.iter().map(|e| &e.resource))),
+        "WatchEvents" => {
+            let mut stream =
+                app.events().watch_events(req(token, proto::WatchEventsRequest::default())).await?.into_inner();
+            // Another tenant may have no events at all: then nothing arrives.
+            match tokio::time::timeout(std::time::Duration::from_millis(500), stream.message()).await {
+                Ok(first) => Ok(first?.map_or(0, |e| fx.revealed([&e.resource]))),
+                Err(_) => Ok(0),
+            }
+        }
+        "CreateWebhook" => {
+            app.webhooks().create_webhook(req(token, webhook_at("http://127.0.0.1:9/x"))).await.map(|_| 0)
+        }
+        "GetWebhook" => app
+            .webhooks()
+            .get_webhook(req(token, proto::GetWebhookRequest { name: fx.webhook.name.clone() }))
+            .await
+            .map(one),
+        "ListWebhooks" => app
+            .webhooks()
+            .list_webhooks(req(token, proto::ListWebhooksRequest::default()))
+            .await
+            .map(|r| fx.revealed(r.get_ref().webhooks.iter().map(|w| &w.name))),
+        "DeleteWebhook" => {
+            // Delete a fresh webhook of tenant A, never the fixture's.
+            let victim = app
+                .webhooks()
+                .create_webhook(req(&fx.org.admin, webhook_at("http://127.0.0.1:9/victim")))
+                .await?
+                .into_inner();
+            app.webhooks().delete_webhook(req(token, proto::DeleteWebhookRequest { name: victim.name })).await.map(one)
+        }
+        "ListDeliveries" => app
+            .webhooks()
+            .list_deliveries(req(
+                token,
+                proto::ListDeliveriesRequest { webhook: fx.webhook.name.clone(), ..Default::default() },
+            ))
+            .await
+            .map(one),
+        "RedeliverEvent" => app
+            .webhooks()
+            .redeliver_event(req(
+                token,
+                proto::RedeliverEventRequest { webhook: fx.webhook.name.clone(), event: fx.event.clone() },
+            ))
+            .await
+            .map(one),
         other => panic!("{method}: the matrix test has no call for `{other}`; add one"),
     }
 }

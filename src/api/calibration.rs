@@ -164,8 +164,7 @@ impl CalibrationApi {
         let filter = ScorecardFilter { job: job_id, candidate: candidate_id, ..Default::default() };
         let mut after = String::new();
         loop {
-            let (page, more) =
-                self.state.store.list_scorecards(org, filter, Page { after: &after, limit: 1000 }).await?;
+            let (page, more) = self.state.store.list_scorecards(org, filter, Page::new(&after, 1000)).await?;
             for s in &page {
                 for r in &s.content.ratings {
                     evidence.push((
@@ -256,7 +255,7 @@ impl CalibrationApi {
                 let mut ids = Vec::new();
                 let mut after = String::new();
                 loop {
-                    let (page, more) = self.state.store.list_jobs(org, Page { after: &after, limit: 1000 }).await?;
+                    let (page, more) = self.state.store.list_jobs(org, Page::new(&after, 1000)).await?;
                     ids.extend(page.iter().filter(|j| j.rubric_id == rubric).map(|j| j.id.clone()));
                     match (more, page.last()) {
                         (true, Some(last)) => after = last.id.clone(),

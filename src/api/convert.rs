@@ -154,6 +154,7 @@ impl From<&Interview> for proto::Interview {
             scorecard: i.scorecard_id.as_deref().map(|s| Collection::Scorecards.name(s)).unwrap_or_default(),
             create_time: timestamp(i.created_at),
             update_time: timestamp(i.updated_at),
+            external_id: i.external_id.clone(),
         }
     }
 }

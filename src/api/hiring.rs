@@ -28,6 +28,32 @@ fn confine_to_self<'a>(caller: &'a Caller, requested: &'a str) -> Result<&'a str
     Ok(&caller.user)
 }
 
+/// An interview's required `scheduled_time`, recording a violation when unset or invalid.
+pub(super) fn scheduled_time(v: &mut Violations, ts: Option<&prost_types::Timestamp>) -> Option<crate::domain::Micros> {
+    let Some(ts) = ts else {
+        v.add("interview.scheduled_time", "is required");
+        return None;
+    };
+    let m = micros(ts);
+    if m.is_none() {
+        v.add("interview.scheduled_time", "is not a valid timestamp");
+    }
+    m
+}
+
+/// Checks that an interview's focus competencies are the job rubric's, each once.
+pub(super) fn focus_in_rubric(v: &mut Violations, rubric: &crate::domain::Rubric, focus: &[String]) {
+    let mut seen = std::collections::HashSet::new();
+    for (n, key) in focus.iter().enumerate() {
+        let field = format!("interview.focus_competencies[{n}]");
+        if rubric.content.competency(key).is_none() {
+            v.add(field, format!("`{key}` is not a competency of the job's rubric"));
+        } else if !seen.insert(key) {
+            v.add(field, format!("`{key}` is listed twice"));
+        }
+    }
+}
+
 impl HiringApi {
     pub fn new(state: State) -> Self {
         Self { state }
@@ -75,8 +101,11 @@ impl HiringApi {
 
     async fn list_jobs(&self, caller: Caller, req: proto::ListJobsRequest) -> Result<proto::ListJobsResponse, Error> {
         caller.require_any(&Role::ALL)?;
-        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListJobs"])?;
-        let (jobs, more) = self.state.store.list_jobs(&caller.org, page.store_page()).await?;
+        let mut v = Violations::new();
+        let since = super::updated_after(&mut v, req.update_time_after.as_ref());
+        v.into_result()?;
+        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListJobs", &since.to_string()])?;
+        let (jobs, more) = self.state.store.list_jobs(&caller.org, page.store_page_since(since)).await?;
         Ok(proto::ListJobsResponse {
             next_page_token: page.next_token(more, jobs.last().map(|j| j.id.clone())),
             jobs: jobs.iter().map(Into::into).collect(),
@@ -129,9 +158,13 @@ impl HiringApi {
         req: proto::ListCandidatesRequest,
     ) -> Result<proto::ListCandidatesResponse, Error> {
         caller.require_any(&Role::ALL)?;
-        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListCandidates"])?;
+        let mut v = Violations::new();
+        let since = super::updated_after(&mut v, req.update_time_after.as_ref());
+        v.into_result()?;
+        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListCandidates", &since.to_string()])?;
         let interviewer = confine_to_self(&caller, "")?;
-        let (candidates, more) = self.state.store.list_candidates(&caller.org, interviewer, page.store_page()).await?;
+        let (candidates, more) =
+            self.state.store.list_candidates(&caller.org, interviewer, page.store_page_since(since)).await?;
         Ok(proto::ListCandidatesResponse {
             next_page_token: page.next_token(more, candidates.last().map(|c| c.id.clone())),
             candidates: candidates.iter().map(Into::into).collect(),
@@ -164,22 +197,11 @@ impl HiringApi {
         let job_id = Collection::Jobs.parse_field(&i.job, "interview.job", &mut v);
         let candidate_id = Collection::Candidates.parse_field(&i.candidate, "interview.candidate", &mut v);
         validate::user_id(&mut v, "interview.interviewer", &i.interviewer);
+        validate::text(&mut v, "interview.external_id", &i.external_id, false, limits::EXTERNAL_ID);
         if i.focus_competencies.is_empty() || i.focus_competencies.len() > limits::FOCUS_COMPETENCIES {
             v.add("interview.focus_competencies", format!("must name 1..{} competencies", limits::FOCUS_COMPETENCIES));
         }
-        let scheduled_at = match &i.scheduled_time {
-            None => {
-                v.add("interview.scheduled_time", "is required");
-                None
-            }
-            Some(ts) => {
-                let m = micros(ts);
-                if m.is_none() {
-                    v.add("interview.scheduled_time", "is not a valid timestamp");
-                }
-                m
-            }
-        };
+        let scheduled_at = scheduled_time(&mut v, i.scheduled_time.as_ref());
         v.into_result()?;
         let (job_id, candidate_id) = (job_id.unwrap_or_default(), candidate_id.unwrap_or_default());
 
@@ -195,19 +217,9 @@ impl HiringApi {
             return Err(Error::FailedPrecondition(format!("{} was erased", i.candidate)));
         }
         let mut v = Violations::new();
-        {
-            let rubric = self.state.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
-            let rubric = rubric.ok_or_else(|| Error::Internal(format!("job {} has no rubric revision", job.id)))?;
-            let mut seen = std::collections::HashSet::new();
-            for (n, key) in i.focus_competencies.iter().enumerate() {
-                let field = format!("interview.focus_competencies[{n}]");
-                if rubric.content.competency(key).is_none() {
-                    v.add(field, format!("`{key}` is not a competency of the job's rubric"));
-                } else if !seen.insert(key) {
-                    v.add(field, format!("`{key}` is listed twice"));
-                }
-            }
-        }
+        let rubric = self.state.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
+        let rubric = rubric.ok_or_else(|| Error::Internal(format!("job {} has no rubric revision", job.id)))?;
+        focus_in_rubric(&mut v, &rubric, &i.focus_competencies);
         v.into_result()?;
 
         let now = now_micros();
@@ -219,6 +231,7 @@ impl HiringApi {
             focus_competencies: i.focus_competencies,
             scheduled_at: scheduled_at.unwrap_or_default(),
             scorecard_id: None,
+            external_id: i.external_id,
             created_at: now,
             updated_at: now,
         };
@@ -248,11 +261,19 @@ impl HiringApi {
         let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
         let candidate = Collection::Candidates.parse_optional(&req.candidate, "candidate", &mut v).unwrap_or_default();
         validate::text(&mut v, "interviewer", &req.interviewer, false, limits::USER_ID);
+        let since = super::updated_after(&mut v, req.update_time_after.as_ref());
         v.into_result()?;
-        let page =
-            PageRequest::parse(req.page_size, &req.page_token, &["ListInterviews", job, candidate, &req.interviewer])?;
-        let (interviews, more) =
-            self.state.store.list_interviews(&caller.org, job, candidate, interviewer, page.store_page()).await?;
+        let since_text = since.to_string();
+        let page = PageRequest::parse(
+            req.page_size,
+            &req.page_token,
+            &["ListInterviews", job, candidate, &req.interviewer, &since_text],
+        )?;
+        let (interviews, more) = self
+            .state
+            .store
+            .list_interviews(&caller.org, job, candidate, interviewer, page.store_page_since(since))
+            .await?;
         Ok(proto::ListInterviewsResponse {
             next_page_token: page.next_token(more, interviews.last().map(|i| i.id.clone())),
             interviews: interviews.iter().map(Into::into).collect(),

@@ -29,7 +29,9 @@ macro_rules! rpc {
 
 mod calibration;
 pub mod convert;
+mod events;
 mod hiring;
+mod import;
 mod rubric;
 mod scorecard;
 
@@ -41,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 pub use calibration::CalibrationApi;
+pub use events::{EventApi, WebhookApi};
 pub use hiring::HiringApi;
 pub use rubric::RubricApi;
 pub use scorecard::ScorecardApi;
@@ -53,6 +56,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub calibrator: std::sync::Arc<crate::calibrator::Calibrator>,
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 pub type State = Arc<AppState>;
@@ -115,6 +119,22 @@ impl PageRequest {
     }
 
     pub fn store_page(&self) -> crate::store::Page<'_> {
-        crate::store::Page { after: &self.after, limit: self.size }
+        crate::store::Page::new(&self.after, self.size)
+    }
+
+    /// The store page of a list filtered by `update_time_after`.
+    pub fn store_page_since(&self, updated_after: crate::domain::Micros) -> crate::store::Page<'_> {
+        crate::store::Page { updated_after, ..self.store_page() }
+    }
+}
+
+/// Parses an `update_time_after` filter: unset means every row.
+pub fn updated_after(v: &mut crate::error::Violations, ts: Option<&prost_types::Timestamp>) -> crate::domain::Micros {
+    match ts {
+        None => crate::domain::Micros::MIN,
+        Some(ts) => convert::micros(ts).unwrap_or_else(|| {
+            v.add("update_time_after", "is not a valid timestamp");
+            crate::domain::Micros::MIN
+        }),
     }
 }

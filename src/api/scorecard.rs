@@ -119,6 +119,14 @@ impl ScorecardApi {
         Ok(convert::scorecard(&scorecard, warnings))
     }
 
+    async fn import(
+        &self,
+        caller: Caller,
+        stream: tonic::Streaming<proto::ImportScorecardsRequest>,
+    ) -> Result<proto::ImportScorecardsResponse, Error> {
+        super::import::import(&self.state, caller, stream).await
+    }
+
     async fn get(&self, caller: Caller, req: proto::GetScorecardRequest) -> Result<proto::Scorecard, Error> {
         caller.require_any(&Role::ALL)?;
         let id = Collection::Scorecards.parse_required(&req.name, "name")?;
@@ -152,16 +160,22 @@ impl ScorecardApi {
         let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
         let candidate = Collection::Candidates.parse_optional(&req.candidate, "candidate", &mut v).unwrap_or_default();
         validate::text(&mut v, "interviewer", &req.interviewer, false, limits::USER_ID);
+        let since = super::updated_after(&mut v, req.update_time_after.as_ref());
         v.into_result()?;
-        let page =
-            PageRequest::parse(req.page_size, &req.page_token, &["ListScorecards", job, candidate, &req.interviewer])?;
+        let since_text = since.to_string();
+        let page = PageRequest::parse(
+            req.page_size,
+            &req.page_token,
+            &["ListScorecards", job, candidate, &req.interviewer, &since_text],
+        )?;
         let filter = ScorecardFilter {
             job,
             candidate,
             interviewer: &req.interviewer,
             blind_viewer: if caller.sees_everything() { "" } else { &caller.user },
         };
-        let (scorecards, more) = self.state.store.list_scorecards(&caller.org, filter, page.store_page()).await?;
+        let (scorecards, more) =
+            self.state.store.list_scorecards(&caller.org, filter, page.store_page_since(since)).await?;
         Ok(proto::ListScorecardsResponse {
             next_page_token: page.next_token(more, scorecards.last().map(|s| s.id.clone())),
             scorecards: scorecards.iter().map(|s| convert::scorecard(s, Vec::new())).collect(),
@@ -207,4 +221,5 @@ impl ScorecardService for ScorecardApi {
     rpc!(get_scorecard, get, proto::GetScorecardRequest, proto::Scorecard);
     rpc!(list_scorecards, list, proto::ListScorecardsRequest, proto::ListScorecardsResponse);
     rpc!(amend_scorecard, amend, proto::AmendScorecardRequest, proto::Scorecard);
+    rpc!(import_scorecards, import, tonic::Streaming<proto::ImportScorecardsRequest>, proto::ImportScorecardsResponse);
 }

@@ -148,6 +148,8 @@ pub struct Interview {
     pub scheduled_at: Micros,
     /// The submitted scorecard's id, if any (the interview's state follows from it).
     pub scorecard_id: Option<String>,
+    /// The ATS's id; '' when none was given.
+    pub external_id: String,
     pub created_at: Micros,
     pub updated_at: Micros,
 }

@@ -11,6 +11,8 @@ pub enum Collection {
     Candidates,
     Interviews,
     Scorecards,
+    Webhooks,
+    Events,
 }
 
 impl Collection {
@@ -21,6 +23,8 @@ impl Collection {
             Collection::Candidates => "candidates",
             Collection::Interviews => "interviews",
             Collection::Scorecards => "scorecards",
+            Collection::Webhooks => "webhooks",
+            Collection::Events => "events",
         }
     }
 

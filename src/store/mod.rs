@@ -11,8 +11,11 @@
 //! so a transaction never meets `SQLITE_BUSY`) beside a reader pool, in WAL mode
 //! with `synchronous = FULL`: an acknowledged write survives a crash or power loss.
 
+mod events;
+mod import;
 mod rows;
 mod scorecards;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,8 +25,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::domain::{Candidate, Interview, Job, Micros, Rubric, RubricContent};
 use crate::error::Error;
+pub(crate) use events::append_events;
+pub use events::{EVENT_TYPES, EventRow, NewEvent};
+pub use import::{ImportBatch, ImportedScorecard};
 use rows::{CandidateRow, InterviewRow, JobRow, RubricRow};
 pub use scorecards::{CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
+pub use webhooks::{DeliveryRow, DeliveryState, WebhookRow};
 
 /// How long a request waits for a database connection before `UNAVAILABLE`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +47,8 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: std::sync::Arc<Backend>,
+    /// Bumped after each local commit that appended events (see `events.rs`).
+    event_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Runs `$body` with `$read` and `$write` bound to the backend's pools (the same
@@ -67,7 +76,8 @@ pub(crate) use with_pools;
 macro_rules! select_interview {
     () => {
         "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
-                s.id as scorecard_id, i.created_at, i.updated_at
+                s.id as scorecard_id, i.external_id, i.created_at,
+                case when s.submitted_at > i.updated_at then s.submitted_at else i.updated_at end as updated_at
          from interviews i
          left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id "
     };
@@ -88,14 +98,31 @@ fn corrupt(what: &str, cause: impl std::fmt::Display) -> Error {
     Error::Internal(format!("stored {what} cannot be read: {cause}"))
 }
 
-/// A page of rows: at most `limit` items after the id `after` ('' = from the start).
+#[derive(sqlx::FromRow)]
+struct OverdueRow {
+    org_id: String,
+    id: String,
+    job_id: String,
+    candidate_id: String,
+    interviewer: String,
+    scheduled_at: i64,
+}
+
+/// A page of rows: at most `limit` items after the id `after` ('' = from the
+/// start), only those updated after `updated_after` (incremental sync).
 #[derive(Debug, Clone, Copy)]
 pub struct Page<'a> {
     pub after: &'a str,
     pub limit: usize,
+    pub updated_after: Micros,
 }
 
-impl Page<'_> {
+impl<'a> Page<'a> {
+    /// Every row, from `after`.
+    pub fn new(after: &'a str, limit: usize) -> Self {
+        Self { after, limit, updated_after: Micros::MIN }
+    }
+
     /// One more than asked for, to learn whether a next page exists.
     fn fetch_limit(&self) -> i64 {
         self.limit as i64 + 1
@@ -143,7 +170,10 @@ impl Store {
         } else {
             return Err(Error::Internal("the database URL must start with sqlite: or postgres:".into()));
         };
-        Ok(Self { backend: std::sync::Arc::new(backend) })
+        Ok(Self {
+            backend: std::sync::Arc::new(backend),
+            event_signal: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
     }
 
     /// Applies pending migrations of the backend's dialect.
@@ -346,11 +376,12 @@ impl Store {
         let rows: Vec<JobRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
                 "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
-                 from jobs where org_id = $1 and id > $2 order by id limit $3",
+                 from jobs where org_id = $1 and id > $2 and updated_at > $4 order by id limit $3",
             )
             .bind(org)
             .bind(page.after)
             .bind(page.fetch_limit())
+            .bind(page.updated_after)
             .fetch_all(read)
             .await?
         });
@@ -413,7 +444,7 @@ impl Store {
             sqlx::query_as(
                 "select c.id, c.external_id, c.display_name, c.email, c.erased_at, c.created_at, c.updated_at
                  from candidates c
-                 where c.org_id = $1 and c.id > $2
+                 where c.org_id = $1 and c.id > $2 and c.updated_at > $5
                    and ($3 = '' or exists (
                         select 1 from interviews i
                         where i.org_id = c.org_id and i.candidate_id = c.id and i.interviewer = $3))
@@ -423,6 +454,7 @@ impl Store {
             .bind(page.after)
             .bind(interviewer)
             .bind(page.fetch_limit())
+            .bind(page.updated_after)
             .fetch_all(read)
             .await?
         });
@@ -466,22 +498,40 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+                let events = [NewEvent::new(
+                    "candidate.erased",
+                    format!("candidates/{id}"),
+                    serde_json::json!({ "candidate": format!("candidates/{id}") }),
+                )];
+                append_events!(tx, org, &events, now);
                 tx.commit().await?;
             }
             found > 0
         });
-        if erased { self.get_candidate(org, id).await } else { Ok(None) }
+        if erased {
+            self.events_committed();
+            self.get_candidate(org, id).await
+        } else {
+            Ok(None)
+        }
     }
 
     // ---- interviews ----
 
+    /// Stores an interview and its `interview.created` event. `AlreadyExists`
+    /// when another interview has the same non-empty external id.
     pub async fn create_interview(&self, org: &str, i: &Interview) -> Result<(), Error> {
         let focus = serde_json::to_string(&i.focus_competencies).map_err(|e| Error::Internal(e.to_string()))?;
-        with_pools!(self, |_, write| {
-            sqlx::query(
+        let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
+        let events = [events::interview_event("interview.created", keys, i.scheduled_at)];
+        let inserted = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            let inserted = sqlx::query(
                 "insert into interviews
-                    (org_id, id, job_id, candidate_id, interviewer, focus_competencies, scheduled_at, created_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    (org_id, id, job_id, candidate_id, interviewer, focus_competencies, scheduled_at, created_at,
+                     updated_at, external_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 on conflict do nothing",
             )
             .bind(org)
             .bind(&i.id)
@@ -492,9 +542,24 @@ impl Store {
             .bind(i.scheduled_at)
             .bind(i.created_at)
             .bind(i.updated_at)
-            .execute(write)
-            .await?;
+            .bind(&i.external_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if inserted {
+                append_events!(tx, org, &events, i.created_at);
+                tx.commit().await?;
+            }
+            inserted
         });
+        if !inserted {
+            return Err(Error::AlreadyExists(format!(
+                "an interview with external_id `{}` already exists",
+                i.external_id
+            )));
+        }
+        self.events_committed();
         Ok(())
     }
 
@@ -525,6 +590,7 @@ impl Store {
                    and ($3 = '' or i.job_id = $3)
                    and ($4 = '' or i.candidate_id = $4)
                    and ($5 = '' or i.interviewer = $5)
+                   and (case when s.submitted_at > i.updated_at then s.submitted_at else i.updated_at end) > $7
                  order by i.id limit $6"
             ))
             .bind(org)
@@ -533,6 +599,7 @@ impl Store {
             .bind(candidate)
             .bind(interviewer)
             .bind(page.fetch_limit())
+            .bind(page.updated_after)
             .fetch_all(read)
             .await?
         });
@@ -572,5 +639,62 @@ impl Store {
         });
         let (rows, more) = split_page(rows, limit);
         Ok((rows.into_iter().map(Interview::try_from).collect::<Result<_, _>>()?, more))
+    }
+
+    /// Raises `interview.overdue`, once per interview, for interviews scheduled
+    /// before `now` without a scorecard (every organisation; at most 500 per
+    /// call). Interviews whose scorecard came first are marked so that later
+    /// scans skip them. Returns how many events were raised.
+    pub async fn raise_overdue(&self, now: Micros) -> Result<usize, Error> {
+        let raised = with_pools!(self, |_, write| {
+            // 0 marks "never overdue": its scorecard is in.
+            sqlx::query(
+                "update interviews set overdue_at = 0
+                 where overdue_at is null and scheduled_at < $1 and exists (
+                    select 1 from scorecards s where s.org_id = interviews.org_id and s.interview_id = interviews.id)",
+            )
+            .bind(now)
+            .execute(write)
+            .await?;
+            let due: Vec<OverdueRow> = sqlx::query_as(
+                "select i.org_id, i.id, i.job_id, i.candidate_id, i.interviewer, i.scheduled_at
+                 from interviews i
+                 where i.overdue_at is null and i.scheduled_at < $1 and not exists (
+                    select 1 from scorecards s where s.org_id = i.org_id and s.interview_id = i.id)
+                 order by i.scheduled_at limit 500",
+            )
+            .bind(now)
+            .fetch_all(write)
+            .await?;
+            let mut raised = 0;
+            for row in due {
+                let mut tx = write.begin().await?;
+                // Once per interview, across replicas; not if the scorecard
+                // arrived since the select.
+                let marked = sqlx::query(
+                    "update interviews set overdue_at = $3
+                     where org_id = $1 and id = $2 and overdue_at is null and not exists (
+                        select 1 from scorecards s where s.org_id = interviews.org_id and s.interview_id = interviews.id)",
+                )
+                .bind(&row.org_id)
+                .bind(&row.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if marked > 0 {
+                    let keys = [row.id.as_str(), &row.job_id, &row.candidate_id, &row.interviewer];
+                    let events = [events::interview_event("interview.overdue", keys, row.scheduled_at)];
+                    append_events!(tx, &row.org_id, &events, now);
+                    tx.commit().await?;
+                    raised += 1;
+                }
+            }
+            raised
+        });
+        if raised > 0 {
+            self.events_committed();
+        }
+        Ok(raised)
     }
 }

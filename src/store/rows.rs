@@ -88,6 +88,7 @@ pub(super) struct InterviewRow {
     focus_competencies: String,
     scheduled_at: i64,
     scorecard_id: Option<String>,
+    external_id: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -103,6 +104,7 @@ impl TryFrom<InterviewRow> for Interview {
             interviewer: r.interviewer,
             scheduled_at: r.scheduled_at,
             scorecard_id: r.scorecard_id,
+            external_id: r.external_id,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

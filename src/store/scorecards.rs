@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use sqlx::FromRow;
 
-use super::{Page, Store, corrupt, split_page, with_pools};
+use super::events::scorecard_event;
+use super::{Page, Store, append_events, corrupt, split_page, with_pools};
 use crate::domain::{Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent};
 use crate::error::Error;
 
@@ -204,7 +205,7 @@ impl Store {
         let (headers, ratings): (Vec<ScorecardRow>, Vec<RatingRow>) = with_pools!(self, |read, _| {
             let headers: Vec<ScorecardRow> = sqlx::query_as(concat!(
                 select_scorecard!(),
-                "and v.revision = s.revision where s.org_id = $1 and s.id > $2",
+                "and v.revision = s.revision where s.org_id = $1 and s.id > $2 and s.updated_at > $8",
                 scorecard_filter!(),
                 "order by s.id limit $7"
             ))
@@ -215,6 +216,7 @@ impl Store {
             .bind(filter.interviewer)
             .bind(filter.blind_viewer)
             .bind(page.fetch_limit())
+            .bind(page.updated_after)
             .fetch_all(read)
             .await?;
             let last = headers.iter().take(page.limit).next_back().map(|h| h.id.clone()).unwrap_or_default();
@@ -222,7 +224,7 @@ impl Store {
                 "select r.scorecard_id, r.revision, r.competency, r.score, r.evidence
                  from scorecards s
                  join ratings r on r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
-                 where s.org_id = $1 and s.id > $2",
+                 where s.org_id = $1 and s.id > $2 and s.updated_at > $8",
                 scorecard_filter!(),
                 "and s.id <= $7 order by r.scorecard_id, r.position"
             ))
@@ -233,6 +235,7 @@ impl Store {
             .bind(filter.interviewer)
             .bind(filter.blind_viewer)
             .bind(last)
+            .bind(page.updated_after)
             .fetch_all(read)
             .await?;
             (headers, ratings)
@@ -349,11 +352,16 @@ impl Store {
                 > 0;
             if inserted {
                 insert_revision!(tx, org, new.id, 1_i64, new.content, "", new.author, new.now);
+                let i = new.interview;
+                let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
+                let events = [scorecard_event("scorecard.submitted", new.id, keys, 1)];
+                append_events!(tx, org, &events, new.now);
                 tx.commit().await?;
             }
             inserted
         });
         if inserted {
+            self.events_committed();
             let created = self.get_scorecard(org, new.id, 1).await?;
             return created
                 .map(SubmitOutcome::Created)
@@ -385,10 +393,10 @@ impl Store {
     ) -> Result<Scorecard, Error> {
         let revision: Option<i64> = with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
-            let revision: Option<i64> = sqlx::query_scalar(
+            let amended: Option<(i64, String, String, String, String)> = sqlx::query_as(
                 "update scorecards set revision = revision + 1, updated_at = $3
                  where org_id = $1 and id = $2 and ($4 = 0 or revision = $4)
-                 returning revision",
+                 returning revision, interview_id, job_id, candidate_id, interviewer",
             )
             .bind(org)
             .bind(id)
@@ -396,12 +404,21 @@ impl Store {
             .bind(expected_revision)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some(revision) = revision {
-                insert_revision!(tx, org, id, revision, content, reason, author, now);
-                tx.commit().await?;
+            match amended {
+                Some((revision, interview_id, job_id, candidate_id, interviewer)) => {
+                    insert_revision!(tx, org, id, revision, content, reason, author, now);
+                    let keys = [interview_id.as_str(), &job_id, &candidate_id, &interviewer];
+                    let events = [scorecard_event("scorecard.amended", id, keys, revision)];
+                    append_events!(tx, org, &events, now);
+                    tx.commit().await?;
+                    Some(revision)
+                }
+                None => None,
             }
-            revision
         });
+        if revision.is_some() {
+            self.events_committed();
+        }
         match revision {
             Some(revision) => self
                 .get_scorecard(org, id, revision)

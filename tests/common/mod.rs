@@ -10,11 +10,14 @@
 
 use std::sync::Arc;
 
+use scorecard::app::Settings;
 use scorecard::auth::{Claims, Verifier, mint_token};
 use scorecard::proto::calibration_service_client::CalibrationServiceClient;
+use scorecard::proto::event_service_client::EventServiceClient;
 use scorecard::proto::hiring_service_client::HiringServiceClient;
 use scorecard::proto::rubric_service_client::RubricServiceClient;
 use scorecard::proto::scorecard_service_client::ScorecardServiceClient;
+use scorecard::proto::webhook_service_client::WebhookServiceClient;
 use scorecard::proto::{self, Recommendation};
 use scorecard::store::Store;
 use sqlx::Connection;
@@ -49,8 +52,26 @@ pub struct TestApp {
     pub channel: Channel,
     pub database_url: String,
     database: Database,
+    settings: Settings,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Server settings for tests: webhooks may go to loopback receivers and retry
+/// within milliseconds; overdue interviews are found within a fraction of a second.
+pub fn test_settings() -> Settings {
+    Settings {
+        webhooks: scorecard::webhooks::WebhookSettings {
+            allow_private: true,
+            retry_base: std::time::Duration::from_millis(50),
+            retry_max: std::time::Duration::from_millis(400),
+            retry_window: std::time::Duration::from_secs(60),
+            timeout: std::time::Duration::from_secs(2),
+            poll_interval: std::time::Duration::from_millis(100),
+        },
+        overdue_scan: std::time::Duration::from_millis(200),
+        ..Settings::default()
+    }
 }
 
 pub fn postgres_url() -> String {
@@ -74,6 +95,10 @@ impl TestApp {
     }
 
     pub async fn start_with(db: Db, verifier: Verifier) -> TestApp {
+        Self::start_configured(db, verifier, test_settings()).await
+    }
+
+    pub async fn start_configured(db: Db, verifier: Verifier, settings: Settings) -> TestApp {
         init_logs();
         let (database_url, database) = match db {
             Db::Sqlite => {
@@ -100,7 +125,7 @@ impl TestApp {
                 (url, Database::Postgres { admin_url, schema })
             }
         };
-        Self::serve_on(database_url, database, verifier).await
+        Self::serve_on(database_url, database, verifier, settings).await
     }
 
     pub fn rubrics(&self) -> RubricServiceClient<Channel> {
@@ -115,6 +140,12 @@ impl TestApp {
     pub fn calibration(&self) -> CalibrationServiceClient<Channel> {
         CalibrationServiceClient::new(self.channel.clone())
     }
+    pub fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.channel.clone())
+    }
+    pub fn webhooks(&self) -> WebhookServiceClient<Channel> {
+        WebhookServiceClient::new(self.channel.clone())
+    }
 
     /// Stops the server and starts a new one on the same database (a restart).
     pub async fn restart(mut self) -> TestApp {
@@ -126,19 +157,21 @@ impl TestApp {
         }
         let database = std::mem::replace(&mut self.database, Database::Moved);
         let url = self.database_url.clone();
-        let mut next = Self::serve_on(url, database, verifier()).await;
+        let mut next = Self::serve_on(url, database, verifier(), self.settings.clone()).await;
         next.database_url = self.database_url.clone();
         next
     }
 
-    async fn serve_on(database_url: String, database: Database, verifier: Verifier) -> TestApp {
+    async fn serve_on(database_url: String, database: Database, verifier: Verifier, settings: Settings) -> TestApp {
         let store = Store::connect(&database_url, 8).await.expect("connect test database");
         store.migrate().await.expect("migrate test database");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server_settings = settings.clone();
         let server = tokio::spawn(async move {
-            scorecard::app::serve(listener, store, Arc::new(verifier), Default::default(), async {
+            let settings = server_settings;
+            scorecard::app::serve(listener, store, Arc::new(verifier), settings, async {
                 let _ = rx.await;
             })
             .await
@@ -149,7 +182,7 @@ impl TestApp {
             .connect()
             .await
             .expect("connect to test server");
-        TestApp { addr, channel, database_url, database, shutdown: Some(tx), server: Some(server) }
+        TestApp { addr, channel, database_url, database, settings, shutdown: Some(tx), server: Some(server) }
     }
 
     /// Stops the server gracefully and waits for it.

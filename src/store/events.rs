@@ -1,0 +1,263 @@
+//! The event log (transactional outbox). A write that changes state appends its
+//! events inside its own transaction with [`append_events!`], so an event exists
+//! exactly when its change committed. Sequence numbers come from one counter row
+//! per organisation; updating it locks the row until commit, so one
+//! organisation's events commit in sequence order and a reader never sees a
+//! gap fill in behind it.
+
+use serde_json::Value;
+use sqlx::FromRow;
+
+use super::{Store, with_pools};
+use crate::domain::Micros;
+use crate::error::Error;
+
+/// Every event type, as clients name them.
+pub const EVENT_TYPES: [&str; 7] = [
+    "scorecard.submitted",
+    "scorecard.amended",
+    "interview.created",
+    "interview.overdue",
+    "candidate.erased",
+    "ranking.changed",
+    "rater.flagged",
+];
+
+/// An event about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: &'static str,
+    pub resource: String,
+    pub payload: Value,
+}
+
+impl NewEvent {
+    pub fn new(kind: &'static str, resource: impl Into<String>, payload: Value) -> Self {
+        debug_assert!(EVENT_TYPES.contains(&kind), "unknown event type {kind}");
+        Self { kind, resource: resource.into(), payload }
+    }
+}
+
+/// `interview.created` or `interview.overdue` of the interview whose id, job,
+/// candidate and interviewer are given.
+pub fn interview_event(
+    kind: &'static str,
+    [interview, job, candidate, interviewer]: [&str; 4],
+    scheduled_at: Micros,
+) -> NewEvent {
+    let scheduled = crate::api::convert::timestamp(scheduled_at).map(|t| t.to_string()).unwrap_or_default();
+    NewEvent::new(
+        kind,
+        format!("interviews/{interview}"),
+        serde_json::json!({
+            "interview": format!("interviews/{interview}"),
+            "job": format!("jobs/{job}"),
+            "candidate": format!("candidates/{candidate}"),
+            "interviewer": interviewer,
+            "scheduled_time": scheduled,
+        }),
+    )
+}
+
+/// `scorecard.submitted` or `scorecard.amended` of scorecard `scorecard_id`,
+/// whose interview, job, candidate and interviewer are given as ids.
+pub fn scorecard_event(
+    kind: &'static str,
+    scorecard_id: &str,
+    [interview, job, candidate, interviewer]: [&str; 4],
+    revision: i64,
+) -> NewEvent {
+    NewEvent::new(
+        kind,
+        format!("scorecards/{scorecard_id}"),
+        serde_json::json!({
+            "scorecard": format!("scorecards/{scorecard_id}"),
+            "interview": format!("interviews/{interview}"),
+            "job": format!("jobs/{job}"),
+            "candidate": format!("candidates/{candidate}"),
+            "interviewer": interviewer,
+            "revision": revision,
+        }),
+    )
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct EventRow {
+    pub sequence: i64,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub resource: String,
+    pub payload: String,
+    pub created_at: Micros,
+}
+
+/// Appends `$events` (a `&[NewEvent]`) for organisation `$org` inside the open
+/// transaction `$tx`. Call it last in the transaction: the sequence row stays
+/// locked (PostgreSQL) from here to the commit.
+macro_rules! append_events {
+    ($tx:expr, $org:expr, $events:expr, $now:expr) => {{
+        let events: &[$crate::store::NewEvent] = $events;
+        if !events.is_empty() {
+            let count = events.len() as i64;
+            let last: i64 = sqlx::query_scalar(
+                "insert into event_sequences (org_id, last_sequence) values ($1, $2)
+                 on conflict (org_id) do update set last_sequence = event_sequences.last_sequence + excluded.last_sequence
+                 returning last_sequence",
+            )
+            .bind($org)
+            .bind(count)
+            .fetch_one(&mut *$tx)
+            .await?;
+            let first = last - count + 1;
+            // Few bind parameters per row: a chunk stays far below either
+            // database's limit on parameters per statement.
+            for (chunk_index, chunk) in events.chunks(1_000).enumerate() {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "insert into events (org_id, sequence, type, resource, payload, created_at) ",
+                );
+                insert.push_values(chunk.iter().enumerate(), |mut row, (i, e)| {
+                    row.push_bind($org)
+                        .push_bind(first + (chunk_index * 1_000 + i) as i64)
+                        .push_bind(e.kind)
+                        .push_bind(e.resource.as_str())
+                        .push_bind(e.payload.to_string())
+                        .push_bind($now);
+                });
+                insert.build().execute(&mut *$tx).await?;
+            }
+        }
+    }};
+}
+pub(crate) use append_events;
+
+impl Store {
+    /// Events after `after`, oldest first, at most `limit + 1` (to learn whether
+    /// more exist). `types` empty means all.
+    pub async fn list_events(
+        &self,
+        org: &str,
+        after: i64,
+        types: &[String],
+        limit: usize,
+    ) -> Result<Vec<EventRow>, Error> {
+        // The type filter is in SQL (a list of at most seven values), so pages
+        // stay full and the limit counts only matching events.
+        Ok(with_pools!(self, |read, _| {
+            let mut q = sqlx::QueryBuilder::new(
+                "select sequence, type, resource, payload, created_at from events where org_id = ",
+            );
+            q.push_bind(org).push(" and sequence > ").push_bind(after);
+            if !types.is_empty() {
+                q.push(" and type in (");
+                let mut list = q.separated(", ");
+                for t in types {
+                    list.push_bind(t.as_str());
+                }
+                list.push_unseparated(")");
+            }
+            q.push(" order by sequence limit ").push_bind(limit as i64 + 1);
+            q.build_query_as::<EventRow>().fetch_all(read).await?
+        }))
+    }
+
+    /// The organisation's latest sequence (0 before its first event).
+    pub async fn latest_sequence(&self, org: &str) -> Result<i64, Error> {
+        let last: Option<i64> = with_pools!(self, |read, _| {
+            sqlx::query_scalar("select last_sequence from event_sequences where org_id = $1")
+                .bind(org)
+                .fetch_optional(read)
+                .await?
+        });
+        Ok(last.unwrap_or(0))
+    }
+
+    /// Appends events in a transaction of their own: for changes that live in
+    /// memory (rankings, rater flags) rather than in a table.
+    pub async fn append_events(&self, org: &str, events: &[NewEvent], now: Micros) -> Result<(), Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            append_events!(tx, org, events, now);
+            tx.commit().await?;
+        });
+        self.events_committed();
+        Ok(())
+    }
+
+    /// Wakes local watchers of the event log; called after every commit that
+    /// appended events.
+    pub fn events_committed(&self) {
+        self.event_signal.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever this process commits events. Events
+    /// written by other replicas are found by polling.
+    pub fn watch_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.event_signal.subscribe()
+    }
+
+    /// What was last published per key (see `published_states`).
+    pub async fn published_states(&self, org: &str) -> Result<std::collections::HashMap<String, String>, Error> {
+        let rows: Vec<(String, String)> = with_pools!(self, |read, _| {
+            sqlx::query_as("select key, value from published_states where org_id = $1")
+                .bind(org)
+                .fetch_all(read)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Records `value` under `key` and appends `event`, if the stored value is
+    /// still `prior` (compare-and-set: of replicas publishing the same change,
+    /// one raises the event). Returns whether it did.
+    pub async fn publish_state(
+        &self,
+        org: &str,
+        key: &str,
+        prior: Option<&str>,
+        value: &str,
+        event: &NewEvent,
+        now: Micros,
+    ) -> Result<bool, Error> {
+        let done = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            let changed = match prior {
+                None => sqlx::query(
+                    "insert into published_states (org_id, key, value, updated_at) values ($1, $2, $3, $4)
+                     on conflict do nothing",
+                )
+                .bind(org)
+                .bind(key)
+                .bind(value)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+                Some(prior) => sqlx::query(
+                    "update published_states set value = $3, updated_at = $4
+                     where org_id = $1 and key = $2 and value = $5",
+                )
+                .bind(org)
+                .bind(key)
+                .bind(value)
+                .bind(now)
+                .bind(prior)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            } > 0;
+            if changed {
+                append_events!(tx, org, std::slice::from_ref(event), now);
+                tx.commit().await?;
+            }
+            changed
+        });
+        if done {
+            self.events_committed();
+        }
+        Ok(done)
+    }
+}
