@@ -261,6 +261,9 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             crate::bench::calibration(orgs, &sizes, &crate::calibration::raters::Thresholds::default());
             Ok(())
         }
+        Command::Bench(crate::config::BenchCommand::Import { scorecards, database_url }) => {
+            crate::bench_import::run(scorecards, database_url).await
+        }
         Command::Demo { listen } => crate::demo::run(&listen).await,
         Command::Ranking { job, client } => {
             print!("{}", crate::cli::ranking(&client, &job, client.json).await?);

@@ -401,9 +401,12 @@ impl Calibrator {
     }
 
     /// Loads and fits every organisation with scorecards (at start-up).
+    /// Derived events (flags raised or cleared while no replica ran) are
+    /// published after each organisation loads.
     pub async fn warm_up(self: &Arc<Self>) -> Result<(), Error> {
         for org in self.store.organisations_with_scorecards().await? {
             self.org(&org).await?;
+            self.request_publish(&org);
         }
         Ok(())
     }

@@ -113,6 +113,19 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         sizes: Vec<usize>,
     },
+    /// Back-fill speed: imports a synthetic ATS history (jobs, candidates,
+    /// interviews, scorecards) through ImportScorecards into a server of its own.
+    ///
+    /// Example: scorecard bench import --scorecards 100000
+    /// Example: scorecard bench import --database-url postgres://postgres@127.0.0.1/test
+    Import {
+        /// Scorecards to import (each with its interview; four per candidate).
+        #[arg(long, default_value_t = 100_000)]
+        scorecards: usize,
+        /// Database to import into; default a throw-away SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 /// How the CLI reaches a server.

@@ -16,6 +16,8 @@ pub mod app;
 pub mod auth;
 /// `scorecard bench …`: benchmarks that print their figures.
 pub mod bench;
+/// `scorecard bench import`: bulk back-fill speed through ImportScorecards.
+pub mod bench_import;
 /// The calibration engine: pure statistics.
 pub mod calibration;
 /// Per-organisation calibration state: loaded, updated, cached.

@@ -59,6 +59,38 @@ async fn demo_serves_a_calibrated_organisation() {
     for planted in ["dagny", "lena", "nadia"] {
         assert!(raters.contains(&planted), "{planted} is flagged: {raters:?}");
     }
+
+    // Each flagged rater was announced once as a `rater.flagged` event.
+    let mut events =
+        scorecard::proto::event_service_client::EventServiceClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let announced = loop {
+        let listed = events
+            .list_events(req(
+                &token,
+                proto::ListEventsRequest {
+                    event_types: vec!["rater.flagged".into()],
+                    page_size: 100,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("events")
+            .into_inner()
+            .events;
+        if listed.len() >= raters.len() || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let mut announced: Vec<String> =
+        announced.iter().map(|e| e.resource.trim_start_matches("raters/").to_string()).collect();
+    announced.sort();
+    let mut expected: Vec<String> = raters.iter().map(|r| r.to_string()).collect();
+    expected.sort();
+    assert_eq!(announced, expected, "one rater.flagged per flagged rater");
     let _ = child.kill();
     let _ = child.wait();
 }

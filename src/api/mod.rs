@@ -45,6 +45,7 @@ use sha2::Digest;
 pub use calibration::CalibrationApi;
 pub use events::{EventApi, WebhookApi};
 pub use hiring::HiringApi;
+pub use import::MAX_ITEMS_PER_STREAM as MAX_IMPORT_ITEMS_PER_STREAM;
 pub use rubric::RubricApi;
 pub use scorecard::ScorecardApi;
 

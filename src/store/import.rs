@@ -72,13 +72,17 @@ macro_rules! by_external_id {
         for chunk in $ids.chunks(ROWS_PER_INSERT) {
             let rows: Vec<$row> = with_pools!($store, |read, _| {
                 let mut q = sqlx::QueryBuilder::new($select);
-                q.push_bind($org).push(" and x.external_id in (");
+                // `<> ''` lets the planner use the partial unique indexes on
+                // external ids, which it cannot infer from bound parameters.
+                q.push_bind($org).push(" and x.external_id <> '' and x.external_id in (");
                 let mut list = q.separated(", ");
                 for id in chunk {
                     list.push_bind(id.as_str());
                 }
                 list.push_unseparated(")");
-                q.build_query_as::<$row>().fetch_all(read).await?
+                // Unprepared: a plan cached while the tables were small (a
+                // sequential scan) would stay in use as they grow.
+                q.build_query_as::<$row>().persistent(false).fetch_all(read).await?
             });
             found.extend(rows);
         }
@@ -112,11 +116,13 @@ impl Store {
             self,
             org,
             ids,
+            // Correlated lookups rather than joins: each is one index probe per
+            // interview found, whatever the planner thinks of fresh tables.
             "select x.external_id, x.id, x.job_id, x.candidate_id, x.interviewer, x.focus_competencies,
-                    s.id as scorecard_id, c.erased_at
+                    (select s.id from scorecards s where s.org_id = x.org_id and s.interview_id = x.id) as scorecard_id,
+                    (select c.erased_at from candidates c where c.org_id = x.org_id and c.id = x.candidate_id)
+                        as erased_at
              from interviews x
-             join candidates c on c.org_id = x.org_id and c.id = x.candidate_id
-             left join scorecards s on s.org_id = x.org_id and s.interview_id = x.id
              where x.org_id = ",
             ExternalInterview
         ))

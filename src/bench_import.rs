@@ -1,0 +1,191 @@
+//! `scorecard bench import`: back-fills a synthetic ATS history through
+//! `ImportScorecards` against a server of its own (a throw-away SQLite file, or
+//! the PostgreSQL database given) and prints how long it took.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::Request;
+use tonic::transport::Channel;
+
+use crate::api::convert::timestamp;
+use crate::app::AppError;
+use crate::auth::{Claims, Verifier, mint_token};
+use crate::proto::{self, import_item::Item};
+use crate::store::Store;
+
+/// Items per message (the most one message may carry).
+const ITEMS_PER_MESSAGE: usize = 1_000;
+/// Items per stream (the most one call takes).
+const ITEMS_PER_STREAM: usize = crate::api::MAX_IMPORT_ITEMS_PER_STREAM;
+
+/// The synthetic history: `scorecards` interviews with a scorecard each, four
+/// per candidate, spread over 100 jobs and 60 interviewers.
+fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::ImportItem> {
+    let keys: Vec<String> = rubric.competencies.iter().map(|c| c.key.clone()).collect();
+    let scale = rubric.scale.unwrap_or_default();
+    let jobs = 100.min(scorecards.max(1));
+    let candidates = scorecards.div_ceil(4);
+    let mut items = Vec::with_capacity(jobs + candidates + 2 * scorecards);
+    for j in 0..jobs {
+        items.push(Item::Job(proto::ImportJob {
+            external_id: format!("job-{j}"),
+            title: format!("Backend Engineer {j}"),
+            rubric: rubric.name.clone(),
+            rubric_revision: 0,
+        }));
+    }
+    for c in 0..candidates {
+        items.push(Item::Candidate(proto::ImportCandidate {
+            external_id: format!("cand-{c}"),
+            display_name: format!("Candidate {c}"),
+            email: format!("cand-{c}@example.com"),
+        }));
+    }
+    let start = crate::domain::now_micros() - 400 * 24 * 3_600 * 1_000_000;
+    for n in 0..scorecards {
+        let candidate = n / 4;
+        let focus: Vec<String> = (0..3).map(|k| keys[(n + k * 3) % keys.len()].clone()).collect();
+        let when = start + (n as i64) * 60_000_000;
+        items.push(Item::Interview(proto::ImportInterview {
+            external_id: format!("int-{n}"),
+            job_external_id: format!("job-{}", candidate % jobs),
+            candidate_external_id: format!("cand-{candidate}"),
+            interviewer: format!("rater-{}", (n * 7 + candidate) % 60),
+            focus_competencies: focus.clone(),
+            scheduled_time: timestamp(when),
+        }));
+        items.push(Item::Scorecard(proto::ImportScorecard {
+            interview_external_id: format!("int-{n}"),
+            ratings: focus
+                .iter()
+                .enumerate()
+                .map(|(k, key)| proto::Rating {
+                    competency: key.clone(),
+                    score: scale.min + ((n + candidate + k) % (scale.max - scale.min + 1) as usize) as i32,
+                    evidence: format!(
+                        "Walked through the design of a rate limiter, named the trade-off between accuracy and \
+                         memory, and chose a sliding window ({key})."
+                    ),
+                })
+                .collect(),
+            recommendation: proto::Recommendation::Yes as i32,
+            summary: "Imported from the ATS.".into(),
+            submit_time: timestamp(when + 3_600_000_000),
+        }));
+    }
+    items.into_iter().map(|item| proto::ImportItem { item: Some(item) }).collect()
+}
+
+fn authorised<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
+    let mut request = Request::new(message);
+    let value =
+        format!("Bearer {token}").parse().map_err(|_| AppError::Config("token is not a header value".into()))?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), AppError> {
+    let dir = tempfile_dir()?;
+    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench-import.db").display()));
+    let store = Store::connect(&url, 16).await?;
+    store.migrate().await?;
+    let secret: [u8; 32] = rand::random();
+    let secret = hex::encode(secret);
+    let verifier = Verifier::new(Some(&secret), None, None, None).map_err(|e| AppError::Config(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| AppError::Server(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_store = store.clone();
+    let server = tokio::spawn(async move {
+        crate::app::serve(listener, server_store, Arc::new(verifier), Default::default(), async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .map_err(|e| AppError::Server(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| AppError::Server(e.to_string()))?;
+    let now = jsonwebtoken::get_current_timestamp();
+    let org = format!("bench-{}", crate::domain::new_id());
+    let claims = Claims {
+        sub: "ats-sync".into(),
+        org,
+        roles: vec!["admin".into()],
+        exp: now + 3_600,
+        nbf: None,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    };
+    let token = mint_token(&secret, &claims).map_err(|e| AppError::Config(e.to_string()))?;
+    let rubric = proto::rubric_service_client::RubricServiceClient::new(channel.clone())
+        .create_rubric_from_template(authorised(
+            &token,
+            proto::CreateRubricFromTemplateRequest { template: "backend-engineer".into() },
+        )?)
+        .await
+        .map_err(|s| AppError::Server(s.message().to_string()))?
+        .into_inner();
+    let items = history(&rubric, scorecards);
+    let total = items.len();
+    let mut client = proto::scorecard_service_client::ScorecardServiceClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024);
+    println!("import benchmark: {scorecards} scorecards, {total} items in all, database {}", store.kind());
+    let started = Instant::now();
+    let (mut created, mut failed) = (0, 0);
+    for (n, stream_items) in items.chunks(ITEMS_PER_STREAM).enumerate() {
+        let messages: Vec<proto::ImportScorecardsRequest> = stream_items
+            .chunks(ITEMS_PER_MESSAGE)
+            .map(|chunk| proto::ImportScorecardsRequest { items: chunk.to_vec() })
+            .collect();
+        let call_started = Instant::now();
+        let response = client
+            .import_scorecards(authorised(&token, tokio_stream::iter(messages))?)
+            .await
+            .map_err(|s| AppError::Server(s.message().to_string()))?
+            .into_inner();
+        created += response.created;
+        failed += response.failed;
+        println!(
+            "  stream {}: {} items in {:.2} s (created {}, unchanged {}, failed {})",
+            n + 1,
+            response.received,
+            call_started.elapsed().as_secs_f64(),
+            response.created,
+            response.unchanged,
+            response.failed
+        );
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "imported {scorecards} scorecards ({total} items) in {:.1} s: {:.0} scorecards/s, {:.0} items/s; \
+         created {created}, failed {failed}",
+        elapsed.as_secs_f64(),
+        scorecards as f64 / elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    let target = Duration::from_secs(60);
+    println!(
+        "target: 100,000 scorecards in under {} s -> {}",
+        target.as_secs(),
+        if scorecards >= 100_000 && elapsed < target { "met" } else { "see figures" }
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if failed > 0 {
+        return Err(AppError::Server(format!("{failed} items failed to import")));
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
+    let dir = std::env::temp_dir().join(format!("scorecard-bench-{}", crate::domain::new_id()));
+    std::fs::create_dir_all(&dir).map_err(|e| AppError::Config(format!("temporary directory: {e}")))?;
+    Ok(dir)
+}

@@ -1,0 +1,209 @@
+//! ImportScorecards end to end: a stream of jobs, candidates, interviews and
+//! scorecards by external id, per-item results, bad items failing alone,
+//! idempotent re-runs, and rankings that reflect the import on return.
+
+mod common;
+
+use common::{Org, TestApp, expect_violations, rating, req};
+use scorecard::proto::{self, Recommendation, import_item::Item, import_result::Outcome};
+
+on_both_databases!(import_backfills_item_by_item_and_is_idempotent, import_refuses_malformed_messages);
+
+fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+fn history(rubric: &str) -> Vec<Item> {
+    let interview = |ext: &str, cand: &str, who: &str| {
+        Item::Interview(proto::ImportInterview {
+            external_id: ext.into(),
+            job_external_id: "gh-job-9".into(),
+            candidate_external_id: cand.into(),
+            interviewer: who.into(),
+            focus_competencies: vec!["api_design".into(), "collaboration".into()],
+            scheduled_time: ts(1_700_000_000),
+        })
+    };
+    let scorecard = |interview: &str, score: i32| {
+        Item::Scorecard(proto::ImportScorecard {
+            interview_external_id: interview.into(),
+            ratings: vec![rating("api_design", score), rating("collaboration", 3)],
+            recommendation: Recommendation::Yes as i32,
+            summary: "From the ATS.".into(),
+            submit_time: ts(1_700_003_600),
+        })
+    };
+    vec![
+        /* 0 */
+        Item::Job(proto::ImportJob {
+            external_id: "gh-job-9".into(),
+            title: "Platform Engineer".into(),
+            rubric: rubric.into(),
+            rubric_revision: 0,
+        }),
+        /* 1 */
+        Item::Candidate(proto::ImportCandidate {
+            external_id: "gh-c-1".into(),
+            display_name: "Ada".into(),
+            email: "ada@example.com".into(),
+        }),
+        /* 2 */
+        Item::Candidate(proto::ImportCandidate {
+            external_id: "gh-c-2".into(),
+            display_name: "Grace".into(),
+            email: String::new(),
+        }),
+        /* 3 */ interview("gh-i-1", "gh-c-1", "ivan"),
+        /* 4 */ interview("gh-i-2", "gh-c-2", "lena"),
+        /* 5: unknown job */
+        Item::Interview(proto::ImportInterview {
+            external_id: "gh-i-3".into(),
+            job_external_id: "gh-job-missing".into(),
+            candidate_external_id: "gh-c-1".into(),
+            interviewer: "ivan".into(),
+            focus_competencies: vec!["api_design".into()],
+            scheduled_time: ts(1_700_000_000),
+        }),
+        /* 6 */ scorecard("gh-i-1", 4),
+        /* 7: score off the 1..4 scale */ scorecard("gh-i-2", 9),
+        /* 8: unknown interview */ scorecard("gh-i-404", 3),
+        /* 9: a candidate without a display name */
+        Item::Candidate(proto::ImportCandidate {
+            external_id: "gh-c-3".into(),
+            display_name: String::new(),
+            email: "not-an-email".into(),
+        }),
+    ]
+}
+
+async fn import(app: &TestApp, token: &str, items: Vec<Item>) -> proto::ImportScorecardsResponse {
+    // Two messages, to cross a message boundary.
+    let items: Vec<proto::ImportItem> = items.into_iter().map(|i| proto::ImportItem { item: Some(i) }).collect();
+    let (a, b) = items.split_at(items.len() / 2);
+    let messages = vec![
+        proto::ImportScorecardsRequest { items: a.to_vec() },
+        proto::ImportScorecardsRequest { items: b.to_vec() },
+    ];
+    app.scorecards().import_scorecards(req(token, tokio_stream::iter(messages))).await.expect("import").into_inner()
+}
+
+fn outcomes(r: &proto::ImportScorecardsResponse) -> Vec<Outcome> {
+    r.results.iter().map(|x| Outcome::try_from(x.outcome).unwrap_or(Outcome::Unspecified)).collect()
+}
+
+async fn import_backfills_item_by_item_and_is_idempotent(app: TestApp) {
+    let org = Org::new(&app, "acme").await;
+    let sync = common::token("ats", "acme", &["integration"]);
+    let first = import(&app, &sync, history(&org.rubric.name)).await;
+    use Outcome::{Created as C, Failed as F, Unchanged as U};
+    assert_eq!(outcomes(&first), [C, C, C, C, C, F, C, F, F, F]);
+    assert_eq!((first.received, first.created, first.unchanged, first.failed), (10, 6, 0, 4));
+    assert!(!first.truncated);
+    let fields = |n: usize| first.results[n].violations.iter().map(|v| v.field.clone()).collect::<Vec<_>>();
+    assert_eq!(fields(5), ["interview.job_external_id"]);
+    assert_eq!(fields(7), ["scorecard.ratings[0].score"]);
+    assert_eq!(fields(8), ["scorecard.interview_external_id"]);
+    let mut bad_candidate = fields(9);
+    bad_candidate.sort();
+    assert_eq!(bad_candidate, ["candidate.display_name", "candidate.email"]);
+    assert!(first.results.iter().enumerate().all(|(n, r)| r.index == n as i64));
+
+    // The imported scorecard is stored as sent, with its historical time.
+    let scorecard_name = first.results[6].resource.clone();
+    let stored = app
+        .scorecards()
+        .get_scorecard(req(&org.admin, proto::GetScorecardRequest { name: scorecard_name.clone(), revision: 0 }))
+        .await
+        .expect("get imported scorecard")
+        .into_inner();
+    assert_eq!(stored.interviewer, "ivan");
+    assert_eq!(stored.submit_time, ts(1_700_003_600));
+    assert_eq!(stored.ratings.iter().map(|r| r.score).collect::<Vec<_>>(), [4, 3]);
+    let interview = app
+        .hiring()
+        .get_interview(req(&org.admin, proto::GetInterviewRequest { name: first.results[3].resource.clone() }))
+        .await
+        .expect("get imported interview")
+        .into_inner();
+    assert_eq!(interview.external_id, "gh-i-1");
+    assert_eq!(interview.scorecard, scorecard_name);
+
+    // The ranking reflects the import as soon as it returned.
+    let job = first.results[0].resource.clone();
+    let ranking = app
+        .calibration()
+        .get_ranking(req(&org.admin, proto::GetRankingRequest { job: job.clone(), ..Default::default() }))
+        .await
+        .expect("ranking")
+        .into_inner();
+    assert_eq!(ranking.entries.len(), 1);
+    assert_eq!(ranking.entries[0].candidate, first.results[1].resource);
+
+    // Events were recorded for the new interviews and the scorecard.
+    let events = app
+        .events()
+        .list_events(req(
+            &org.admin,
+            proto::ListEventsRequest {
+                event_types: vec!["interview.created".into(), "scorecard.submitted".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    let resources: Vec<&str> = events.iter().map(|e| e.resource.as_str()).collect();
+    assert!(resources.contains(&first.results[3].resource.as_str()));
+    assert!(resources.contains(&first.results[4].resource.as_str()));
+    assert!(resources.contains(&scorecard_name.as_str()));
+
+    // Run again with the bad items fixed: what exists is unchanged, what was
+    // refused is created now, nothing is doubled.
+    let mut fixed = history(&org.rubric.name);
+    fixed[5] = Item::Candidate(proto::ImportCandidate {
+        external_id: "gh-c-4".into(),
+        display_name: "Linus".into(),
+        email: String::new(),
+    });
+    if let Item::Scorecard(s) = &mut fixed[7] {
+        s.ratings[0].score = 2;
+    }
+    let second = import(&app, &sync, fixed).await;
+    assert_eq!(outcomes(&second), [U, U, U, U, U, C, U, C, F, F]);
+    for n in [0, 1, 2, 3, 4, 6] {
+        assert_eq!(second.results[n].resource, first.results[n].resource, "item {n} keeps its resource");
+    }
+    let all = app
+        .scorecards()
+        .list_scorecards(req(&org.admin, proto::ListScorecardsRequest { job, ..Default::default() }))
+        .await
+        .expect("list")
+        .into_inner()
+        .scorecards;
+    assert_eq!(all.len(), 2, "one scorecard per imported interview");
+
+    // Interviewers and recruiters may not import.
+    let ivan = common::token("ivan", "acme", &["interviewer"]);
+    let denied = app
+        .scorecards()
+        .import_scorecards(req(&ivan, tokio_stream::iter(Vec::<proto::ImportScorecardsRequest>::new())))
+        .await;
+    common::expect_code(denied, tonic::Code::PermissionDenied);
+}
+
+async fn import_refuses_malformed_messages(app: TestApp) {
+    let org = Org::new(&app, "acme").await;
+    let empty = vec![proto::ImportScorecardsRequest { items: vec![] }];
+    expect_violations(app.scorecards().import_scorecards(req(&org.admin, tokio_stream::iter(empty))).await, &["items"]);
+    // An item with nothing in it fails alone.
+    let hollow = vec![proto::ImportScorecardsRequest { items: vec![proto::ImportItem { item: None }] }];
+    let r = app
+        .scorecards()
+        .import_scorecards(req(&org.admin, tokio_stream::iter(hollow)))
+        .await
+        .expect("import")
+        .into_inner();
+    assert_eq!(outcomes(&r), [Outcome::Failed]);
+    assert_eq!(r.results[0].violations[0].field, "item");
+}
