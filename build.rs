@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos: [PathBuf; 6] = [
+    let protos: [PathBuf; 7] = [
         "proto/scorecard/v1/common.proto".into(),
         "proto/scorecard/v1/rubric.proto".into(),
         "proto/scorecard/v1/hiring.proto".into(),
         "proto/scorecard/v1/scorecard.proto".into(),
         "proto/scorecard/v1/calibration.proto".into(),
         "proto/scorecard/v1/events.proto".into(),
+        "proto/scorecard/v1/audit.proto".into(),
     ];
     // tonic-prost-build 0.14 does not print these itself.
     println!("cargo:rerun-if-changed=proto");

@@ -11,9 +11,10 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
-use crate::api::{AppState, CalibrationApi, EventApi, HiringApi, RubricApi, ScorecardApi, WebhookApi};
+use crate::api::{AppState, AuditApi, CalibrationApi, EventApi, HiringApi, RubricApi, ScorecardApi, WebhookApi};
 use crate::auth::{AuthLayer, Claims, Verifier, mint_token};
 use crate::config::{AuthArgs, Cli, Command, DatabaseArgs, TokenArgs};
+use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::calibration_service_server::CalibrationServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::hiring_service_server::HiringServiceServer;
@@ -69,6 +70,7 @@ pub async fn serve(
     let dispatcher = crate::webhooks::Dispatcher::new(store.clone(), settings.webhooks.clone())?;
     tokio::spawn(dispatcher.run(background_stopping.clone()));
     tokio::spawn(overdue_scans(store.clone(), settings.overdue_scan, background_stopping));
+    let (auditor, audit_writer) = crate::audit::Auditor::start(store.clone());
     let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds);
     {
         let calibrator = calibrator.clone();
@@ -87,6 +89,7 @@ pub async fn serve(
     health.set_serving::<CalibrationServiceServer<CalibrationApi>>().await;
     health.set_serving::<EventServiceServer<EventApi>>().await;
     health.set_serving::<WebhookServiceServer<WebhookApi>>().await;
+    health.set_serving::<AuditServiceServer<AuditApi>>().await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -98,7 +101,7 @@ pub async fn serve(
 
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(AuthLayer::new(verifier))
+        .layer(AuthLayer::new(verifier).with_audit(auditor))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -119,9 +122,16 @@ pub async fn serve(
         .add_service(
             WebhookServiceServer::new(WebhookApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
+        .add_service(AuditServiceServer::new(AuditApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| AppError::Server(e.to_string()))
+        .map_err(|e| AppError::Server(e.to_string()))?;
+    // The server (and with it every audit sender) is gone: let the writer
+    // store what is queued.
+    if tokio::time::timeout(Duration::from_secs(5), audit_writer).await.is_err() {
+        tracing::warn!("audit rows still queued at shutdown were not all written");
+    }
+    Ok(())
 }
 
 /// Raises `interview.overdue` for interviews whose time passed without a

@@ -12,6 +12,8 @@ pub mod proto {
 pub mod api;
 /// The server: router, listeners, graceful shutdown.
 pub mod app;
+/// The audit log: one row per authenticated call, written in batches.
+pub mod audit;
 /// JWT verification and the authenticated caller.
 pub mod auth;
 /// `scorecard bench …`: benchmarks that print their figures.

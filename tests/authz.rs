@@ -58,6 +58,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/scorecard.v1.WebhookService/DeleteWebhook", ADMIN),
     ("/scorecard.v1.WebhookService/ListDeliveries", WRITERS),
     ("/scorecard.v1.WebhookService/RedeliverEvent", ADMIN),
+    ("/scorecard.v1.AuditService/ListAuditEvents", ADMIN),
 ];
 
 /// Every method of every `scorecard.v1` service the server describes.
@@ -358,6 +359,17 @@ async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<
             ))
             .await
             .map(one),
+        "ListAuditEvents" => app
+            .audit()
+            .list_audit_events(req(token, proto::ListAuditEventsRequest { page_size: 1000, ..Default::default() }))
+            .await
+            // A tenant's log records the names its own callers sent, including
+            // another tenant's (a probe is worth recording); what would leak is a
+            // successful read of one.
+            .map(|r| {
+                let reads = r.get_ref().audit_events.iter().filter(|e| e.code == "OK" && e.method.contains("/Get"));
+                fx.revealed(reads.map(|e| &e.resource))
+            }),
         other => panic!("{method}: the matrix test has no call for `{other}`; add one"),
     }
 }

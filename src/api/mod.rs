@@ -21,12 +21,21 @@ macro_rules! rpc {
         {
             Box::pin(async move {
                 let caller = $crate::auth::caller(&request)?;
-                Ok(tonic::Response::new(self.$handler(caller, request.into_inner()).await?))
+                let slot = request.extensions().get::<$crate::audit::AuditSlot>().cloned();
+                let target = $crate::audit::AuditTarget::audit_target(request.get_ref());
+                let result = self.$handler(caller, request.into_inner()).await;
+                if let Some(slot) = slot {
+                    // A create names what it made; anything else what it was asked about.
+                    let made = result.as_ref().ok().and_then($crate::audit::AuditResource::audit_resource);
+                    slot.set(made.map_or(target, str::to_string));
+                }
+                Ok(tonic::Response::new(result?))
             })
         }
     };
 }
 
+mod audit;
 mod calibration;
 pub mod convert;
 mod events;
@@ -42,6 +51,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+pub use audit::AuditApi;
 pub use calibration::CalibrationApi;
 pub use events::{EventApi, WebhookApi};
 pub use hiring::HiringApi;

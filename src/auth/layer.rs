@@ -1,7 +1,9 @@
 //! The tower layer in front of every gRPC service: one trace span per request
-//! (method, org, gRPC code, latency) and bearer-token authentication. Health checks
-//! and reflection pass without a token so load balancers and `grpcurl` work.
-//! Nothing here logs a token, and request bodies are never looked at.
+//! (method, org, gRPC code, latency), bearer-token authentication, the request id
+//! (`x-request-id`, echoed on the response) and the audit record of every
+//! authenticated call. Health checks and reflection pass without a token so load
+//! balancers and `grpcurl` work. Nothing here logs a token, and request bodies
+//! are never looked at.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +15,10 @@ use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
 use super::Verifier;
+use crate::audit::{AuditSlot, Auditor};
 use crate::error::Error;
+
+const REQUEST_ID: &str = "x-request-id";
 
 /// Paths served without authentication.
 const PUBLIC_PREFIXES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection."];
@@ -21,18 +26,24 @@ const PUBLIC_PREFIXES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<Verifier>,
+    auditor: Option<Auditor>,
 }
 
 impl AuthLayer {
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
+        Self { verifier, auditor: None }
+    }
+
+    /// Records every authenticated call in the audit log.
+    pub fn with_audit(self, auditor: Auditor) -> Self {
+        Self { auditor: Some(auditor), ..self }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService { inner, verifier: self.verifier.clone() }
+        AuthService { inner, verifier: self.verifier.clone(), auditor: self.auditor.clone() }
     }
 }
 
@@ -40,6 +51,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<Verifier>,
+    auditor: Option<Auditor>,
 }
 
 fn bearer_token<B>(request: &http::Request<B>) -> Option<&str> {
@@ -68,19 +80,38 @@ where
         let started = Instant::now();
         // Unknown paths come from clients: cap what reaches the logs.
         let method: String = request.uri().path().chars().take(120).collect();
-        let span = tracing::info_span!("grpc", method = %method, org = Empty, code = Empty, latency_ms = Empty);
+        let request_id = crate::audit::request_id(request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()));
+        let span = tracing::info_span!(
+            "grpc",
+            method = %method,
+            request_id = %request_id,
+            org = Empty,
+            code = Empty,
+            latency_ms = Empty
+        );
+        let header = http::HeaderValue::from_str(&request_id).ok();
 
+        let mut audit = None;
         if !PUBLIC_PREFIXES.iter().any(|p| method.starts_with(p)) {
             match bearer_token(&request).and_then(|t| self.verifier.verify(t)) {
                 Some(caller) => {
                     span.record("org", caller.org.as_str());
+                    if let Some(auditor) = &self.auditor {
+                        let slot = AuditSlot::default();
+                        request.extensions_mut().insert(slot.clone());
+                        audit = Some((auditor.clone(), caller.clone(), slot));
+                    }
                     request.extensions_mut().insert(caller);
                 }
                 None => {
                     span.record("code", "Unauthenticated");
                     span.in_scope(|| tracing::info!("request refused: unauthenticated"));
                     let status: tonic::Status = Error::Unauthenticated.into();
-                    return Box::pin(std::future::ready(Ok(status.into_http())));
+                    let mut response = status.into_http();
+                    if let Some(h) = header {
+                        response.headers_mut().insert(REQUEST_ID, h);
+                    }
+                    return Box::pin(std::future::ready(Ok(response)));
                 }
             }
         }
@@ -91,8 +122,8 @@ where
         let record_span = span.clone();
         Box::pin(
             async move {
-                let result = inner.call(request).await;
-                if let Ok(response) = &result {
+                let mut result = inner.call(request).await;
+                if let Ok(response) = &mut result {
                     // Errors travel in the headers (trailers-only responses); a
                     // response without one carries its status in the trailers,
                     // which for unary calls is OK.
@@ -104,6 +135,15 @@ where
                         .map(tonic::Code::from_i32)
                         .unwrap_or(tonic::Code::Ok);
                     record_span.record("code", format!("{code:?}").as_str());
+                    if let Some(h) = header {
+                        response.headers_mut().insert(REQUEST_ID, h);
+                    }
+                    if let Some((auditor, caller, slot)) = audit {
+                        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
+                        auditor
+                            .record(&caller.org, &caller.user, roles.join(","), &method, slot.take(), request_id, code)
+                            .await;
+                    }
                 }
                 record_span.record("latency_ms", started.elapsed().as_secs_f64() * 1e3);
                 tracing::info!("request finished");

@@ -11,6 +11,7 @@
 //! so a transaction never meets `SQLITE_BUSY`) beside a reader pool, in WAL mode
 //! with `synchronous = FULL`: an acknowledged write survives a crash or power loss.
 
+mod audit;
 mod events;
 mod import;
 mod rows;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::domain::{Candidate, Interview, Job, Micros, Rubric, RubricContent};
 use crate::error::Error;
+pub use audit::AuditRow;
 pub(crate) use events::append_events;
 pub use events::{EVENT_TYPES, EventRow, NewEvent};
 pub use import::{ImportBatch, ImportedScorecard};

@@ -146,6 +146,9 @@ impl TestApp {
     pub fn webhooks(&self) -> WebhookServiceClient<Channel> {
         WebhookServiceClient::new(self.channel.clone())
     }
+    pub fn audit(&self) -> scorecard::proto::audit_service_client::AuditServiceClient<Channel> {
+        scorecard::proto::audit_service_client::AuditServiceClient::new(self.channel.clone())
+    }
 
     /// Stops the server and starts a new one on the same database (a restart).
     pub async fn restart(mut self) -> TestApp {

@@ -1,0 +1,76 @@
+//! `AuditService`: the audit log, for admins.
+
+use super::convert::micros;
+use super::{PageRequest, State};
+use crate::audit::{AuditFilter, to_proto};
+use crate::auth::Caller;
+use crate::domain::Role;
+use crate::domain::validate::{self, limits};
+use crate::error::{Error, Violations};
+use crate::proto::{self, audit_service_server::AuditService};
+
+pub struct AuditApi {
+    state: State,
+}
+
+impl AuditApi {
+    pub fn new(state: State) -> Self {
+        Self { state }
+    }
+
+    async fn list(
+        &self,
+        caller: Caller,
+        req: proto::ListAuditEventsRequest,
+    ) -> Result<proto::ListAuditEventsResponse, Error> {
+        caller.require_any(&[Role::Admin])?;
+        let mut v = Violations::new();
+        validate::text(&mut v, "actor", &req.actor, false, limits::USER_ID);
+        validate::text(&mut v, "resource", &req.resource, false, 200);
+        validate::text(&mut v, "method", &req.method, false, 200);
+        let action = match proto::audit_event::Action::try_from(req.action) {
+            Ok(proto::audit_event::Action::Unspecified) => "",
+            Ok(proto::audit_event::Action::Read) => "read",
+            Ok(proto::audit_event::Action::Write) => "write",
+            Err(_) => {
+                v.add("action", "is not an action");
+                ""
+            }
+        };
+        let mut instant = |field: &str, ts: Option<&prost_types::Timestamp>, unset: i64| match ts {
+            None => unset,
+            Some(ts) => micros(ts).unwrap_or_else(|| {
+                v.add(field, "is not a valid timestamp");
+                unset
+            }),
+        };
+        let start = instant("start_time", req.start_time.as_ref(), i64::MIN);
+        let end = instant("end_time", req.end_time.as_ref(), i64::MAX);
+        v.into_result()?;
+        let filter = AuditFilter {
+            actor: req.actor.clone(),
+            resource: req.resource.clone(),
+            method: req.method.clone(),
+            action: action.to_string(),
+            start,
+            end,
+        };
+        let (start_text, end_text) = (start.to_string(), end.to_string());
+        let page = PageRequest::parse(
+            req.page_size,
+            &req.page_token,
+            &["ListAuditEvents", &req.actor, &req.resource, &req.method, action, &start_text, &end_text],
+        )?;
+        let rows = self.state.store.list_audit(&caller.org, &filter, &page.after, page.size).await?;
+        let (rows, more) = crate::store::split_page(rows, page.size);
+        Ok(proto::ListAuditEventsResponse {
+            next_page_token: page.next_token(more, rows.last().map(|r| r.id.clone())),
+            audit_events: rows.into_iter().map(to_proto).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    rpc!(list_audit_events, list, proto::ListAuditEventsRequest, proto::ListAuditEventsResponse);
+}
