@@ -44,11 +44,17 @@ pub struct Settings {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How often interviews that became overdue are looked for.
     pub overdue_scan: Duration,
+    pub guard: crate::guard::GuardSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { thresholds: Default::default(), webhooks: Default::default(), overdue_scan: Duration::from_secs(60) }
+        Self {
+            thresholds: Default::default(),
+            webhooks: Default::default(),
+            overdue_scan: Duration::from_secs(60),
+            guard: Default::default(),
+        }
     }
 }
 
@@ -102,6 +108,7 @@ pub async fn serve(
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(AuthLayer::new(verifier).with_audit(auditor))
+        .layer(crate::guard::GuardLayer::new(settings.guard))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

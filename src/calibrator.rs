@@ -468,6 +468,16 @@ impl Calibrator {
         Ok(lock(&self.orgs).entry(org.to_string()).or_insert(loaded).clone())
     }
 
+    /// [`Calibrator::scorecard_changed`] on a task of its own: once a write has
+    /// committed, its calibration update completes even if the request is
+    /// cancelled (deadline, client gone) while waiting for it.
+    pub async fn committed(self: &Arc<Self>, org: &str, scorecard: &Scorecard, rubric: &Rubric) -> Result<(), Error> {
+        let (this, org, scorecard, rubric) = (self.clone(), org.to_string(), scorecard.clone(), rubric.clone());
+        tokio::spawn(async move { this.scorecard_changed(&org, &scorecard, &rubric).await })
+            .await
+            .map_err(|e| Error::Internal(format!("calibration update: {e}")))?
+    }
+
     /// Reflects a submitted or amended scorecard, before it is acknowledged.
     pub async fn scorecard_changed(
         self: &Arc<Self>,

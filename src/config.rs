@@ -195,6 +195,19 @@ pub struct ServeArgs {
     /// `interview.overdue`).
     #[arg(long, env = "SCORECARD_OVERDUE_SCAN_SECONDS", default_value_t = 60.0)]
     pub overdue_scan_seconds: f64,
+    /// Requests per second one token (organisation and user) may make on
+    /// average; beyond it, RESOURCE_EXHAUSTED with a retry delay.
+    #[arg(long, env = "SCORECARD_RATE_LIMIT_PER_SECOND", default_value_t = 200.0)]
+    pub rate_limit_per_second: f64,
+    /// Requests one token may make in a burst.
+    #[arg(long, env = "SCORECARD_RATE_LIMIT_BURST", default_value_t = 400.0)]
+    pub rate_limit_burst: f64,
+    /// Requests handled at once; beyond it, RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "SCORECARD_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+    /// Deadline of unary calls whose client sets none or a longer one.
+    #[arg(long, env = "SCORECARD_DEFAULT_DEADLINE_SECONDS", default_value_t = 30.0)]
+    pub default_deadline_seconds: f64,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -235,10 +248,23 @@ impl ServeArgs {
             retry_window: seconds("SCORECARD_WEBHOOK_RETRY_HOURS", self.webhook_retry_hours * 3_600.0)?,
             ..Default::default()
         };
+        let rate_ok = self.rate_limit_per_second.is_finite() && self.rate_limit_per_second > 0.0;
+        let burst_ok = self.rate_limit_burst.is_finite() && self.rate_limit_burst >= 1.0;
+        if !(rate_ok && burst_ok) {
+            return Err(crate::app::AppError::Config(
+                "SCORECARD_RATE_LIMIT_PER_SECOND must be positive and SCORECARD_RATE_LIMIT_BURST at least 1".into(),
+            ));
+        }
         Ok(crate::app::Settings {
             thresholds: self.calibration_thresholds()?,
             webhooks,
             overdue_scan: seconds("SCORECARD_OVERDUE_SCAN_SECONDS", self.overdue_scan_seconds)?,
+            guard: crate::guard::GuardSettings {
+                rate_per_second: self.rate_limit_per_second,
+                burst: self.rate_limit_burst,
+                max_concurrent: self.max_concurrent_requests.max(1),
+                default_deadline: seconds("SCORECARD_DEFAULT_DEADLINE_SECONDS", self.default_deadline_seconds)?,
+            },
         })
     }
 

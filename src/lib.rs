@@ -34,6 +34,8 @@ pub mod demo;
 pub mod domain;
 /// The one error type and its mapping to gRPC status codes.
 pub mod error;
+/// Overload protection: per-token rate limit, concurrency limit, deadlines.
+pub mod guard;
 /// Persistence on SQLite or PostgreSQL.
 pub mod store;
 /// Logging set-up.

@@ -108,7 +108,7 @@ impl ScorecardApi {
             SubmitOutcome::Created(s) => {
                 tracing::info!(scorecard = %s.id, interview = %interview.id, "scorecard submitted");
                 // Before acknowledging: a ranking read after this call reflects it.
-                self.state.calibrator.scorecard_changed(org, &s, &rubric).await?;
+                self.state.calibrator.committed(org, &s, &rubric).await?;
                 s
             }
             SubmitOutcome::Replayed(s) => {
@@ -210,7 +210,7 @@ impl ScorecardApi {
             .amend_scorecard(org, id, i64::from(req.revision), &content, &req.reason, &caller.user, now_micros())
             .await?;
         tracing::info!(scorecard = %amended.id, revision = amended.revision, "scorecard amended");
-        self.state.calibrator.scorecard_changed(org, &amended, &rubric).await?;
+        self.state.calibrator.committed(org, &amended, &rubric).await?;
         Ok(convert::scorecard(&amended, warnings))
     }
 }
