@@ -288,12 +288,12 @@ async fn crash_and_recover(db: Db) {
     assert!(acknowledged > 0, "the load ran before the kills");
     assert_eq!((lost, duplicated, half_written, unexplained), (0, 0, 0, 0));
     kill9(&mut server);
-    if let Some((admin_url, schema)) = schema {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop schema if exists {schema} cascade")))
-                .execute(&mut conn)
-                .await;
-        }
+    if let Some((admin_url, schema)) = schema
+        && let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop schema if exists {schema} cascade")))
+            .execute(&mut conn)
+            .await;
     }
 }
 
