@@ -45,6 +45,8 @@ pub struct Settings {
     /// How often interviews that became overdue are looked for.
     pub overdue_scan: Duration,
     pub guard: crate::guard::GuardSettings,
+    /// How often the public key file is checked for rotated keys.
+    pub key_reload: Duration,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             webhooks: Default::default(),
             overdue_scan: Duration::from_secs(60),
             guard: Default::default(),
+            key_reload: Duration::from_secs(10),
         }
     }
 }
@@ -75,7 +78,8 @@ pub async fn serve(
     };
     let dispatcher = crate::webhooks::Dispatcher::new(store.clone(), settings.webhooks.clone())?;
     tokio::spawn(dispatcher.run(background_stopping.clone()));
-    tokio::spawn(overdue_scans(store.clone(), settings.overdue_scan, background_stopping));
+    tokio::spawn(overdue_scans(store.clone(), settings.overdue_scan, background_stopping.clone()));
+    tokio::spawn(key_reloads(verifier.clone(), settings.key_reload, background_stopping));
     let (auditor, audit_writer) = crate::audit::Auditor::start(store.clone());
     let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds);
     {
@@ -153,6 +157,22 @@ async fn overdue_scans(store: Store, every: Duration, mut stopping: tokio::sync:
         tokio::select! {
             _ = stopping.changed() => return,
             () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Takes rotated keys from the public key file, every `every`, until
+/// `stopping` turns true.
+async fn key_reloads(verifier: Arc<Verifier>, every: Duration, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stopping.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match verifier.reload_if_changed() {
+            Ok(true) => tracing::info!("public keys reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "public key file changed but does not load; keeping the current keys"),
         }
     }
 }

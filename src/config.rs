@@ -208,6 +208,9 @@ pub struct ServeArgs {
     /// Deadline of unary calls whose client sets none or a longer one.
     #[arg(long, env = "SCORECARD_DEFAULT_DEADLINE_SECONDS", default_value_t = 30.0)]
     pub default_deadline_seconds: f64,
+    /// Seconds between checks of SCORECARD_JWT_PUBLIC_KEYS for rotated keys.
+    #[arg(long, env = "SCORECARD_JWT_KEYS_RELOAD_SECONDS", default_value_t = 10.0)]
+    pub jwt_keys_reload_seconds: f64,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -265,6 +268,7 @@ impl ServeArgs {
                 max_concurrent: self.max_concurrent_requests.max(1),
                 default_deadline: seconds("SCORECARD_DEFAULT_DEADLINE_SECONDS", self.default_deadline_seconds)?,
             },
+            key_reload: seconds("SCORECARD_JWT_KEYS_RELOAD_SECONDS", self.jwt_keys_reload_seconds)?,
         })
     }
 

@@ -166,3 +166,75 @@ async fn issuer_and_audience_are_enforced_when_configured() {
     check(&app, &with(Some("https://evil.example"), Some("scorecard")), false, "wrong iss").await;
     check(&app, &with(None, Some("scorecard")), false, "missing iss").await;
 }
+
+/// A JWKS file holding only the keys of `jwks.json` whose `kid` is listed.
+fn jwks_with(kids: &[&str]) -> String {
+    let all: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keys("jwks.json")).expect("jwks")).expect("json");
+    let keys: Vec<serde_json::Value> = all["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| kids.contains(&k["kid"].as_str().unwrap_or_default()))
+        .cloned()
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// Writes atomically (a rename), as a key-distribution tool would.
+fn install(path: &Path, content: &str) {
+    let staging = path.with_extension("new");
+    std::fs::write(&staging, content).expect("write keys");
+    std::fs::rename(&staging, path).expect("install keys");
+}
+
+async fn eventually(app: &TestApp, token: &str, accepted: bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ok = app.rubrics().list_rubrics(req(token, proto::ListRubricsRequest::default())).await.is_ok();
+        if ok == accepted {
+            return check(app, token, accepted, what).await;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: still accepted={ok}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_through_the_jwks_file_without_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("jwks.json");
+    install(&file, &jwks_with(&["rsa-1"]));
+    let verifier = Verifier::new(None, Some(&file), None, None).expect("verifier");
+    let app = TestApp::start_with(Db::Sqlite, verifier).await;
+    let rsa = sign(
+        Algorithm::RS256,
+        Some("rsa-1"),
+        &EncodingKey::from_rsa_pem(&pem("rsa_private.pem")).unwrap(),
+        &claims("acme"),
+    );
+    let ec = sign(
+        Algorithm::ES256,
+        Some("ec-1"),
+        &EncodingKey::from_ec_pem(&pem("ec_private.pem")).unwrap(),
+        &claims("acme"),
+    );
+    check(&app, &rsa, true, "the first key").await;
+    check(&app, &ec, false, "a key not yet published").await;
+
+    // Rotation, step 1: publish the new key beside the old one.
+    install(&file, &jwks_with(&["rsa-1", "ec-1"]));
+    eventually(&app, &ec, true, "the new key once published").await;
+    check(&app, &rsa, true, "the old key during the overlap").await;
+
+    // A broken file (half-written by a careless tool) changes nothing.
+    std::fs::write(&file, "{\"keys\": [").expect("break the file");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    check(&app, &rsa, true, "old key kept when the file is broken").await;
+    check(&app, &ec, true, "new key kept when the file is broken").await;
+
+    // Step 2: retire the old key.
+    install(&file, &jwks_with(&["ec-1"]));
+    eventually(&app, &rsa, false, "the retired key").await;
+    check(&app, &ec, true, "the new key after retirement").await;
+}

@@ -65,7 +65,10 @@ struct PublicKey {
 /// Checks bearer tokens against the configured keys and rules.
 pub struct Verifier {
     secret: Option<DecodingKey>,
-    public: Vec<PublicKey>,
+    /// Swapped whole when the key file changes (rotation without restart).
+    public: std::sync::RwLock<std::sync::Arc<Vec<PublicKey>>>,
+    /// The PEM or JWKS file and the modification time of what was loaded.
+    public_file: Option<(std::path::PathBuf, std::sync::Mutex<Option<std::time::SystemTime>>)>,
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -74,7 +77,7 @@ impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("public_keys", &self.public.len())
+            .field("public_keys", &self.public_keys().len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish()
@@ -100,7 +103,33 @@ impl Verifier {
         if secret.is_none() && public.is_empty() {
             return Err(KeyError::NoKeys);
         }
-        Ok(Self { secret, public, issuer, audience })
+        let public_file = public_keys.map(|p| (p.to_path_buf(), std::sync::Mutex::new(modified(p))));
+        Ok(Self { secret, public: std::sync::RwLock::new(std::sync::Arc::new(public)), public_file, issuer, audience })
+    }
+
+    fn public_keys(&self) -> std::sync::Arc<Vec<PublicKey>> {
+        self.public.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reloads the public key file if it changed since it was loaded: keys can
+    /// be rotated (a new `kid` added, an old one removed) without a restart. A
+    /// file that does not load (half-written, invalid, empty with no secret)
+    /// leaves the current keys in place and is retried at the next call.
+    /// Returns whether new keys were taken.
+    pub fn reload_if_changed(&self) -> Result<bool, KeyError> {
+        let Some((path, loaded)) = &self.public_file else { return Ok(false) };
+        let now = modified(path);
+        let mut loaded = loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if now == *loaded {
+            return Ok(false);
+        }
+        let keys = load_public_keys(path)?;
+        if keys.is_empty() && self.secret.is_none() {
+            return Err(KeyError::NoKeys);
+        }
+        *self.public.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(keys);
+        *loaded = now;
+        Ok(true)
     }
 
     /// The caller a token proves, or `None`. Why a token was refused is logged at
@@ -120,12 +149,13 @@ impl Verifier {
             return Err("token too large");
         }
         let header = decode_header(token).map_err(|_| "malformed header")?;
+        let public = self.public_keys();
         let (algorithm, key) = if header.alg == Algorithm::HS256 {
             (Algorithm::HS256, self.secret.as_ref().ok_or("HS256 token but no secret configured")?)
         } else {
             let key = match &header.kid {
-                Some(kid) => self.public.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
-                None if self.public.len() == 1 => self.public.first(),
+                Some(kid) => public.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
+                None if public.len() == 1 => public.first(),
                 None => None,
             }
             .ok_or("no key for this token")?;
@@ -177,6 +207,13 @@ impl Verifier {
         }
         Ok(Caller { user: claims.sub, org: claims.org, roles })
     }
+}
+
+/// The file's modification time (with its length folded in, for file systems
+/// with coarse timestamps), if it can be read.
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(meta.modified().ok()? + std::time::Duration::from_nanos(meta.len()))
 }
 
 fn load_public_keys(path: &Path) -> Result<Vec<PublicKey>, KeyError> {

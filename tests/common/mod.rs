@@ -70,6 +70,7 @@ pub fn test_settings() -> Settings {
             poll_interval: std::time::Duration::from_millis(100),
         },
         overdue_scan: std::time::Duration::from_millis(200),
+        key_reload: std::time::Duration::from_millis(100),
         // Suites make many calls with one token in a burst.
         guard: scorecard::guard::GuardSettings { rate_per_second: 10_000.0, burst: 10_000.0, ..Default::default() },
         ..Settings::default()
