@@ -119,3 +119,50 @@ async fn a_full_server_refuses_at_once_and_recovers() {
     }
     app.hiring().list_jobs(req(&admin, proto::ListJobsRequest::default())).await.expect("served again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_database_pool_is_unavailable_not_a_hang() {
+    use sqlx::Connection;
+    // A database of its own, and a server on it with a single connection that
+    // waits at most half a second for it.
+    let base = TestApp::start(Db::Postgres).await;
+    let org = Org::new(&base, "acme").await;
+    let store =
+        scorecard::store::Store::connect_with(&base.database_url, 1, Duration::from_millis(500)).await.expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(scorecard::app::serve(listener, store, std::sync::Arc::new(verifier()), test_settings(), async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut hiring = proto::hiring_service_client::HiringServiceClient::new(channel.clone());
+    hiring.list_jobs(req(&org.admin, proto::ListJobsRequest::default())).await.expect("served");
+
+    // Someone else locks the jobs table: a list of jobs takes the only
+    // connection and waits on the lock.
+    let mut locker = sqlx::PgConnection::connect(&base.database_url).await.expect("connect");
+    sqlx::raw_sql("begin; lock table jobs in access exclusive mode").execute(&mut locker).await.expect("lock");
+    let mut blocked_client = hiring.clone();
+    let admin = org.admin.clone();
+    let blocked =
+        tokio::spawn(async move { blocked_client.list_jobs(req(&admin, proto::ListJobsRequest::default())).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The next request finds no connection: UNAVAILABLE after the wait, not a hang.
+    let started = std::time::Instant::now();
+    let mut rubrics = proto::rubric_service_client::RubricServiceClient::new(channel);
+    let status = expect_code(
+        rubrics.list_rubrics(req(&org.admin, proto::ListRubricsRequest::default())).await,
+        Code::Unavailable,
+    );
+    let waited = started.elapsed();
+    println!("pool exhausted: UNAVAILABLE after {waited:?}: {}", status.message());
+    assert!(waited < Duration::from_secs(3), "answered after the acquire timeout: {waited:?}");
+
+    // The lock goes away: the blocked request completes, and the server serves again.
+    sqlx::raw_sql("rollback").execute(&mut locker).await.expect("unlock");
+    blocked.await.expect("join").expect("the blocked request completes");
+    rubrics.list_rubrics(req(&org.admin, proto::ListRubricsRequest::default())).await.expect("served again");
+    let _ = stop.send(());
+}

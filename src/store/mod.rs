@@ -141,6 +141,12 @@ pub fn split_page<T>(mut rows: Vec<T>, limit: usize) -> (Vec<T>, bool) {
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). Does not migrate.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
+        Self::connect_with(url, max_connections, ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Store::connect`] with the time a request waits for a free connection
+    /// before it is answered `UNAVAILABLE`.
+    pub async fn connect_with(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, Error> {
         let backend = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| Error::Internal(format!("bad SQLite URL: {e}")))?
@@ -151,12 +157,12 @@ impl Store {
                 .busy_timeout(ACQUIRE_TIMEOUT);
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
-                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options.read_only(true))
                 .await?;
             Backend::Sqlite { read, write }
@@ -165,7 +171,7 @@ impl Store {
                 PgConnectOptions::from_str(url).map_err(|e| Error::Internal(format!("bad PostgreSQL URL: {e}")))?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
-                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await?;
             Backend::Postgres { pool }
