@@ -128,6 +128,9 @@ struct OrgState {
     /// Per job: the incrementally maintained ranking and its last snapshot.
     rankings: HashMap<String, JobCache>,
     reports: Option<(u64, Arc<RaterReports>)>,
+    /// Every scorecard change up to this event sequence is reflected here
+    /// (changes through other replicas are caught up from the event log).
+    synced_sequence: i64,
 }
 
 impl OrgState {
@@ -145,6 +148,7 @@ impl OrgState {
             groups: Groups::default(),
             rankings: HashMap::new(),
             reports: None,
+            synced_sequence: 0,
         }
     }
 
@@ -335,9 +339,15 @@ pub struct Calibrator {
     /// Per organisation: wakes its publisher of `ranking.changed` and
     /// `rater.flagged` events.
     publishers: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Per organisation: one catch-up from the event log at a time.
+    catch_ups: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per organisation: jobs whose scorecards changed since the last publication.
     dirty_jobs: Mutex<HashMap<String, std::collections::HashSet<String>>>,
 }
+
+/// Most scorecard events applied one by one when catching up with other
+/// replicas; further behind, the organisation is loaded afresh.
+const CATCH_UP_LIMIT: usize = 1_000;
 
 /// Least time between two publications of one organisation's derived events:
 /// a burst of submissions yields one `ranking.changed` per job, not hundreds.
@@ -392,6 +402,7 @@ impl Calibrator {
             changes,
             refits: Mutex::new(HashMap::new()),
             publishers: Mutex::new(HashMap::new()),
+            catch_ups: Mutex::new(HashMap::new()),
             dirty_jobs: Mutex::new(HashMap::new()),
         })
     }
@@ -413,6 +424,9 @@ impl Calibrator {
 
     async fn load(&self, org: &str) -> Result<OrgState, Error> {
         let mut state = OrgState::new();
+        // Read before the data: a change after this point may be read twice
+        // (applying a scorecard again is harmless), never missed.
+        state.synced_sequence = self.store.latest_sequence(org).await?;
         let mut after = String::new();
         loop {
             let (jobs, more) = self.store.list_jobs(org, Page::new(&after, 1000)).await?;
@@ -456,6 +470,50 @@ impl Calibrator {
         .await
         .map_err(|e| Error::Internal(format!("calibration fit: {e}")))?;
         tracing::info!(org, ratings = state.model.total_ratings(), "calibration loaded");
+        Ok(state)
+    }
+
+    /// The organisation's state for a read: on PostgreSQL, where several
+    /// replicas may write, first brought up to the database's latest event, so
+    /// that a ranking read through this replica reflects a submission
+    /// acknowledged by another (read your writes across replicas). One cheap
+    /// query when nothing changed elsewhere.
+    async fn fresh(self: &Arc<Self>, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+        let state = self.org(org).await?;
+        if self.store.kind() != "postgres" {
+            return Ok(state); // one process owns an SQLite file
+        }
+        let latest = self.store.latest_sequence(org).await?;
+        if latest <= lock(&state).synced_sequence {
+            return Ok(state);
+        }
+        let gate = lock(&self.catch_ups).entry(org.to_string()).or_default().clone();
+        let _one_at_a_time = gate.lock().await;
+        let state = self.org(org).await?;
+        let synced = lock(&state).synced_sequence;
+        if latest <= synced {
+            return Ok(state); // another read caught up meanwhile
+        }
+        const CHANGES: [&str; 3] = ["scorecard.submitted", "scorecard.amended", "candidate.erased"];
+        let types: Vec<String> = CHANGES.iter().map(|t| t.to_string()).collect();
+        let events = self.store.list_events(org, synced, &types, CATCH_UP_LIMIT).await?;
+        let events: Vec<_> = events.into_iter().filter(|e| e.sequence <= latest).collect();
+        if events.len() > CATCH_UP_LIMIT || events.iter().any(|e| e.kind == "candidate.erased") {
+            // Far behind, or evidence erased: load afresh.
+            let reloaded = Arc::new(Mutex::new(self.load(org).await?));
+            lock(&self.orgs).insert(org.to_string(), reloaded.clone());
+            return Ok(reloaded);
+        }
+        for event in &events {
+            let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
+            let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
+            let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { continue };
+            let Some(rubric) = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await? else { continue };
+            self.scorecard_changed(org, &scorecard, &rubric).await?;
+        }
+        let mut s = lock(&state);
+        s.synced_sequence = s.synced_sequence.max(latest);
+        drop(s);
         Ok(state)
     }
 
@@ -562,7 +620,7 @@ impl Calibrator {
     /// would see differently, and `rater.flagged` for each rater whose flags
     /// were raised or cleared, against what was last published (kept in the
     /// database, so replicas and restarts do not repeat events).
-    async fn publish(&self, org: &str) -> Result<(), Error> {
+    async fn publish(self: &Arc<Self>, org: &str) -> Result<(), Error> {
         let jobs: Vec<String> = lock(&self.dirty_jobs).remove(org).unwrap_or_default().into_iter().collect();
         let published = self.store.published_states(org).await?;
         let now = now_micros();
@@ -691,20 +749,20 @@ impl Calibrator {
         self.changes.subscribe()
     }
 
-    pub async fn ranking(&self, org: &str, job_id: &str) -> Result<Arc<Ranking>, Error> {
-        let state = self.org(org).await?;
+    pub async fn ranking(self: &Arc<Self>, org: &str, job_id: &str) -> Result<Arc<Ranking>, Error> {
+        let state = self.fresh(org).await?;
         let mut s = lock(&state);
         Ok(s.ranking(job_id))
     }
 
     /// Calibrated per-competency scores of a candidate for a job, by competency key.
     pub async fn assessment(
-        &self,
+        self: &Arc<Self>,
         org: &str,
         job_id: &str,
         candidate_id: &str,
     ) -> Result<(Vec<CompetencyAssessment>, Micros), Error> {
-        let state = self.org(org).await?;
+        let state = self.fresh(org).await?;
         let s = lock(&state);
         let Some(job) = s.jobs.get(job_id) else { return Ok((Vec::new(), s.calibrated_at)) };
         let Some(subject) = s.subjects.get(&(job_id.to_string(), candidate_id.to_string())) else {
@@ -727,8 +785,8 @@ impl Calibrator {
     /// (every rater against the panel without them: about 0.9 s at 1,000,000
     /// ratings), so it runs on a copy, off the organisation's lock: submissions
     /// are never held up by a report read.
-    pub async fn rater_reports(&self, org: &str) -> Result<Arc<RaterReports>, Error> {
-        let state = self.org(org).await?;
+    pub async fn rater_reports(self: &Arc<Self>, org: &str) -> Result<Arc<RaterReports>, Error> {
+        let state = self.fresh(org).await?;
         let (version, model, facts, raters) = {
             let s = lock(&state);
             if let Some((version, reports)) = &s.reports
@@ -759,11 +817,11 @@ impl Calibrator {
 
     /// Reliability per competency and overall of the panels of the given jobs.
     pub async fn reliability(
-        &self,
+        self: &Arc<Self>,
         org: &str,
         job_ids: &[String],
     ) -> Result<(Vec<ReliabilityFigures>, ReliabilityFigures), Error> {
-        let state = self.org(org).await?;
+        let state = self.fresh(org).await?;
         let s = lock(&state);
         // competency key -> (subject, rater, score on the scale)
         let mut by_key: std::collections::BTreeMap<String, Vec<(u32, u32, f64)>> = Default::default();

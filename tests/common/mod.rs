@@ -153,6 +153,12 @@ impl TestApp {
         scorecard::proto::audit_service_client::AuditServiceClient::new(self.channel.clone())
     }
 
+    /// A second server on the same database, as another replica behind a load
+    /// balancer would be. The database stays owned by `self`.
+    pub async fn replica(&self) -> TestApp {
+        Self::serve_on(self.database_url.clone(), Database::Moved, verifier(), self.settings.clone()).await
+    }
+
     /// Stops the server and starts a new one on the same database (a restart).
     pub async fn restart(mut self) -> TestApp {
         if let Some(tx) = self.shutdown.take() {

@@ -1,0 +1,144 @@
+//! Two `scorecard` replicas on one PostgreSQL database behave as one service:
+//! a submission through one is reflected at once in rankings, assessments and
+//! events read through the other, and webhook events are delivered once, not
+//! once per replica.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Db, Org, TestApp, rating, req, token};
+use scorecard::proto::{self, Recommendation};
+
+async fn ranking(app: &TestApp, org: &Org) -> proto::Ranking {
+    app.calibration()
+        .get_ranking(req(&org.admin, proto::GetRankingRequest { job: org.job.name.clone(), ..Default::default() }))
+        .await
+        .expect("ranking")
+        .into_inner()
+}
+
+fn count_for(r: &proto::Ranking, candidate: &proto::Candidate) -> i32 {
+    r.entries.iter().find(|e| e.candidate == candidate.name).map_or(0, |e| e.scorecard_count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_read_each_others_writes() {
+    let a = TestApp::start(Db::Postgres).await;
+    let b = a.replica().await;
+    let org = Org::new(&a, "acme").await;
+    let ada = org.candidate(&a, "ada").await;
+    // Both replicas have loaded the organisation before the writes.
+    assert!(ranking(&a, &org).await.entries.is_empty());
+    assert!(ranking(&b, &org).await.entries.is_empty());
+
+    // Written through A, read through B at once: no sleep, no polling.
+    let first = org.interview(&a, &ada, "ivan").await;
+    let card = org.submit(&a, &first).await;
+    assert_eq!(count_for(&ranking(&b, &org).await, &ada), 1, "B sees A's submission");
+
+    // Written through B, read through A.
+    let second = org.interview(&b, &ada, "lena").await;
+    org.submit(&b, &second).await;
+    assert_eq!(count_for(&ranking(&a, &org).await, &ada), 2, "A sees B's submission");
+
+    // An amendment through A changes what B reports.
+    let before = ranking(&b, &org).await.entries[0].raw_mean;
+    let ivan = token("ivan", "acme", &["interviewer"]);
+    a.scorecards()
+        .amend_scorecard(req(
+            &ivan,
+            proto::AmendScorecardRequest {
+                name: card.name.clone(),
+                ratings: vec![rating("api_design", 1), rating("collaboration", 1)],
+                recommendation: Recommendation::StrongNo as i32,
+                reason: "re-read my notes".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("amend through A");
+    let after = ranking(&b, &org).await.entries[0].raw_mean;
+    assert!(after < before, "B's raw mean moved with A's amendment: {before} -> {after}");
+
+    // The event log is one log.
+    let events = |app: &TestApp| {
+        let admin = org.admin.clone();
+        let mut client = app.events();
+        async move {
+            client
+                .list_events(req(&admin, proto::ListEventsRequest { page_size: 1000, ..Default::default() }))
+                .await
+                .expect("events")
+                .into_inner()
+                .events
+                .into_iter()
+                .map(|e| (e.sequence, e.r#type))
+                .collect::<Vec<_>>()
+        }
+    };
+    let seen_by_a: Vec<_> = events(&a).await.into_iter().filter(|(_, t)| t.starts_with("scorecard.")).collect();
+    let seen_by_b: Vec<_> = events(&b).await.into_iter().filter(|(_, t)| t.starts_with("scorecard.")).collect();
+    assert_eq!(seen_by_a, seen_by_b);
+    assert_eq!(seen_by_a.len(), 3, "two submissions and an amendment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_each_webhook_event_once() {
+    let a = TestApp::start(Db::Postgres).await;
+    let b = a.replica().await;
+    let org = Org::new(&a, "acme").await;
+
+    let received: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let sink = sink.clone();
+            async move {
+                let id = headers.get("scorecard-event-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                *sink.lock().unwrap().entry(id.to_string()).or_default() += 1;
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+    a.webhooks()
+        .create_webhook(req(
+            &org.admin,
+            proto::CreateWebhookRequest {
+                webhook: Some(proto::Webhook {
+                    url,
+                    event_types: vec!["interview.created".into()],
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .expect("webhook");
+
+    // Events written through both replicas; both run a dispatcher.
+    let ada = org.candidate(&a, "ada").await;
+    for n in 0..10 {
+        let via = if n % 2 == 0 { &a } else { &b };
+        org.interview(via, &ada, &format!("rater-{n}")).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while received.lock().unwrap().len() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "not all delivered: {:?}", received.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // time for any second delivery to show
+    let received = received.lock().unwrap().clone();
+    println!(
+        "two replicas, one webhook: {} events, deliveries per event {:?}",
+        received.len(),
+        received.values().collect::<Vec<_>>()
+    );
+    assert_eq!(received.len(), 10);
+    assert!(received.values().all(|n| *n == 1), "each event delivered once: {received:?}");
+}
