@@ -298,6 +298,34 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             crate::bench::calibration(orgs, &sizes, &crate::calibration::raters::Thresholds::default());
             Ok(())
         }
+        Command::Bench(crate::config::BenchCommand::Load {
+            addr,
+            token,
+            database_url,
+            connections,
+            concurrency,
+            seconds,
+            mix,
+            candidates,
+            submit_pool,
+        }) => {
+            let mix = crate::bench_load::parse_mix(&mix).map_err(AppError::Config)?;
+            if !(seconds.is_finite() && seconds > 0.0) {
+                return Err(AppError::Config("--seconds must be positive".into()));
+            }
+            crate::bench_load::run(crate::bench_load::LoadOptions {
+                addr,
+                token,
+                database_url,
+                connections,
+                concurrency: concurrency.max(1),
+                duration: Duration::from_secs_f64(seconds),
+                mix,
+                candidates,
+                submit_pool,
+            })
+            .await
+        }
         Command::Bench(crate::config::BenchCommand::Import { scorecards, database_url }) => {
             crate::bench_import::run(scorecards, database_url).await
         }

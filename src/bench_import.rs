@@ -21,7 +21,7 @@ const ITEMS_PER_STREAM: usize = crate::api::MAX_IMPORT_ITEMS_PER_STREAM;
 
 /// The synthetic history: `scorecards` interviews with a scorecard each, four
 /// per candidate, spread over 100 jobs and 60 interviewers.
-fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::ImportItem> {
+pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::ImportItem> {
     let keys: Vec<String> = rubric.competencies.iter().map(|c| c.key.clone()).collect();
     let scale = rubric.scale.unwrap_or_default();
     let jobs = 100.min(scorecards.max(1));
@@ -77,7 +77,7 @@ fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::ImportItem> 
     items.into_iter().map(|item| proto::ImportItem { item: Some(item) }).collect()
 }
 
-fn authorised<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
+pub(crate) fn authorised<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
     let mut request = Request::new(message);
     let value =
         format!("Bearer {token}").parse().map_err(|_| AppError::Config("token is not a header value".into()))?;
@@ -85,56 +85,96 @@ fn authorised<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
     Ok(request)
 }
 
+/// A server of the benchmark's own on a throw-away SQLite file (or the
+/// PostgreSQL database given), with a token for a fresh organisation.
+pub(crate) struct BenchServer {
+    pub channel: Channel,
+    addr: std::net::SocketAddr,
+    pub token: String,
+    pub kind: &'static str,
+    store: Store,
+    dir: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), AppError>>,
+}
+
+impl BenchServer {
+    /// Starts it; `settings` as `serve` would take them.
+    pub async fn start(database_url: Option<String>, settings: crate::app::Settings) -> Result<Self, AppError> {
+        let dir = tempfile_dir()?;
+        let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+        let store = Store::connect(&url, 16).await?;
+        store.migrate().await?;
+        let secret = hex::encode(rand::random::<[u8; 32]>());
+        let verifier = Verifier::new(Some(&secret), None, None, None).map_err(|e| AppError::Config(e.to_string()))?;
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| AppError::Server(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server_store = store.clone();
+        let server = tokio::spawn(async move {
+            crate::app::serve(listener, server_store, Arc::new(verifier), settings, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .map_err(|e| AppError::Server(e.to_string()))?
+            .connect()
+            .await
+            .map_err(|e| AppError::Server(e.to_string()))?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: "ats-sync".into(),
+            org: format!("bench-{}", crate::domain::new_id()),
+            roles: vec!["admin".into()],
+            exp: now + 3_600,
+            nbf: None,
+            iat: Some(now),
+            iss: None,
+            aud: None,
+        };
+        let token = mint_token(&secret, &claims).map_err(|e| AppError::Config(e.to_string()))?;
+        Ok(Self { channel, addr, token, kind: store.kind(), store, dir, stop, server })
+    }
+
+    /// `http://host:port` of the server.
+    pub fn addr(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A rubric from the built-in Backend Engineer template.
+    pub async fn rubric(&self) -> Result<proto::Rubric, AppError> {
+        Ok(proto::rubric_service_client::RubricServiceClient::new(self.channel.clone())
+            .create_rubric_from_template(authorised(
+                &self.token,
+                proto::CreateRubricFromTemplateRequest { template: "backend-engineer".into() },
+            )?)
+            .await
+            .map_err(|s| AppError::Server(s.message().to_string()))?
+            .into_inner())
+    }
+
+    /// Stops the server and removes the throw-away database.
+    pub async fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        self.store.close().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Runs the benchmark and prints its figures.
 pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), AppError> {
-    let dir = tempfile_dir()?;
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench-import.db").display()));
-    let store = Store::connect(&url, 16).await?;
-    store.migrate().await?;
-    let secret: [u8; 32] = rand::random();
-    let secret = hex::encode(secret);
-    let verifier = Verifier::new(Some(&secret), None, None, None).map_err(|e| AppError::Config(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| AppError::Server(e.to_string()))?;
-    let addr = listener.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_store = store.clone();
-    let server = tokio::spawn(async move {
-        crate::app::serve(listener, server_store, Arc::new(verifier), Default::default(), async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .map_err(|e| AppError::Server(e.to_string()))?
-        .connect()
-        .await
-        .map_err(|e| AppError::Server(e.to_string()))?;
-    let now = jsonwebtoken::get_current_timestamp();
-    let org = format!("bench-{}", crate::domain::new_id());
-    let claims = Claims {
-        sub: "ats-sync".into(),
-        org,
-        roles: vec!["admin".into()],
-        exp: now + 3_600,
-        nbf: None,
-        iat: Some(now),
-        iss: None,
-        aud: None,
-    };
-    let token = mint_token(&secret, &claims).map_err(|e| AppError::Config(e.to_string()))?;
-    let rubric = proto::rubric_service_client::RubricServiceClient::new(channel.clone())
-        .create_rubric_from_template(authorised(
-            &token,
-            proto::CreateRubricFromTemplateRequest { template: "backend-engineer".into() },
-        )?)
-        .await
-        .map_err(|s| AppError::Server(s.message().to_string()))?
-        .into_inner();
+    let bench = BenchServer::start(database_url, Default::default()).await?;
+    let channel = bench.channel.clone();
+    let token = bench.token.clone();
+    let rubric = bench.rubric().await?;
     let items = history(&rubric, scorecards);
     let total = items.len();
     let mut client = proto::scorecard_service_client::ScorecardServiceClient::new(channel)
         .max_decoding_message_size(64 * 1024 * 1024);
-    println!("import benchmark: {scorecards} scorecards, {total} items in all, database {}", store.kind());
+    println!("import benchmark: {scorecards} scorecards, {total} items in all, database {}", bench.kind);
     let started = Instant::now();
     let (mut created, mut failed) = (0, 0);
     for (n, stream_items) in items.chunks(ITEMS_PER_STREAM).enumerate() {
@@ -174,10 +214,7 @@ pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), 
         target.as_secs(),
         if scorecards >= 100_000 && elapsed < target { "met" } else { "see figures" }
     );
-    let _ = stop.send(());
-    let _ = server.await;
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    bench.finish().await;
     if failed > 0 {
         return Err(AppError::Server(format!("{failed} items failed to import")));
     }

@@ -131,6 +131,9 @@ struct OrgState {
     /// Every scorecard change up to this event sequence is reflected here
     /// (changes through other replicas are caught up from the event log).
     synced_sequence: i64,
+    /// Scorecard id → the revision reflected here, so catching up skips this
+    /// replica's own changes.
+    applied_revisions: HashMap<String, i64>,
 }
 
 impl OrgState {
@@ -149,6 +152,7 @@ impl OrgState {
             rankings: HashMap::new(),
             reports: None,
             synced_sequence: 0,
+            applied_revisions: HashMap::new(),
         }
     }
 
@@ -506,6 +510,13 @@ impl Calibrator {
         }
         for event in &events {
             let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
+            let revision = serde_json::from_str::<serde_json::Value>(&event.payload)
+                .ok()
+                .and_then(|p| p["revision"].as_i64())
+                .unwrap_or(i64::MAX);
+            if lock(&state).applied_revisions.get(id).is_some_and(|r| *r >= revision) {
+                continue; // made through this replica, or already caught up
+            }
             let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
             let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { continue };
             let Some(rubric) = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await? else { continue };
@@ -550,6 +561,8 @@ impl Calibrator {
                 let info = OrgState::job_info(rubric, &mut s.items);
                 s.jobs.insert(scorecard.job_id.clone(), info);
             }
+            let applied = s.applied_revisions.entry(scorecard.id.clone()).or_insert(0);
+            *applied = (*applied).max(scorecard.revision);
             let ratings: Vec<(String, i64, bool)> = scorecard
                 .content
                 .ratings

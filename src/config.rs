@@ -113,6 +113,41 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         sizes: Vec<usize>,
     },
+    /// Throughput and latency per RPC (submit, ranking of a 1,000-candidate
+    /// job, list) beside the health-check ceiling of the same server.
+    ///
+    /// Example: scorecard bench load --concurrency 32 --seconds 10
+    /// Example: scorecard bench load --database-url postgres://postgres@127.0.0.1/test --mix submit=1
+    Load {
+        /// Load this server (`http://host:port`) instead of starting one here;
+        /// needs --token. Its rate limit must allow the load.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Bearer token for --addr (an admin or integration of a test organisation).
+        #[arg(long, env = "SCORECARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Database of the server started here; default a throw-away SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// HTTP/2 connections the callers share.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds per phase (the health-check ceiling, then the mix).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Weights of the calls in the mix: submit, ranking, list.
+        #[arg(long, default_value = "submit=1,ranking=1,list=1")]
+        mix: String,
+        /// Candidates of the job whose ranking is read.
+        #[arg(long, default_value_t = 1_000)]
+        candidates: usize,
+        /// Interviews prepared for submissions (one scorecard each).
+        #[arg(long, default_value_t = 40_000)]
+        submit_pool: usize,
+    },
     /// Back-fill speed: imports a synthetic ATS history (jobs, candidates,
     /// interviews, scorecards) through ImportScorecards into a server of its own.
     ///

@@ -20,6 +20,8 @@ pub mod auth;
 pub mod bench;
 /// `scorecard bench import`: bulk back-fill speed through ImportScorecards.
 pub mod bench_import;
+/// `scorecard bench load`: a gRPC load generator with a transport ceiling.
+pub mod bench_load;
 /// The calibration engine: pure statistics.
 pub mod calibration;
 /// Per-organisation calibration state: loaded, updated, cached.
