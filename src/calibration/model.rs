@@ -28,7 +28,7 @@ const MIN_VAR: f64 = 1e-6;
 /// Prior strength (pseudo-ratings) pulling a rater's noise to the organisation's.
 const NOISE_PRIOR_DF: f64 = 8.0;
 /// Below this many ratings an update refits everything (milliseconds).
-const FULL_FIT_BELOW: usize = 20_000;
+const FULL_FIT_BELOW: usize = 2_000;
 /// Weakly informative priors on the organisation's variances (0..1 units of
 /// the scale), as (prior value, pseudo-observations): they matter only while
 /// data are few, and keep a handful of ratings from collapsing a variance to
