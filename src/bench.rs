@@ -124,7 +124,7 @@ fn add_scorecard(org: &mut Org, i: u32) -> Option<Vec<u32>> {
 }
 
 /// Resident memory of this process in bytes (Linux), if known.
-fn rss_bytes() -> Option<u64> {
+pub(crate) fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -268,12 +268,6 @@ async fn phase(
     (merged, started.elapsed())
 }
 
-fn rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// Runs the benchmark and prints its figures.
 pub async fn run(options: LoadOptions) -> Result<(), AppError> {
     let mut settings = crate::app::Settings::default();
@@ -347,7 +341,7 @@ pub async fn run(options: LoadOptions) -> Result<(), AppError> {
             if errors.is_empty() { "-".to_string() } else { errors.join(" ") }
         );
     }
-    if let Some(rss) = own.as_ref().and_then(|_| rss_mb()) {
+    if let Some(rss) = own.as_ref().and_then(|_| crate::bench::rss_bytes()).map(|b| b as f64 / 1_048_576.0) {
         println!("  memory: {rss:.0} MB resident (server and load generator in one process)");
     }
     if let Some(server) = own {

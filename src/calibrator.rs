@@ -357,18 +357,10 @@ const CATCH_UP_LIMIT: usize = 1_000;
 /// a burst of submissions yields one `ranking.changed` per job, not hundreds.
 const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A flag's name as the API spells it, without the enum prefix: `SEVERE`.
 fn flag_name(kind: FlagKind) -> &'static str {
-    match kind {
-        FlagKind::InsufficientData => "INSUFFICIENT_DATA",
-        FlagKind::Severe => "SEVERE",
-        FlagKind::Lenient => "LENIENT",
-        FlagKind::Inconsistent => "INCONSISTENT",
-        FlagKind::Halo => "HALO",
-        FlagKind::CentralTendency => "CENTRAL_TENDENCY",
-        FlagKind::Drift => "DRIFT",
-        FlagKind::RecommendationMismatch => "RECOMMENDATION_MISMATCH",
-        FlagKind::ThinEvidence => "THIN_EVIDENCE",
-    }
+    let name = crate::api::flag_kind(kind).as_str_name();
+    name.strip_prefix("KIND_").unwrap_or(name)
 }
 
 /// What a recruiter sees of a ranking, to tell whether it changed: order,

@@ -65,7 +65,7 @@ fn ranking_page(job_name: &str, ranking: &Ranking, page: &PageRequest) -> Result
     })
 }
 
-fn flag_kind(kind: FlagKind) -> proto::rater_flag::Kind {
+pub(crate) fn flag_kind(kind: FlagKind) -> proto::rater_flag::Kind {
     use proto::rater_flag::Kind;
     match kind {
         FlagKind::InsufficientData => Kind::InsufficientData,
