@@ -47,6 +47,8 @@ pub struct Settings {
     pub guard: crate::guard::GuardSettings,
     /// How often the public key file is checked for rotated keys.
     pub key_reload: Duration,
+    /// The HTTP listener's report and metrics pages.
+    pub web: crate::web::WebSettings,
 }
 
 impl Default for Settings {
@@ -57,15 +59,17 @@ impl Default for Settings {
             overdue_scan: Duration::from_secs(60),
             guard: Default::default(),
             key_reload: Duration::from_secs(10),
+            web: Default::default(),
         }
     }
 }
 
-/// Serves gRPC on `listener` until `shutdown` completes; in-flight requests
-/// finish first. Background work (webhook delivery, overdue scans) runs until
-/// then too.
+/// Serves gRPC (and gRPC-Web) on `listener`, and the report pages and metrics
+/// on `http` when given, until `shutdown` completes; in-flight requests finish
+/// first. Background work (webhook delivery, overdue scans) runs until then too.
 pub async fn serve(
     listener: TcpListener,
+    http: Option<TcpListener>,
     store: Store,
     verifier: Arc<Verifier>,
     settings: Settings,
@@ -79,7 +83,7 @@ pub async fn serve(
     let dispatcher = crate::webhooks::Dispatcher::new(store.clone(), settings.webhooks.clone())?;
     tokio::spawn(dispatcher.run(background_stopping.clone()));
     tokio::spawn(overdue_scans(store.clone(), settings.overdue_scan, background_stopping.clone()));
-    tokio::spawn(key_reloads(verifier.clone(), settings.key_reload, background_stopping));
+    tokio::spawn(key_reloads(verifier.clone(), settings.key_reload, background_stopping.clone()));
     let (auditor, audit_writer) = crate::audit::Auditor::start(store.clone());
     let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds);
     {
@@ -91,6 +95,21 @@ pub async fn serve(
         });
     }
     let state = Arc::new(AppState { store, calibrator, webhooks: settings.webhooks });
+    let web = match http {
+        Some(http) => {
+            let mut stopping = background_stopping.clone();
+            let web =
+                crate::web::serve(http, state.clone(), verifier.clone(), auditor.clone(), settings.web, async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                });
+            Some(tokio::spawn(async move {
+                if let Err(e) = web.await {
+                    tracing::error!(error = %e, "HTTP listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RubricServiceServer<RubricApi>>().await;
@@ -111,6 +130,10 @@ pub async fn serve(
 
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // gRPC-Web (HTTP/1.1) for browser clients, translated before auth so
+        // it meets the same checks as gRPC.
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(AuthLayer::new(verifier).with_audit(auditor))
         .layer(crate::guard::GuardLayer::new(settings.guard))
         .add_service(health_service)
@@ -137,8 +160,11 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| AppError::Server(e.to_string()))?;
-    // The server (and with it every audit sender) is gone: let the writer
+    // The servers (and with them every audit sender) are gone: let the writer
     // store what is queued.
+    if let Some(web) = web {
+        let _ = tokio::time::timeout(Duration::from_secs(5), web).await;
+    }
     if tokio::time::timeout(Duration::from_secs(5), audit_writer).await.is_err() {
         tracing::warn!("audit rows still queued at shutdown were not all written");
     }
@@ -263,6 +289,16 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             let listener = TcpListener::bind(&args.listen)
                 .await
                 .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+            let http = if args.http_listen.eq_ignore_ascii_case("off") {
+                None
+            } else {
+                let http = TcpListener::bind(&args.http_listen)
+                    .await
+                    .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.http_listen)))?;
+                let addr = http.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
+                tracing::info!(%addr, "serving report pages, /metrics and /healthz over HTTP");
+                Some(http)
+            };
             tracing::info!(addr = %args.listen, database = store.kind(), "scorecard serving gRPC");
             // Stop accepting on the signal; give in-flight requests a grace period,
             // then exit even if a client keeps its connection open.
@@ -273,7 +309,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             });
             let mut server_stopping = stopping.clone();
             let settings = args.settings()?;
-            let server = serve(listener, store.clone(), verifier, settings, async move {
+            let server = serve(listener, http, store.clone(), verifier, settings, async move {
                 let _ = server_stopping.wait_for(|s| *s).await;
             });
             let mut grace_stopping = stopping;
@@ -329,7 +365,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Command::Bench(crate::config::BenchCommand::Import { scorecards, database_url }) => {
             crate::bench_import::run(scorecards, database_url).await
         }
-        Command::Demo { listen } => crate::demo::run(&listen).await,
+        Command::Demo { listen, http_listen } => crate::demo::run(&listen, &http_listen).await,
         Command::Ranking { job, client } => {
             print!("{}", crate::cli::ranking(&client, &job, client.json).await?);
             Ok(())

@@ -113,7 +113,7 @@ impl BenchServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server_store = store.clone();
         let server = tokio::spawn(async move {
-            crate::app::serve(listener, server_store, Arc::new(verifier), settings, async {
+            crate::app::serve(listener, None, server_store, Arc::new(verifier), settings, async {
                 let _ = stopped.await;
             })
             .await

@@ -458,7 +458,9 @@ impl Calibrator {
             at = end;
         }
         let state = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             state.model.fit(FIT_SWEEPS, FIT_TOLERANCE);
+            crate::metrics::global().record_full_fit(state.model.total_ratings(), started.elapsed());
             state.groups = Groups::from_model(&state.model);
             state.calibrated_at = now_micros();
             state
@@ -570,7 +572,9 @@ impl Calibrator {
                 scorecard.submitted_at,
                 &ratings,
             ) {
+                let started = std::time::Instant::now();
                 let touched = s.model.update_locally(subject, &raters);
+                crate::metrics::global().record_incremental_update(started.elapsed());
                 s.mark_changed(touched);
                 s.version += 1;
                 s.calibrated_at = now_micros();
@@ -715,7 +719,9 @@ impl Calibrator {
             // Fit, and re-rank the jobs someone reads, before swapping in: reads
             // never pay for the refit.
             let fitted = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 model.fit(FIT_SWEEPS, FIT_TOLERANCE);
+                crate::metrics::global().record_full_fit(model.total_ratings(), started.elapsed());
                 let groups = Groups::from_model(&model);
                 let rankings: Vec<(String, JobRanking)> = to_rank
                     .into_iter()

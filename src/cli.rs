@@ -131,7 +131,7 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
     Ok(table(&header, &rows))
 }
 
-fn flag_name(kind: i32) -> String {
+pub(crate) fn flag_name(kind: i32) -> String {
     proto::rater_flag::Kind::try_from(kind)
         .map(|k| k.as_str_name().trim_start_matches("KIND_").to_string())
         .unwrap_or_else(|_| kind.to_string())

@@ -43,9 +43,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gRPC server (migrates the database first).
+    /// Run the gRPC server, and the report pages and metrics over HTTP
+    /// (migrates the database first).
     ///
-    /// Example: scorecard serve --listen 127.0.0.1:50051
+    /// Example: scorecard serve --listen 127.0.0.1:50051 --http-listen 127.0.0.1:8080
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     ///
@@ -60,9 +61,12 @@ pub enum Command {
     ///
     /// Example: scorecard demo
     Demo {
-        /// Address to serve on.
+        /// Address to serve gRPC on.
         #[arg(long, env = "SCORECARD_LISTEN", default_value = "127.0.0.1:50051")]
         listen: String,
+        /// Address to serve the visual report on.
+        #[arg(long, env = "SCORECARD_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+        http_listen: String,
     },
     /// Print a job's calibrated ranking from a running server.
     ///
@@ -105,6 +109,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Calibration accuracy on synthetic organisations with known truth, fit
     /// time, incremental update time and memory.
+    ///
+    /// Example: scorecard bench calibration --orgs 10 --sizes 10000,100000
     Calibration {
         /// Replicate reference organisations for the accuracy figures.
         #[arg(long, default_value_t = 10)]
@@ -209,6 +215,18 @@ pub struct ServeArgs {
     /// Address the gRPC server listens on.
     #[arg(long, env = "SCORECARD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: String,
+    /// Address of the HTTP listener (report pages, /metrics, /healthz); `off`
+    /// to serve none.
+    #[arg(long, env = "SCORECARD_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: String,
+    /// Mark the report's session cookie `Secure`: set it when the HTTP
+    /// listener is reached through a TLS-terminating proxy.
+    #[arg(long, env = "SCORECARD_HTTP_SECURE_COOKIE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub http_secure_cookie: bool,
+    /// When set, /metrics needs `Authorization: Bearer <this>` (Prometheus'
+    /// `authorization` scrape setting).
+    #[arg(long, env = "SCORECARD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "SCORECARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -304,6 +322,10 @@ impl ServeArgs {
                 default_deadline: seconds("SCORECARD_DEFAULT_DEADLINE_SECONDS", self.default_deadline_seconds)?,
             },
             key_reload: seconds("SCORECARD_JWT_KEYS_RELOAD_SECONDS", self.jwt_keys_reload_seconds)?,
+            web: crate::web::WebSettings {
+                secure_cookie: self.http_secure_cookie,
+                metrics_token: self.metrics_token.as_ref().map(|s| s.0.clone()).filter(|t| !t.is_empty()),
+            },
         })
     }
 

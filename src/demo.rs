@@ -207,7 +207,7 @@ fn token(secret: &str, sub: &str, role: &str) -> Result<String, AppError> {
 }
 
 /// Runs the demo until Ctrl-C / SIGTERM.
-pub async fn run(listen: &str) -> Result<(), AppError> {
+pub async fn run(listen: &str, http_listen: &str) -> Result<(), AppError> {
     let dir = tempfile_dir()?;
     let url = format!("sqlite://{}", dir.join("demo.db").display());
     let store = Store::connect(&url, 4).await?;
@@ -218,6 +218,10 @@ pub async fn run(listen: &str) -> Result<(), AppError> {
     let listener =
         TcpListener::bind(listen).await.map_err(|e| AppError::Config(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
+    let http = TcpListener::bind(http_listen)
+        .await
+        .map_err(|e| AppError::Config(format!("cannot listen on {http_listen}: {e}")))?;
+    let http_addr = http.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
     let recruiter = token(&secret, "rita", "recruiter")?;
     let admin = token(&secret, "alice", "admin")?;
     let interviewer = token(&secret, "bruno", "interviewer")?;
@@ -239,8 +243,13 @@ pub async fn run(listen: &str) -> Result<(), AppError> {
         "buf curl --http2-prior-knowledge --protocol grpc -H \"authorization: Bearer $SCORECARD_TOKEN\" -d '{{\"job\":\"{job}\"}}' http://{addr}/scorecard.v1.CalibrationService/GetRanking"
     );
     println!();
+    println!("Open the visual report (signs this browser in as rita):");
+    println!("  http://{http_addr}/login#token={recruiter}");
+    println!("Prometheus metrics: http://{http_addr}/metrics");
+    println!();
     println!("demo ready; Ctrl-C to stop (the database is thrown away)");
-    let result = serve(listener, store.clone(), Arc::new(verifier), Default::default(), shutdown_signal()).await;
+    let result =
+        serve(listener, Some(http), store.clone(), Arc::new(verifier), Default::default(), shutdown_signal()).await;
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -38,9 +38,13 @@ pub mod domain;
 pub mod error;
 /// Overload protection: per-token rate limit, concurrency limit, deadlines.
 pub mod guard;
+/// Prometheus metrics served at `/metrics`.
+pub mod metrics;
 /// Persistence on SQLite or PostgreSQL.
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// The HTTP listener: visual report pages, `/metrics`, `/healthz`.
+pub mod web;
 /// Webhook delivery: signed, ordered, retried, SSRF-guarded.
 pub mod webhooks;

@@ -22,10 +22,11 @@ fn scorecard(dir: &std::path::Path) -> Command {
     cmd
 }
 
-/// Starts `scorecard serve` and returns once it logs that it is serving.
-fn serve(dir: &std::path::Path, addr: &str) -> Child {
+/// Starts `scorecard serve` (gRPC on `addr`, HTTP on `http`) and returns once
+/// it logs that it is serving.
+fn serve(dir: &std::path::Path, addr: &str, http: &str) -> Child {
     let mut child = scorecard(dir)
-        .args(["serve", "--listen", addr])
+        .args(["serve", "--listen", addr, "--http-listen", http])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -57,7 +58,14 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 async fn runs_with_no_setup_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut server = serve(dir.path(), &addr);
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut server = serve(dir.path(), &addr, &http);
+
+    // The HTTP listener answers probes and scrapes beside gRPC.
+    let healthz = reqwest::get(format!("http://{http}/healthz")).await.expect("healthz");
+    assert_eq!(healthz.status(), 200);
+    let metrics = reqwest::get(format!("http://{http}/metrics")).await.expect("metrics");
+    assert!(metrics.text().await.expect("body").contains("scorecard_db_pool_max_connections{pool=\"sqlite_write\"} 1"));
 
     let out = scorecard(dir.path())
         .args(["token", "--sub", "ana", "--org", "acme", "--role", "admin"])
@@ -89,7 +97,7 @@ async fn runs_with_no_setup_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "SIGTERM shuts down cleanly");
 
     // Restarted on the same file, the rubric is still there.
-    let mut server = serve(dir.path(), &addr);
+    let mut server = serve(dir.path(), &addr, "off");
     let mut rubrics = RubricServiceClient::connect(format!("http://{addr}")).await.expect("reconnect");
     let listed = rubrics.list_rubrics(req(&token, proto::ListRubricsRequest::default())).await.expect("list");
     assert_eq!(listed.into_inner().rubrics.len(), 1);

@@ -35,7 +35,7 @@ fn start_server(dir: &std::path::Path, addr: &str, database_url: &str) -> Child 
         }
     }
     cmd.current_dir(dir)
-        .args(["serve", "--listen", addr])
+        .args(["serve", "--listen", addr, "--http-listen", "off"])
         .env("SCORECARD_DATABASE_URL", database_url)
         .env("SCORECARD_JWT_SECRET", SECRET)
         .env("SCORECARD_RATE_LIMIT_PER_SECOND", "1000000")

@@ -13,7 +13,7 @@ use scorecard::proto::{self, calibration_service_client::CalibrationServiceClien
 async fn demo_serves_a_calibrated_organisation() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_scorecard"))
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--http-listen", "127.0.0.1:0"])
         .env_remove("SCORECARD_LISTEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -132,9 +132,16 @@ async fn an_exhausted_database_pool_is_unavailable_not_a_hang() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(scorecard::app::serve(listener, store, std::sync::Arc::new(verifier()), test_settings(), async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(scorecard::app::serve(
+        listener,
+        None,
+        store,
+        std::sync::Arc::new(verifier()),
+        test_settings(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
     let mut hiring = proto::hiring_service_client::HiringServiceClient::new(channel.clone());
     hiring.list_jobs(req(&org.admin, proto::ListJobsRequest::default())).await.expect("served");

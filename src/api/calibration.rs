@@ -132,7 +132,11 @@ impl CalibrationApi {
         }
     }
 
-    async fn get_ranking_(&self, caller: Caller, req: proto::GetRankingRequest) -> Result<proto::Ranking, Error> {
+    pub(crate) async fn get_ranking_(
+        &self,
+        caller: Caller,
+        req: proto::GetRankingRequest,
+    ) -> Result<proto::Ranking, Error> {
         caller.require_any(&READERS)?;
         let job = self.job(&caller, &req.job, "job").await?;
         let page = PageRequest::parse(req.page_size, &req.page_token, &["GetRanking", &job])?;
@@ -201,7 +205,7 @@ impl CalibrationApi {
         })
     }
 
-    async fn list_reports(
+    pub(crate) async fn list_reports(
         &self,
         caller: Caller,
         req: proto::ListRaterReportsRequest,
@@ -238,7 +242,7 @@ impl CalibrationApi {
             .ok_or_else(|| Error::NotFound(format!("rater report of `{}`", req.rater)))
     }
 
-    async fn reliability(
+    pub(crate) async fn reliability(
         &self,
         caller: Caller,
         req: proto::GetPanelReliabilityRequest,

@@ -92,14 +92,18 @@ impl HiringApi {
         Ok((&created).into())
     }
 
-    async fn get_job(&self, caller: Caller, req: proto::GetJobRequest) -> Result<proto::Job, Error> {
+    pub(crate) async fn get_job(&self, caller: Caller, req: proto::GetJobRequest) -> Result<proto::Job, Error> {
         caller.require_any(&Role::ALL)?;
         let id = Collection::Jobs.parse_required(&req.name, "name")?;
         let job = self.state.store.get_job(&caller.org, id).await?;
         Ok((&job.ok_or(Error::NotFound(req.name))?).into())
     }
 
-    async fn list_jobs(&self, caller: Caller, req: proto::ListJobsRequest) -> Result<proto::ListJobsResponse, Error> {
+    pub(crate) async fn list_jobs(
+        &self,
+        caller: Caller,
+        req: proto::ListJobsRequest,
+    ) -> Result<proto::ListJobsResponse, Error> {
         caller.require_any(&Role::ALL)?;
         let mut v = Violations::new();
         let since = super::updated_after(&mut v, req.update_time_after.as_ref());
@@ -141,7 +145,11 @@ impl HiringApi {
         Ok((&created).into())
     }
 
-    async fn get_candidate(&self, caller: Caller, req: proto::GetCandidateRequest) -> Result<proto::Candidate, Error> {
+    pub(crate) async fn get_candidate(
+        &self,
+        caller: Caller,
+        req: proto::GetCandidateRequest,
+    ) -> Result<proto::Candidate, Error> {
         caller.require_any(&Role::ALL)?;
         let id = Collection::Candidates.parse_required(&req.name, "name")?;
         let candidate = self.state.store.get_candidate(&caller.org, id).await?;

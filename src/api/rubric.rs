@@ -26,7 +26,7 @@ impl RubricApi {
         Ok((&created).into())
     }
 
-    async fn get(&self, caller: Caller, req: proto::GetRubricRequest) -> Result<proto::Rubric, Error> {
+    pub(crate) async fn get(&self, caller: Caller, req: proto::GetRubricRequest) -> Result<proto::Rubric, Error> {
         caller.require_any(&Role::ALL)?;
         let id = Collection::Rubrics.parse_required(&req.name, "name")?;
         if req.revision < 0 {

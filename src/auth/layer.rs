@@ -60,6 +60,19 @@ fn bearer_token<B>(request: &http::Request<B>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The status of a response: errors travel in the headers (trailers-only
+/// responses); a response without one carries its status in the trailers,
+/// which for unary calls is OK.
+fn grpc_code<B>(response: &http::Response<B>) -> tonic::Code {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+        .unwrap_or(tonic::Code::Ok)
+}
+
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -108,6 +121,7 @@ where
                     span.in_scope(|| tracing::info!("request refused: unauthenticated"));
                     let status: tonic::Status = Error::Unauthenticated.into();
                     let mut response = status.into_http();
+                    crate::metrics::global().record_request(&method, tonic::Code::Unauthenticated, started.elapsed());
                     if let Some(h) = header {
                         response.headers_mut().insert(REQUEST_ID, h);
                     }
@@ -124,16 +138,7 @@ where
             async move {
                 let mut result = inner.call(request).await;
                 if let Ok(response) = &mut result {
-                    // Errors travel in the headers (trailers-only responses); a
-                    // response without one carries its status in the trailers,
-                    // which for unary calls is OK.
-                    let code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .map(tonic::Code::from_i32)
-                        .unwrap_or(tonic::Code::Ok);
+                    let code = grpc_code(response);
                     record_span.record("code", format!("{code:?}").as_str());
                     if let Some(h) = header {
                         response.headers_mut().insert(REQUEST_ID, h);
@@ -145,7 +150,11 @@ where
                             .await;
                     }
                 }
-                record_span.record("latency_ms", started.elapsed().as_secs_f64() * 1e3);
+                let elapsed = started.elapsed();
+                if let Ok(response) = &result {
+                    crate::metrics::global().record_request(&method, grpc_code(response), elapsed);
+                }
+                record_span.record("latency_ms", elapsed.as_secs_f64() * 1e3);
                 tracing::info!("request finished");
                 result
             }

@@ -45,6 +45,16 @@ enum Backend {
     Postgres { pool: PgPool },
 }
 
+/// One connection pool's use at a moment.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub name: &'static str,
+    /// Connections open (idle and in use).
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// The database, whichever it is. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -198,6 +208,22 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// How full each connection pool is, for metrics.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        fn stats<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                name,
+                size: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: pool.options().get_max_connections(),
+            }
+        }
+        match &*self.backend {
+            Backend::Sqlite { read, write } => vec![stats("sqlite_read", read), stats("sqlite_write", write)],
+            Backend::Postgres { pool } => vec![stats("postgres", pool)],
         }
     }
 

@@ -49,6 +49,8 @@ enum Database {
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The HTTP listener (report pages, /metrics).
+    pub http_addr: std::net::SocketAddr,
     pub channel: Channel,
     pub database_url: String,
     database: Database,
@@ -179,11 +181,13 @@ impl TestApp {
         store.migrate().await.expect("migrate test database");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let http_addr = http.local_addr().expect("local http addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server_settings = settings.clone();
         let server = tokio::spawn(async move {
             let settings = server_settings;
-            scorecard::app::serve(listener, store, Arc::new(verifier), settings, async {
+            scorecard::app::serve(listener, Some(http), store, Arc::new(verifier), settings, async {
                 let _ = rx.await;
             })
             .await
@@ -194,7 +198,7 @@ impl TestApp {
             .connect()
             .await
             .expect("connect to test server");
-        TestApp { addr, channel, database_url, database, settings, shutdown: Some(tx), server: Some(server) }
+        TestApp { addr, http_addr, channel, database_url, database, settings, shutdown: Some(tx), server: Some(server) }
     }
 
     /// Stops the server gracefully and waits for it.

@@ -1,0 +1,461 @@
+//! The HTTP listener beside gRPC: the visual report (a page per job with the
+//! calibrated ranking, the dimension scatter and the rater map), Prometheus
+//! `/metrics`, and `/healthz` for probes.
+//!
+//! Pages are authenticated with the same tokens as the API: an
+//! `Authorization: Bearer` header (scripts, tests) or a session cookie holding
+//! the token, set by posting it to `/session` (the sign-in page, or the demo's
+//! link `/login#token=…`, whose fragment never reaches a server log). The
+//! cookie is `HttpOnly` and `SameSite=Strict`; the token is verified on every
+//! request, so it expires with the token. Pages are read-only and call the
+//! same handlers as the gRPC services, so roles, tenancy and validation are the
+//! API's own; each page view is audited like a call.
+
+pub mod report;
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, CalibrationApi, HiringApi, RubricApi};
+use crate::audit::Auditor;
+use crate::auth::{Caller, Verifier};
+use crate::domain::names::Collection;
+use crate::error::Error;
+use crate::proto;
+
+/// Name of the session cookie.
+const SESSION_COOKIE: &str = "scorecard_session";
+/// Candidates shown on a report page; the API lists the rest.
+const MAX_SHOWN: usize = 200;
+/// Tokens longer than this are not tokens (and are not verified).
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// How the HTTP listener behaves.
+#[derive(Debug, Clone, Default)]
+pub struct WebSettings {
+    /// Mark the session cookie `Secure` (set when a TLS proxy is in front).
+    pub secure_cookie: bool,
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
+}
+
+struct Web {
+    hiring: HiringApi,
+    rubrics: RubricApi,
+    calibration: CalibrationApi,
+    store: crate::store::Store,
+    verifier: Arc<Verifier>,
+    auditor: Auditor,
+    settings: WebSettings,
+}
+
+/// Serves the HTTP listener until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    verifier: Arc<Verifier>,
+    auditor: Auditor,
+    settings: WebSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let web = Arc::new(Web {
+        hiring: HiringApi::new(state.clone()),
+        rubrics: RubricApi::new(state.clone()),
+        calibration: CalibrationApi::new(state.clone()),
+        store: state.store.clone(),
+        verifier,
+        auditor,
+        settings,
+    });
+    let app = axum::Router::new()
+        .route("/", get(index))
+        .route("/login", get(login))
+        .route("/session", post(create_session))
+        .route("/logout", post(logout))
+        .route("/jobs/{id}", get(job))
+        .route("/static/report.css", get(|| async { asset("text/css; charset=utf-8", report::CSS) }))
+        .route("/static/login.js", get(|| async { asset("text/javascript; charset=utf-8", report::LOGIN_JS) }))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, html(report::error_page("", "Not found", "No such page."))) })
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(web);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Not `no-referrer`: with it, browsers send `Origin: null` on form posts
+    // and the sign-in's same-origin check could not tell friend from foe.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn html(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+fn redirect(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// The token a request carries: the bearer header, else the session cookie.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+impl Web {
+    fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
+        presented_token(headers).filter(|t| t.len() <= MAX_TOKEN_BYTES).and_then(|t| self.verifier.verify(t))
+    }
+
+    /// Records a page view in the audit log, as the API records a call.
+    async fn audit(&self, caller: &Caller, page: &str, resource: String, headers: &HeaderMap, code: tonic::Code) {
+        let request_id = crate::audit::request_id(headers.get("x-request-id").and_then(|v| v.to_str().ok()));
+        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
+        self.auditor.record(&caller.org, &caller.user, roles.join(","), page, resource, request_id, code).await;
+    }
+}
+
+/// The page for an error, with the HTTP status a browser and a crawler expect.
+fn error_response(viewer: &str, error: &Error) -> Response {
+    let (status, title, message) = match error {
+        Error::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", "There is no such job in your organisation.".into()),
+        Error::PermissionDenied(m) => (
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            format!("{m}. Reports are for recruiters and admins; ask one for access."),
+        ),
+        Error::InvalidArgument(_) => {
+            (StatusCode::BAD_REQUEST, "Not a job", "That address does not name a job.".to_string())
+        }
+        Error::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "The service is busy or its database is unavailable; try again shortly.".into(),
+        ),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The report could not be built.".into()),
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %error, "report page failed");
+    }
+    (status, html(report::error_page(viewer, title, &message))).into_response()
+}
+
+fn counted(route: &'static str, response: Response) -> Response {
+    crate::metrics::global().record_page(route, response.status().as_u16());
+    response
+}
+
+async fn index(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let Some(caller) = web.caller(&headers) else { return counted("/", redirect("/login")) };
+    let mut jobs = Vec::new();
+    let mut page_token = String::new();
+    let outcome =
+        loop {
+            let request = proto::ListJobsRequest { page_size: 1000, page_token, ..Default::default() };
+            match web.hiring.list_jobs(caller.clone(), request).await {
+                Ok(page) => {
+                    jobs.extend(page.jobs.into_iter().map(|j| report::JobLink {
+                        id: j.name.trim_start_matches("jobs/").to_string(),
+                        title: j.title,
+                    }));
+                    if page.next_page_token.is_empty() {
+                        break Ok(());
+                    }
+                    page_token = page.next_page_token;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+    let code = outcome.as_ref().err().map_or(tonic::Code::Ok, Error::code);
+    web.audit(&caller, "/scorecard.web/Jobs", String::new(), &headers, code).await;
+    let response = match outcome {
+        Ok(()) => html(report::index_page(&caller.user, &jobs)),
+        Err(e) => error_response(&caller.user, &e),
+    };
+    counted("/", response)
+}
+
+async fn login() -> Response {
+    counted("/login", html(report::login_page(None)))
+}
+
+#[derive(serde::Deserialize)]
+struct SessionForm {
+    token: String,
+}
+
+/// A request from a page of this site: browsers send `Origin` on every POST,
+/// and `Sec-Fetch-Site` when they know it. Refuses cross-site sign-ins (login
+/// CSRF) while letting non-browser clients, which send neither, through.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else { return false };
+            origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+        }
+        (Some(_), None) => false,
+    }
+}
+
+async fn create_session(State(web): State<Arc<Web>>, headers: HeaderMap, Form(form): Form<SessionForm>) -> Response {
+    if !same_origin(&headers) {
+        let page = report::error_page("", "Not allowed", "Sign in from this site's own sign-in page.");
+        return counted("/session", (StatusCode::FORBIDDEN, html(page)).into_response());
+    }
+    let token = form.token.trim();
+    let caller = (token.len() <= MAX_TOKEN_BYTES).then(|| web.verifier.verify(token)).flatten();
+    let Some(caller) = caller else {
+        let page = report::login_page(Some("That token is not valid (expired, or signed by another key)."));
+        return counted("/session", (StatusCode::UNAUTHORIZED, html(page)).into_response());
+    };
+    // A JWT is base64url and dots only, so it is a valid cookie value as is.
+    if !token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        let page = report::login_page(Some("That token is not valid."));
+        return counted("/session", (StatusCode::UNAUTHORIZED, html(page)).into_response());
+    }
+    web.audit(&caller, "/scorecard.web/SignIn", String::new(), &headers, tonic::Code::Ok).await;
+    let secure = if web.settings.secure_cookie { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    let mut response = redirect("/");
+    match HeaderValue::from_str(&cookie) {
+        Ok(v) => {
+            response.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        Err(_) => return counted("/session", error_response("", &Error::Internal("cookie".into()))),
+    }
+    counted("/session", response)
+}
+
+async fn logout(headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return counted("/logout", StatusCode::FORBIDDEN.into_response());
+    }
+    let mut response = redirect("/login");
+    let cleared = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    counted("/logout", response)
+}
+
+async fn metrics(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &web.settings.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant-time comparison of digests: no timing hint about the token.
+        let same = {
+            use sha2::Digest;
+            let (a, b) = (sha2::Sha256::digest(presented.as_bytes()), sha2::Sha256::digest(expected.as_bytes()));
+            a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        };
+        if !same {
+            return counted("/metrics", StatusCode::UNAUTHORIZED.into_response());
+        }
+    }
+    let text = crate::metrics::global().render(&web.store.pool_stats());
+    counted("/metrics", ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+async fn job(State(web): State<Arc<Web>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let Some(caller) = web.caller(&headers) else { return counted("/jobs", redirect("/login")) };
+    let name = Collection::Jobs.name(&id);
+    let built = job_report(&web, &caller, &name).await;
+    match built {
+        Ok(r) => {
+            web.audit(&caller, "/scorecard.web/JobReport", name, &headers, tonic::Code::Ok).await;
+            counted("/jobs", html(report::job_page(&caller.user, &r)))
+        }
+        Err(e) => {
+            web.audit(&caller, "/scorecard.web/JobReport", name, &headers, e.code()).await;
+            counted("/jobs", error_response(&caller.user, &e))
+        }
+    }
+}
+
+/// Gathers a job's report through the API's own handlers.
+async fn job_report(web: &Web, caller: &Caller, job_name: &str) -> Result<report::JobReport, Error> {
+    let job = web.hiring.get_job(caller.clone(), proto::GetJobRequest { name: job_name.to_string() }).await?;
+    let ranking = web
+        .calibration
+        .get_ranking_(
+            caller.clone(),
+            proto::GetRankingRequest { job: job_name.to_string(), page_size: 1000, page_token: String::new() },
+        )
+        .await?;
+    let rubric = web
+        .rubrics
+        .get(caller.clone(), proto::GetRubricRequest { name: job.rubric.clone(), revision: job.rubric_revision })
+        .await?;
+    let (scale_min, scale_max) = rubric.scale.map_or((1, 5), |s| (s.min, s.max));
+    // Technical and communication when the rubric has them, else its first two dimensions.
+    let mut plotted: Vec<&proto::Dimension> = Vec::new();
+    for key in ["technical", "communication"] {
+        plotted.extend(rubric.dimensions.iter().find(|d| d.key == key));
+    }
+    if plotted.len() < 2 {
+        plotted = rubric.dimensions.iter().take(2).collect();
+    }
+    let axes = (plotted.len() == 2).then(|| (plotted[0].key.clone(), plotted[1].key.clone()));
+    let dimensions = (plotted.len() == 2).then(|| (plotted[0].title.clone(), plotted[1].title.clone()));
+
+    let total_candidates = ranking.entries.len() + usize::from(!ranking.next_page_token.is_empty());
+    let mut candidates = Vec::new();
+    for e in ranking.entries.iter().take(MAX_SHOWN) {
+        let candidate =
+            web.hiring.get_candidate(caller.clone(), proto::GetCandidateRequest { name: e.candidate.clone() }).await?;
+        let name = if candidate.erased { "(erased)".to_string() } else { candidate.display_name };
+        let dimension =
+            |key: Option<&String>| key.and_then(|k| e.dimensions.iter().find(|d| &d.dimension == k)).map(|d| d.score);
+        candidates.push(report::RankedCandidate {
+            rank: e.rank,
+            name,
+            score: e.score,
+            lower: e.score_lower,
+            upper: e.score_upper,
+            raw_mean: e.raw_mean,
+            x_dimension: dimension(axes.as_ref().map(|a| &a.0)),
+            y_dimension: dimension(axes.as_ref().map(|a| &a.1)),
+            scorecards: e.scorecard_count,
+            flags: e.flags.clone(),
+        });
+    }
+
+    let mut raters = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = proto::ListRaterReportsRequest { flagged_only: false, page_size: 1000, page_token };
+        let page = web.calibration.list_reports(caller.clone(), request).await?;
+        for r in page.reports {
+            let insufficient = r.flags.iter().any(|f| f.kind == proto::rater_flag::Kind::InsufficientData as i32);
+            raters.push(report::RaterPoint {
+                rater: r.rater,
+                ratings: r.rating_count,
+                severity: r.severity,
+                noise: r.noise,
+                flags: r
+                    .flags
+                    .iter()
+                    .filter(|f| f.kind != proto::rater_flag::Kind::InsufficientData as i32)
+                    .map(|f| (crate::cli::flag_name(f.kind), f.detail.clone()))
+                    .collect(),
+                insufficient_data: insufficient,
+            });
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let reliability = web
+        .calibration
+        .reliability(
+            caller.clone(),
+            proto::GetPanelReliabilityRequest { job: job_name.to_string(), rubric: String::new() },
+        )
+        .await?;
+    let overall = reliability.overall.unwrap_or_default();
+    Ok(report::JobReport {
+        job_id: job_name.trim_start_matches("jobs/").to_string(),
+        job_title: job.title,
+        calibrated_at: ranking.calibrate_time.map(|t| format_time(t.seconds)).unwrap_or_default(),
+        scale_min,
+        scale_max,
+        dimensions,
+        candidates,
+        total_candidates,
+        raters,
+        icc2_1: overall.icc2_1,
+        alpha_ordinal: overall.alpha_ordinal,
+    })
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of a Unix time (civil-from-days, Howard Hinnant's algorithm).
+fn format_time(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", of_day / 3_600, of_day % 3_600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("x")));
+        }
+        h
+    }
+
+    #[test]
+    fn the_token_comes_from_the_header_or_the_session_cookie() {
+        assert_eq!(presented_token(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
+        assert_eq!(presented_token(&headers(&[("cookie", "a=1; scorecard_session=xyz; b=2")])), Some("xyz"));
+        assert_eq!(presented_token(&headers(&[("cookie", "scorecard_sessionx=xyz")])), None);
+        assert_eq!(presented_token(&headers(&[("authorization", "Basic abc")])), None);
+    }
+
+    #[test]
+    fn times_read_as_calendar_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_time(1_795_347_353), "2026-11-22 11:35 UTC");
+    }
+
+    #[test]
+    fn cross_site_sign_ins_are_refused() {
+        assert!(same_origin(&headers(&[])), "non-browser clients send no Origin");
+        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")])));
+        assert!(!same_origin(&headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:8080")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
+    }
+}
