@@ -1,7 +1,7 @@
 //! The recruiter CLI: `scorecard ranking`, `scorecard raters`, `scorecard
 //! reliability`. Plain gRPC clients of a running server; they print aligned
-//! tables (no colour, so output pipes cleanly) or, with `--json`, the numbers as
-//! JSON for scripts.
+//! tables (bold headers and red flags on a terminal, plain text when piped or
+//! with `NO_COLOR` set) or, with `--json`, the numbers as JSON for scripts.
 
 use serde_json::{Value, json};
 use tonic::Request;
@@ -33,29 +33,53 @@ fn status(e: tonic::Status) -> AppError {
     AppError::Server(format!("{:?}: {}", e.code(), e.message()))
 }
 
-/// Left-aligned table with a header row.
+/// Whether tables are coloured: only on a terminal, and never with `NO_COLOR`
+/// (https://no-color.org).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+const BOLD: &str = "\x1b[1m";
+const RED: &str = "\x1b[31m";
+const RESET: &str = "\x1b[0m";
+
+/// Left-aligned table with a header row; the last column holds flags.
 fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    styled_table(header, rows, colour())
+}
+
+/// [`table`], with a bold header and red flags when `colour`. Escapes wrap the
+/// padded cells, so columns stay aligned.
+fn styled_table(header: &[String], rows: &[Vec<String>], colour: bool) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[String]| {
+    let line = |cells: &[String], style: Option<&str>, last_style: Option<&str>| {
         let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
+            let last = i + 1 == cells.len();
+            let text = if last { cell.clone() } else { format!("{cell:<w$}") };
+            match (if last { last_style.or(style) } else { style }).filter(|_| colour && !cell.is_empty()) {
+                Some(code) => {
+                    let padding = text.len() - text.trim_end().len();
+                    out.push_str(&format!("{code}{}{RESET}{}", text.trim_end(), " ".repeat(padding)));
+                }
+                None => out.push_str(&text),
+            }
+            if !last {
+                out.push_str("  ");
             }
         }
         out.trim_end().to_string()
     };
-    let mut out = line(header);
+    let mut out = line(header, Some(BOLD), None);
     for row in rows {
         out.push('\n');
-        out.push_str(&line(row));
+        out.push_str(&line(row, None, Some(RED)));
     }
     out.push('\n');
     out
@@ -249,5 +273,15 @@ mod tests {
         let t =
             super::table(&["a".into(), "long header".into(), "x".into()], &[vec!["1".into(), "2".into(), "3".into()]]);
         assert_eq!(t, "a  long header  x\n1  2            3\n");
+    }
+
+    #[test]
+    fn colour_keeps_columns_aligned() {
+        let header = ["rank".to_string(), "flags".to_string()];
+        let rows = [vec!["1".to_string(), "panel disagrees".to_string()], vec!["10".to_string(), String::new()]];
+        let coloured = super::styled_table(&header, &rows, true);
+        assert_eq!(coloured, "\x1b[1mrank\x1b[0m  \x1b[1mflags\x1b[0m\n1     \x1b[31mpanel disagrees\x1b[0m\n10\n");
+        let plain = super::styled_table(&header, &rows, false);
+        assert_eq!(plain, "rank  flags\n1     panel disagrees\n10\n");
     }
 }
