@@ -35,6 +35,8 @@ struct Accuracy {
     flags: HashMap<FlagKind, (usize, usize, usize)>,
     normal_flagged_per_org: Vec<usize>,
     sweeps: Vec<usize>,
+    /// Per half-point band of the truth (1–1.5, …, 4.5–5): (intervals, covered, Σ error).
+    bands: [(usize, usize, f64); 8],
 }
 
 fn top_precision(estimate: &[f64], truth: &[f64], share: f64) -> f64 {
@@ -65,9 +67,15 @@ fn evaluate(org: &mut Org, thresholds: &Thresholds, acc: &mut Accuracy) {
             truth.push(org.truth(s, &(0..10).collect::<Vec<_>>()));
             let assessed = org.truth(s, &org.rated_items(s));
             acc.intervals += 1;
-            if overall.lower <= assessed && assessed <= overall.upper {
+            let covered = overall.lower <= assessed && assessed <= overall.upper;
+            if covered {
                 acc.covered += 1;
             }
+            let band = ((assessed - 1.0) * 2.0).floor().clamp(0.0, 7.0) as usize;
+            let b = &mut acc.bands[band];
+            b.0 += 1;
+            b.1 += usize::from(covered);
+            b.2 += overall.mean - assessed;
             for (item, score) in &scores.competencies {
                 let t = org.truth(s, &[*item]);
                 acc.competency_intervals += 1;
@@ -142,6 +150,8 @@ pub struct AccuracySummary {
     pub top_raw: f64,
     pub coverage: f64,
     pub competency_coverage: f64,
+    /// Per half-point band of the truth from 1: (intervals, coverage, mean error).
+    pub coverage_by_truth: Vec<(usize, f64, f64)>,
     /// (kind, precision, recall, flagged, planted)
     pub flags: Vec<(FlagKind, f64, f64, usize, usize)>,
     pub normal_flagged_mean: f64,
@@ -177,6 +187,11 @@ pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
         top_raw: mean(&acc.top_raw),
         coverage: acc.covered as f64 / acc.intervals.max(1) as f64,
         competency_coverage: acc.competency_covered as f64 / acc.competency_intervals.max(1) as f64,
+        coverage_by_truth: acc
+            .bands
+            .iter()
+            .map(|&(n, c, e)| (n, c as f64 / n.max(1) as f64, e / n.max(1) as f64))
+            .collect(),
         flags,
         normal_flagged_mean: mean(&acc.normal_flagged_per_org.iter().map(|&n| n as f64).collect::<Vec<_>>()),
         normal_flagged_max: acc.normal_flagged_per_org.iter().max().copied().unwrap_or(0),
@@ -203,6 +218,16 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     );
     println!("top-10% precision per job: calibrated {:.3}, raw mean {:.3}", a.top_calibrated, a.top_raw);
     println!("90% interval coverage: overall {:.3}, competency {:.3}", a.coverage, a.competency_coverage);
+    let bands: Vec<String> = a
+        .coverage_by_truth
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.0 > 0)
+        .map(|(i, (n, c, e))| {
+            format!("{:.1}–{:.1}: {c:.2} (n {n}, error {e:+.2})", 1.0 + i as f64 / 2.0, 1.5 + i as f64 / 2.0)
+        })
+        .collect();
+    println!("  overall coverage by true score: {}", bands.join("; "));
     println!("flags (over all organisations):");
     println!("  {:<26} {:>9} {:>7} {:>8} {:>8}", "kind", "precision", "recall", "flagged", "planted");
     for (kind, precision, recall, flagged, planted) in &a.flags {

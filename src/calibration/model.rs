@@ -173,6 +173,10 @@ pub struct Model {
     pub severity: Vec<f64>,
     /// Posterior variance of each severity.
     pub severity_var: Vec<f64>,
+    /// Posterior variance of each range use λ_r, and its covariance with the
+    /// severity (from the same 2×2 system).
+    pub range_var: Vec<f64>,
+    pub severity_range_cov: Vec<f64>,
     /// Each rater's noise variance σ_r².
     pub noise_var: Vec<f64>,
     /// Each rater's range use λ_r (1 = spreads scores like the organisation).
@@ -205,6 +209,8 @@ impl Model {
             item_mean: Vec::new(),
             severity: Vec::new(),
             severity_var: Vec::new(),
+            range_var: Vec::new(),
+            severity_range_cov: Vec::new(),
             noise_var: Vec::new(),
             range: Vec::new(),
             weight: Vec::new(),
@@ -247,6 +253,9 @@ impl Model {
             self.rater_subjects.resize_with(r + 1, Vec::new);
             self.severity.resize(r + 1, 0.0);
             self.severity_var.resize(r + 1, sev);
+            let range = self.hyper.range;
+            self.range_var.resize(r + 1, range);
+            self.severity_range_cov.resize(r + 1, 0.0);
             self.noise_var.resize(r + 1, noise);
             self.weight.resize(r + 1, 1.0 / noise.max(MIN_VAR));
             self.range.resize(r + 1, 1.0);
@@ -406,33 +415,51 @@ impl Model {
             wu += w * p.u;
         }
         var += wu * wu / post.s;
-        // Severities and occasion effects are estimates too: propagate their
-        // variance (delta method). Both enter a rating's residual the same way,
-        // so one pass collects, per rater and per scorecard, Σ_k u_k W and
-        // Σ_k ω_k W / D_k over the ratings they touch.
-        let mut per_rater: Vec<(u32, f64, f64)> = Vec::new();
-        let mut per_occasion: Vec<(u32, f64, f64)> = Vec::new();
+        // Severities, range uses and occasion effects are estimates too:
+        // propagate their variance (delta method). A severity shifts a rating's
+        // residual by one unit, a range use by the candidate's level θ on that
+        // item, an occasion effect by one unit: one pass collects, per rater and
+        // per scorecard, Σ u_k W and Σ ω_k W / D_k over the ratings they touch,
+        // and for the raters the same sums weighted by θ.
+        struct Touch {
+            key: u32,
+            uw: f64,
+            direct: f64,
+            uw_theta: f64,
+            direct_theta: f64,
+        }
+        let mut per_rater: Vec<Touch> = Vec::new();
+        let mut per_occasion: Vec<Touch> = Vec::new();
         for obs in self.ratings(subject) {
             let Some(p) = post.item(obs.item) else { continue };
             let w = self.precision(obs.rater) * self.range[obs.rater as usize];
             let share = rated.iter().find(|(q, _)| q.item == obs.item).map_or(0.0, |(_, v)| v / total);
+            let (uw, direct) = (p.u * w, share * w / p.d);
             for (list, key) in [(&mut per_rater, obs.rater), (&mut per_occasion, obs.scorecard)] {
-                match list.iter_mut().find(|x| x.0 == key) {
+                match list.iter_mut().find(|x| x.key == key) {
                     Some(x) => {
-                        x.1 += p.u * w;
-                        x.2 += share * w / p.d;
+                        x.uw += uw;
+                        x.direct += direct;
+                        x.uw_theta += uw * p.theta;
+                        x.direct_theta += direct * p.theta;
                     }
-                    None => list.push((key, p.u * w, share * w / p.d)),
+                    None => {
+                        list.push(Touch { key, uw, direct, uw_theta: uw * p.theta, direct_theta: direct * p.theta })
+                    }
                 }
             }
         }
-        for (r, uw, direct) in per_rater {
-            let g = -wu * uw / post.s - direct;
-            var += g * g * self.severity_var[r as usize];
+        for t in per_rater {
+            let r = t.key as usize;
+            let g_severity = -wu * t.uw / post.s - t.direct;
+            let g_range = -wu * t.uw_theta / post.s - t.direct_theta;
+            var += g_severity * g_severity * self.severity_var[r]
+                + g_range * g_range * self.range_var[r]
+                + 2.0 * g_severity * g_range * self.severity_range_cov[r];
         }
-        for (j, uw, direct) in per_occasion {
-            let g = -wu * uw / post.s - direct;
-            var += g * g * self.occasion_var[j as usize];
+        for t in per_occasion {
+            let g = -wu * t.uw / post.s - t.direct;
+            var += g * g * self.occasion_var[t.key as usize];
         }
         Some((mean, var.max(0.0)))
     }
@@ -524,6 +551,8 @@ impl Model {
         self.severity[r] = (b0 * a11 - a01 * b1) / det;
         self.range[r] = ((a00 * b1 - a01 * b0) / det).clamp(MIN_RANGE, MAX_RANGE);
         self.severity_var[r] = a11 / det;
+        self.range_var[r] = a00 / det;
+        self.severity_range_cov[r] = -a01 / det;
     }
 
     /// Cheap update after new or amended ratings of `subject` by `raters`: the
@@ -814,6 +843,33 @@ mod tests {
         }
         let scores: Vec<f64> = (0..5).map(|c| m.composite(c, &[(0, 1.0)]).expect("rated").0).collect();
         assert!(scores.windows(2).all(|w| w[0] < w[1]), "{scores:?}");
+    }
+
+    #[test]
+    fn uncertain_range_use_widens_the_extremes_more_than_the_middle() {
+        let truth = [0.2, 0.35, 0.5, 0.65, 0.8];
+        let mut m = Model::new();
+        let mut sc = 0;
+        for (c, t) in truth.iter().enumerate() {
+            for r in 0..4u32 {
+                let wobble = 0.01 * f64::from((c as u32 * 7 + r * 3) % 5) - 0.02;
+                m.add(c as u32, &[Obs::new(r, 0, sc, t + wobble, 0.0)]);
+                sc += 1;
+            }
+        }
+        m.fit(2000, 1e-5);
+        let variance = |m: &Model, c: u32| m.composite(c, &[(0, 1.0)]).expect("rated").1;
+        let before: Vec<f64> = (0..5).map(|c| variance(&m, c)).collect();
+        // Were every rater's range use twice as uncertain, with no covariance:
+        for r in 0..4 {
+            m.range_var[r] *= 2.0;
+        }
+        let after: Vec<f64> = (0..5).map(|c| variance(&m, c)).collect();
+        let growth: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert!(growth.iter().all(|g| *g >= 0.0), "{growth:?}");
+        // The range use scales a candidate's distance from the middle: it
+        // matters most for the weakest and strongest.
+        assert!(growth[0] > growth[2] && growth[4] > growth[2], "{growth:?}");
     }
 
     #[test]
