@@ -51,7 +51,7 @@ impl Violations {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("invalid argument")]
     InvalidArgument(Vec<FieldViolation>),

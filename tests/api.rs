@@ -649,6 +649,54 @@ async fn concurrent_retries_create_exactly_one_scorecard(app: TestApp) {
         }
     }
     assert_eq!(ok, 1);
+
+    // Many first submissions at once, some for interviews that already have
+    // one: they share group-committed transactions, and each succeeds or fails
+    // on its own, with exactly one event per scorecard created.
+    let mut interviews = Vec::new();
+    for i in 0..24 {
+        let candidate = org.candidate(&app, &format!("ats-batch-{i}")).await;
+        interviews.push(org.interview(&app, &candidate, "ivan").await);
+    }
+    let mut tasks = Vec::new();
+    for (i, interview) in interviews.iter().enumerate() {
+        // Every third interview is submitted twice, without a request id.
+        for _ in 0..(1 + usize::from(i % 3 == 0)) {
+            let mut client = app.scorecards();
+            let (ivan, request) = (ivan.clone(), Org::submission(interview, ""));
+            tasks.push(tokio::spawn(async move { client.submit_scorecard(req(&ivan, request)).await }));
+        }
+    }
+    let (mut created, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => created += 1,
+            Err(s) => {
+                assert_eq!(s.code(), Code::AlreadyExists, "{s:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((created, refused), (24, 8));
+    let events = app
+        .events()
+        .list_events(req(
+            &org.admin,
+            proto::ListEventsRequest {
+                event_types: vec!["scorecard.submitted".into()],
+                page_size: 1000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("events")
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 2 + 24, "one event per scorecard created, none for the refused");
+    let mut resources: Vec<&str> = events.iter().map(|e| e.resource.as_str()).collect();
+    resources.sort_unstable();
+    resources.dedup();
+    assert_eq!(resources.len(), 26);
 }
 
 async fn amendments_keep_every_revision(app: TestApp) {

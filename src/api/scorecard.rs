@@ -87,35 +87,43 @@ impl ScorecardApi {
         v.into_result()?;
         self.ensure_not_erased(org, &interview.candidate_id).await?;
 
-        let id = new_id();
-        let outcome = self
-            .state
-            .store
-            .submit_scorecard(
-                org,
-                NewScorecard {
-                    id: &id,
-                    interview: &interview,
-                    content: &content,
-                    author: &caller.user,
-                    request_id: &req.request_id,
-                    request_hash: &request_hash,
-                    now: now_micros(),
-                },
-            )
-            .await?;
-        let scorecard = match outcome {
-            SubmitOutcome::Created(s) => {
-                tracing::info!(scorecard = %s.id, interview = %interview.id, "scorecard submitted");
-                // Before acknowledging: a ranking read after this call reflects it.
-                self.state.calibrator.committed(org, &s, &rubric).await?;
-                s
+        // From here the submission completes even if the caller goes away
+        // (deadline, disconnect): once queued it may commit, and a committed
+        // scorecard must reach the calibration state.
+        let state = self.state.clone();
+        let (org, author, request_id) = (caller.org.clone(), caller.user.clone(), req.request_id);
+        let submission = tokio::spawn(async move {
+            let id = new_id();
+            let outcome = state
+                .store
+                .submit_scorecard(
+                    &org,
+                    NewScorecard {
+                        id: &id,
+                        interview: &interview,
+                        content: &content,
+                        author: &author,
+                        request_id: &request_id,
+                        request_hash: &request_hash,
+                        now: now_micros(),
+                    },
+                )
+                .await?;
+            match outcome {
+                SubmitOutcome::Created(s) => {
+                    tracing::info!(scorecard = %s.id, interview = %interview.id, "scorecard submitted");
+                    // Before acknowledging: a ranking read after this call reflects it.
+                    state.calibrator.committed(&org, &s, &rubric).await?;
+                    Ok::<_, Error>(s)
+                }
+                SubmitOutcome::Replayed(s) => {
+                    tracing::info!(scorecard = %s.id, "scorecard submission replayed");
+                    Ok(s)
+                }
             }
-            SubmitOutcome::Replayed(s) => {
-                tracing::info!(scorecard = %s.id, "scorecard submission replayed");
-                s
-            }
-        };
+        });
+        let scorecard =
+            submission.await.map_err(|e| Error::Internal(format!("submission task ended early: {e}")))??;
         Ok(convert::scorecard(&scorecard, warnings))
     }
 

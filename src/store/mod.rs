@@ -59,6 +59,8 @@ pub struct PoolStats {
 #[derive(Clone)]
 pub struct Store {
     backend: std::sync::Arc<Backend>,
+    /// First submissions waiting for the group committer (`scorecards.rs`).
+    submissions: tokio::sync::mpsc::Sender<scorecards::QueuedSubmission>,
     /// Bumped after each local commit that appended events (see `events.rs`).
     event_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -188,8 +190,10 @@ impl Store {
         } else {
             return Err(Error::Internal("the database URL must start with sqlite: or postgres:".into()));
         };
+        let submissions = scorecards::start_group_commit(&backend);
         Ok(Self {
             backend: std::sync::Arc::new(backend),
+            submissions,
             event_signal: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }

@@ -320,46 +320,30 @@ impl Store {
         }
     }
 
-    /// Stores a first submission (revision 1) in one transaction. Idempotent on
-    /// `request_id`; `AlreadyExists` when the interview already has a scorecard.
+    /// Stores a first submission (revision 1), durably, before it returns: it is
+    /// written by the group committer inside a savepoint of a transaction shared
+    /// with the submissions that arrived meanwhile, and returns once that
+    /// transaction committed. Idempotent on `request_id`; `AlreadyExists` when
+    /// the interview already has a scorecard.
     pub async fn submit_scorecard(&self, org: &str, new: NewScorecard<'_>) -> Result<SubmitOutcome, Error> {
         if let Some(prior) = self.replay(org, new.request_id, new.request_hash).await? {
             return Ok(SubmitOutcome::Replayed(prior));
         }
-        let inserted = with_pools!(self, |_, write| {
-            let mut tx = write.begin().await?;
-            // Either unique index (one scorecard per interview, one per request id)
-            // turns the insert into a no-op; the transaction then writes nothing.
-            let inserted = sqlx::query(
-                "insert into scorecards
-                    (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
-                     submitted_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)
-                 on conflict do nothing",
-            )
-            .bind(org)
-            .bind(new.id)
-            .bind(&new.interview.id)
-            .bind(&new.interview.job_id)
-            .bind(&new.interview.candidate_id)
-            .bind(&new.interview.interviewer)
-            .bind(new.request_id)
-            .bind(new.request_hash)
-            .bind(new.now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            if inserted {
-                insert_revision!(tx, org, new.id, 1_i64, new.content, "", new.author, new.now);
-                let i = new.interview;
-                let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
-                let events = [scorecard_event("scorecard.submitted", new.id, keys, 1)];
-                append_events!(tx, org, &events, new.now);
-                tx.commit().await?;
-            }
-            inserted
-        });
+        let (reply, inserted) = tokio::sync::oneshot::channel();
+        let queued = QueuedSubmission {
+            org: org.to_string(),
+            id: new.id.to_string(),
+            interview: new.interview.clone(),
+            content: new.content.clone(),
+            author: new.author.to_string(),
+            request_id: new.request_id.to_string(),
+            request_hash: new.request_hash.to_string(),
+            now: new.now,
+            reply,
+        };
+        let stopped = || Error::Unavailable("the database writer has stopped".into());
+        self.submissions.send(queued).await.map_err(|_| stopped())?;
+        let inserted = inserted.await.map_err(|_| stopped())??;
         if inserted {
             self.events_committed();
             let created = self.get_scorecard(org, new.id, 1).await?;
@@ -430,6 +414,123 @@ impl Store {
             None => Err(Error::NotFound(format!("scorecards/{id}"))),
         }
     }
+}
+
+/// Most first submissions committed together.
+const GROUP_MAX: usize = 256;
+
+/// A first submission waiting for the group committer, with where to say
+/// whether it was inserted (false: a unique index turned it into a no-op).
+pub(crate) struct QueuedSubmission {
+    org: String,
+    id: String,
+    interview: Interview,
+    content: ScorecardContent,
+    author: String,
+    request_id: String,
+    request_hash: String,
+    now: Micros,
+    reply: tokio::sync::oneshot::Sender<Result<bool, Error>>,
+}
+
+/// Inserts one first submission inside `$tx` (a savepoint); evaluates to
+/// whether it was inserted.
+macro_rules! insert_submission {
+    ($tx:expr, $s:expr) => {{
+        let s: &QueuedSubmission = $s;
+        let org = s.org.as_str();
+        // Either unique index (one scorecard per interview, one per request id)
+        // turns the insert into a no-op; nothing else is then written.
+        let inserted = sqlx::query(
+            "insert into scorecards
+                (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
+                 submitted_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)
+             on conflict do nothing",
+        )
+        .bind(org)
+        .bind(&s.id)
+        .bind(&s.interview.id)
+        .bind(&s.interview.job_id)
+        .bind(&s.interview.candidate_id)
+        .bind(&s.interview.interviewer)
+        .bind(&s.request_id)
+        .bind(&s.request_hash)
+        .bind(s.now)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if inserted {
+            insert_revision!($tx, org, s.id.as_str(), 1_i64, &s.content, "", s.author.as_str(), s.now);
+            let i = &s.interview;
+            let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
+            let events = [scorecard_event("scorecard.submitted", &s.id, keys, 1)];
+            append_events!($tx, org, &events, s.now);
+        }
+        inserted
+    }};
+}
+
+/// The group committer's loop: takes every submission waiting (up to
+/// [`GROUP_MAX`]), writes each in its own savepoint of one transaction, commits
+/// once — one flush for the lot — and only then answers each. A submission
+/// whose statements fail is rolled back to its savepoint alone; a failed
+/// commit fails every submission of the batch (none was acknowledged, none
+/// was written).
+macro_rules! group_commit_loop {
+    ($pool:expr, $queue:expr) => {{
+        let pool = $pool;
+        let mut queue: tokio::sync::mpsc::Receiver<QueuedSubmission> = $queue;
+        let mut batch: Vec<QueuedSubmission> = Vec::with_capacity(GROUP_MAX);
+        while queue.recv_many(&mut batch, GROUP_MAX).await > 0 {
+            let written: Result<Vec<Result<bool, Error>>, Error> = async {
+                let mut tx = pool.begin().await?;
+                let mut results = Vec::with_capacity(batch.len());
+                for s in &batch {
+                    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+                    let one: Result<bool, Error> = async { Ok(insert_submission!(savepoint, s)) }.await;
+                    match one {
+                        Ok(_) => savepoint.commit().await?,
+                        Err(_) => savepoint.rollback().await?,
+                    }
+                    results.push(one);
+                }
+                tx.commit().await?;
+                Ok(results)
+            }
+            .await;
+            match written {
+                Ok(results) => {
+                    for (s, result) in batch.drain(..).zip(results) {
+                        let _ = s.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    for s in batch.drain(..) {
+                        let _ = s.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }};
+}
+
+/// Starts the group committer of first submissions on the backend's write
+/// pool; it ends when every [`Store`] clone holding its queue is gone.
+pub(super) fn start_group_commit(backend: &super::Backend) -> tokio::sync::mpsc::Sender<QueuedSubmission> {
+    let (sender, queue) = tokio::sync::mpsc::channel(4 * GROUP_MAX);
+    match backend {
+        super::Backend::Sqlite { write, .. } => {
+            let pool = write.clone();
+            tokio::spawn(async move { group_commit_loop!(pool, queue) });
+        }
+        super::Backend::Postgres { pool } => {
+            let pool = pool.clone();
+            tokio::spawn(async move { group_commit_loop!(pool, queue) });
+        }
+    }
+    sender
 }
 
 /// One current rating, with what calibration needs around it.
