@@ -34,6 +34,11 @@ use rows::{CandidateRow, InterviewRow, JobRow, RubricRow};
 pub use scorecards::{CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
 pub use webhooks::{DeliveryRow, DeliveryState, WebhookRow};
 
+/// Rubric revisions kept in memory (a few KB each).
+const RUBRIC_CACHE: usize = 1_024;
+/// Rubric revisions by (organisation, rubric id, revision).
+type RubricCache = std::collections::HashMap<(String, String, i64), Rubric>;
+
 /// How long a request waits for a database connection before `UNAVAILABLE`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -61,6 +66,9 @@ pub struct Store {
     backend: std::sync::Arc<Backend>,
     /// First submissions waiting for the group committer (`scorecards.rs`).
     submissions: tokio::sync::mpsc::Sender<scorecards::QueuedSubmission>,
+    /// Rubric revisions already read. A revision never changes once written,
+    /// so this is exact on every replica; bounded by [`RUBRIC_CACHE`].
+    rubric_cache: std::sync::Arc<std::sync::Mutex<RubricCache>>,
     /// Bumped after each local commit that appended events (see `events.rs`).
     event_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -194,6 +202,7 @@ impl Store {
         Ok(Self {
             backend: std::sync::Arc::new(backend),
             submissions,
+            rubric_cache: Default::default(),
             event_signal: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
@@ -278,6 +287,27 @@ impl Store {
 
     /// A rubric at `revision`, or at its latest revision when `revision` is 0.
     pub async fn get_rubric(&self, org: &str, id: &str, revision: i64) -> Result<Option<Rubric>, Error> {
+        let key = (org.to_string(), id.to_string(), revision);
+        if revision > 0 {
+            let cache = self.rubric_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(rubric) = cache.get(&key) {
+                return Ok(Some(rubric.clone()));
+            }
+        }
+        let rubric = self.read_rubric(org, id, revision).await?;
+        if let Some(rubric) = &rubric
+            && revision > 0
+        {
+            let mut cache = self.rubric_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= RUBRIC_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, rubric.clone());
+        }
+        Ok(rubric)
+    }
+
+    async fn read_rubric(&self, org: &str, id: &str, revision: i64) -> Result<Option<Rubric>, Error> {
         let row: Option<RubricRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
                 "select r.id, v.revision, v.content, r.created_at, v.created_at as updated_at

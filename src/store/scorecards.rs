@@ -137,20 +137,22 @@ macro_rules! insert_revision {
         .bind($now)
         .execute(&mut *$tx)
         .await?;
-        for (position, r) in $content.ratings.iter().enumerate() {
-            sqlx::query(
-                "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence)
-                 values ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind($org)
-            .bind($id)
-            .bind($revision)
-            .bind(position as i64)
-            .bind(&r.competency)
-            .bind(i64::from(r.score))
-            .bind(&r.evidence)
-            .execute(&mut *$tx)
-            .await?;
+        // One statement for all ratings (a scorecard has at most a rubric's
+        // 100 competencies: 700 parameters, far below either database's limit).
+        if !$content.ratings.is_empty() {
+            let mut insert = sqlx::QueryBuilder::new(
+                "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence) ",
+            );
+            insert.push_values($content.ratings.iter().enumerate(), |mut row, (position, r)| {
+                row.push_bind($org)
+                    .push_bind($id)
+                    .push_bind($revision)
+                    .push_bind(position as i64)
+                    .push_bind(&r.competency)
+                    .push_bind(i64::from(r.score))
+                    .push_bind(&r.evidence);
+            });
+            insert.build().execute(&mut *$tx).await?;
         }
     }};
 }
@@ -346,10 +348,21 @@ impl Store {
         let inserted = inserted.await.map_err(|_| stopped())??;
         if inserted {
             self.events_committed();
-            let created = self.get_scorecard(org, new.id, 1).await?;
-            return created
-                .map(SubmitOutcome::Created)
-                .ok_or_else(|| Error::Internal("a committed scorecard cannot be read back".into()));
+            // Exactly what was written: no read-back.
+            let i = new.interview;
+            return Ok(SubmitOutcome::Created(Scorecard {
+                id: new.id.to_string(),
+                interview_id: i.id.clone(),
+                job_id: i.job_id.clone(),
+                candidate_id: i.candidate_id.clone(),
+                interviewer: i.interviewer.clone(),
+                revision: 1,
+                content: new.content.clone(),
+                amend_reason: String::new(),
+                author: new.author.to_string(),
+                submitted_at: new.now,
+                updated_at: new.now,
+            }));
         }
         // Lost a race: a concurrent retry with the same request id, or a different
         // submission for the same interview.
