@@ -336,7 +336,15 @@ async fn job_report(web: &Web, caller: &Caller, job_name: &str) -> Result<report
     let axes = (plotted.len() == 2).then(|| (plotted[0].key.clone(), plotted[1].key.clone()));
     let dimensions = (plotted.len() == 2).then(|| (plotted[0].title.clone(), plotted[1].title.clone()));
 
-    let total_candidates = ranking.entries.len() + usize::from(!ranking.next_page_token.is_empty());
+    // Count the rest of a long ranking (pages of 1,000 from the calibrated state).
+    let mut total_candidates = ranking.entries.len();
+    let mut page_token = ranking.next_page_token.clone();
+    while !page_token.is_empty() {
+        let request = proto::GetRankingRequest { job: job_name.to_string(), page_size: 1000, page_token };
+        let page = web.calibration.get_ranking_(caller.clone(), request).await?;
+        total_candidates += page.entries.len();
+        page_token = page.next_page_token;
+    }
     let mut candidates = Vec::new();
     for e in ranking.entries.iter().take(MAX_SHOWN) {
         let candidate =

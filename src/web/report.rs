@@ -680,6 +680,14 @@ mod tests {
     }
 
     #[test]
+    fn long_rankings_say_how_many_are_not_shown() {
+        let mut r = report();
+        assert!(!job_page("rita", &r).contains("Showing the top"));
+        r.total_candidates = 1_500;
+        assert!(job_page("rita", &r).contains("Showing the top 2 of 1500"));
+    }
+
+    #[test]
     fn odd_numbers_never_leave_the_chart() {
         let mut r = report();
         r.candidates[0].lower = f64::NAN;
