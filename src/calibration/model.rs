@@ -170,6 +170,8 @@ pub struct Model {
     /// The subjects each rater has rated (sorted, unique).
     rater_subjects: Vec<Vec<u32>>,
     pub item_mean: Vec<f64>,
+    /// Sampling variance of each item mean (Σ σ_r² / n_k² over its ratings).
+    pub item_mean_var: Vec<f64>,
     pub severity: Vec<f64>,
     /// Posterior variance of each severity.
     pub severity_var: Vec<f64>,
@@ -207,6 +209,7 @@ impl Model {
             subjects: Vec::new(),
             rater_subjects: Vec::new(),
             item_mean: Vec::new(),
+            item_mean_var: Vec::new(),
             severity: Vec::new(),
             severity_var: Vec::new(),
             range_var: Vec::new(),
@@ -271,6 +274,7 @@ impl Model {
         }
         if self.item_mean.len() <= k {
             self.item_mean.resize(k + 1, f64::NAN);
+            self.item_mean_var.resize(k + 1, 0.0);
         }
         if self.item_mean[k].is_nan() {
             // A new item starts at its first rating; the next sweep re-estimates it.
@@ -430,12 +434,15 @@ impl Model {
         }
         let mut per_rater: Vec<Touch> = Vec::new();
         let mut per_occasion: Vec<Touch> = Vec::new();
+        let mut per_item: Vec<Touch> = Vec::new();
         for obs in self.ratings(subject) {
             let Some(p) = post.item(obs.item) else { continue };
             let w = self.precision(obs.rater) * self.range[obs.rater as usize];
             let share = rated.iter().find(|(q, _)| q.item == obs.item).map_or(0.0, |(_, v)| v / total);
             let (uw, direct) = (p.u * w, share * w / p.d);
-            for (list, key) in [(&mut per_rater, obs.rater), (&mut per_occasion, obs.scorecard)] {
+            for (list, key) in
+                [(&mut per_rater, obs.rater), (&mut per_occasion, obs.scorecard), (&mut per_item, obs.item)]
+            {
                 match list.iter_mut().find(|x| x.key == key) {
                     Some(x) => {
                         x.uw += uw;
@@ -460,6 +467,13 @@ impl Model {
         for t in per_occasion {
             let g = -wu * t.uw / post.s - t.direct;
             var += g * g * self.occasion_var[t.key as usize];
+        }
+        // An item mean enters the score directly (its weight) and, through the
+        // residuals, the posterior of θ (like a severity on that item's ratings).
+        for t in per_item {
+            let weight = rated.iter().find(|(p, _)| p.item == t.key).map_or(0.0, |(_, w)| w / total);
+            let g = weight - wu * t.uw / post.s - t.direct;
+            var += g * g * self.item_mean_var.get(t.key as usize).copied().unwrap_or(0.0);
         }
         Some((mean, var.max(0.0)))
     }
@@ -681,6 +695,7 @@ impl Model {
             // sweep: a coordinate step that reaches the same fixed point).
             item_sum.iter_mut().for_each(|x| *x = 0.0);
             item_n.iter_mut().for_each(|x| *x = 0.0);
+            let mut item_noise = vec![0.0; items];
             ss.iter_mut().for_each(|x| *x = 0.0);
             for list in &self.subjects {
                 for o in list {
@@ -690,6 +705,7 @@ impl Model {
                     let rest = o.value - self.severity[r] - l * o.theta - self.occasion[j];
                     item_sum[o.item as usize] += rest;
                     item_n[o.item as usize] += 1.0;
+                    item_noise[o.item as usize] += self.noise_var[r];
                     let e = rest - self.item_mean[o.item as usize];
                     ss[r] += e * e + l * l * o.theta_var + self.severity_var[r] + self.occasion_var[j];
                 }
@@ -699,6 +715,7 @@ impl Model {
                     let new = item_sum[k] / item_n[k];
                     change = change.max((new - self.item_mean[k]).abs());
                     self.item_mean[k] = new;
+                    self.item_mean_var[k] = item_noise[k] / (item_n[k] * item_n[k]);
                 }
             }
             let pooled = with_prior(ss.iter().sum::<f64>(), total_n, PRIOR_NOISE);
