@@ -485,10 +485,106 @@ macro_rules! insert_submission {
     }};
 }
 
+/// Ratings per multi-row insert of a batch (7 parameters each: far below
+/// either database's limit per statement).
+const RATINGS_PER_INSERT: usize = 1_000;
+
+/// Inserts a whole batch of first submissions inside `$tx` with a handful of
+/// multi-row statements (scorecards, revisions, ratings, then each
+/// organisation's events); evaluates to whether each was inserted, in batch
+/// order. Statement count, not rows, is what a submission costs here: every
+/// statement is a round trip to the database (a thread hop for SQLite).
+macro_rules! insert_submissions {
+    ($tx:expr, $batch:expr) => {{
+        let batch: &[QueuedSubmission] = $batch;
+        let mut insert = sqlx::QueryBuilder::new(
+            "insert into scorecards
+                (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
+                 submitted_at, updated_at) ",
+        );
+        insert.push_values(batch, |mut row, s| {
+            row.push_bind(&s.org)
+                .push_bind(&s.id)
+                .push_bind(&s.interview.id)
+                .push_bind(&s.interview.job_id)
+                .push_bind(&s.interview.candidate_id)
+                .push_bind(&s.interview.interviewer)
+                .push_bind(1_i64)
+                .push_bind(&s.request_id)
+                .push_bind(&s.request_hash)
+                .push_bind(s.now)
+                .push_bind(s.now);
+        });
+        // Either unique index (one scorecard per interview, one per request id)
+        // skips a row, also against an earlier row of the same statement.
+        insert.push(" on conflict do nothing returning org_id, id");
+        let created: Vec<(String, String)> = insert.build_query_as().fetch_all(&mut *$tx).await?;
+        let created: std::collections::HashSet<(String, String)> = created.into_iter().collect();
+        let inserted: Vec<bool> = batch.iter().map(|s| created.contains(&(s.org.clone(), s.id.clone()))).collect();
+        let written: Vec<&QueuedSubmission> =
+            batch.iter().zip(&inserted).filter(|(_, i)| **i).map(|(s, _)| s).collect();
+        if !written.is_empty() {
+            let mut revisions = sqlx::QueryBuilder::new(
+                "insert into scorecard_revisions
+                    (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at) ",
+            );
+            revisions.push_values(&written, |mut row, s| {
+                row.push_bind(&s.org)
+                    .push_bind(&s.id)
+                    .push_bind(1_i64)
+                    .push_bind(s.content.recommendation.code())
+                    .push_bind(&s.content.summary)
+                    .push_bind("")
+                    .push_bind(&s.author)
+                    .push_bind(s.now);
+            });
+            revisions.build().execute(&mut *$tx).await?;
+            let ratings: Vec<(&QueuedSubmission, usize, &crate::domain::Rating)> = written
+                .iter()
+                .flat_map(|s| s.content.ratings.iter().enumerate().map(move |(position, r)| (*s, position, r)))
+                .collect();
+            for chunk in ratings.chunks(RATINGS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence) ",
+                );
+                insert.push_values(chunk, |mut row, (s, position, r)| {
+                    row.push_bind(&s.org)
+                        .push_bind(&s.id)
+                        .push_bind(1_i64)
+                        .push_bind(*position as i64)
+                        .push_bind(&r.competency)
+                        .push_bind(i64::from(r.score))
+                        .push_bind(&r.evidence);
+                });
+                insert.build().execute(&mut *$tx).await?;
+            }
+            // Each organisation's events in one append, in batch order.
+            let mut orgs: Vec<&str> = written.iter().map(|s| s.org.as_str()).collect();
+            orgs.sort_unstable();
+            orgs.dedup();
+            for org in orgs {
+                let mine: Vec<&&QueuedSubmission> = written.iter().filter(|s| s.org == org).collect();
+                let events: Vec<super::NewEvent> = mine
+                    .iter()
+                    .map(|s| {
+                        let i = &s.interview;
+                        let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
+                        scorecard_event("scorecard.submitted", &s.id, keys, 1)
+                    })
+                    .collect();
+                let now = mine.iter().map(|s| s.now).max().unwrap_or_default();
+                append_events!($tx, org, &events, now);
+            }
+        }
+        inserted
+    }};
+}
+
 /// The group committer's loop: takes every submission waiting (up to
-/// [`GROUP_MAX`]), writes each in its own savepoint of one transaction, commits
-/// once — one flush for the lot — and only then answers each. A submission
-/// whose statements fail is rolled back to its savepoint alone; a failed
+/// [`GROUP_MAX`]), writes them together in one transaction with a few
+/// multi-row statements, commits once — one flush for the lot — and only then
+/// answers each. If the batch's statements fail, each submission is written
+/// again in its own savepoint, so one bad submission fails alone; a failed
 /// commit fails every submission of the batch (none was acknowledged, none
 /// was written).
 macro_rules! group_commit_loop {
@@ -499,6 +595,14 @@ macro_rules! group_commit_loop {
         while queue.recv_many(&mut batch, GROUP_MAX).await > 0 {
             let written: Result<Vec<Result<bool, Error>>, Error> = async {
                 let mut tx = pool.begin().await?;
+                let mut together = sqlx::Acquire::begin(&mut *tx).await?;
+                let attempt: Result<Vec<bool>, Error> = async { Ok(insert_submissions!(together, &batch)) }.await;
+                if let Ok(inserted) = attempt {
+                    together.commit().await?;
+                    tx.commit().await?;
+                    return Ok(inserted.into_iter().map(Ok).collect());
+                }
+                together.rollback().await?;
                 let mut results = Vec::with_capacity(batch.len());
                 for s in &batch {
                     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
