@@ -32,6 +32,8 @@ use crate::proto;
 const SESSION_COOKIE: &str = "scorecard_session";
 /// Candidates shown on a report page; the API lists the rest.
 const MAX_SHOWN: usize = 200;
+/// Report pages and scrapes served at once.
+const MAX_CONCURRENT_PAGES: usize = 32;
 /// Tokens longer than this are not tokens (and are not verified).
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -87,6 +89,9 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { (StatusCode::NOT_FOUND, html(report::error_page("", "Not found", "No such page."))) })
         .layer(axum::middleware::map_response(security_headers))
+        // Pages are for people and scrapers, not floods: at most this many are
+        // built at once; the rest wait their turn.
+        .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_CONCURRENT_PAGES))
         .with_state(web);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
