@@ -446,45 +446,6 @@ pub(crate) struct QueuedSubmission {
     reply: tokio::sync::oneshot::Sender<Result<bool, Error>>,
 }
 
-/// Inserts one first submission inside `$tx` (a savepoint); evaluates to
-/// whether it was inserted.
-macro_rules! insert_submission {
-    ($tx:expr, $s:expr) => {{
-        let s: &QueuedSubmission = $s;
-        let org = s.org.as_str();
-        // Either unique index (one scorecard per interview, one per request id)
-        // turns the insert into a no-op; nothing else is then written.
-        let inserted = sqlx::query(
-            "insert into scorecards
-                (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
-                 submitted_at, updated_at)
-             values ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)
-             on conflict do nothing",
-        )
-        .bind(org)
-        .bind(&s.id)
-        .bind(&s.interview.id)
-        .bind(&s.interview.job_id)
-        .bind(&s.interview.candidate_id)
-        .bind(&s.interview.interviewer)
-        .bind(&s.request_id)
-        .bind(&s.request_hash)
-        .bind(s.now)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if inserted {
-            insert_revision!($tx, org, s.id.as_str(), 1_i64, &s.content, "", s.author.as_str(), s.now);
-            let i = &s.interview;
-            let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
-            let events = [scorecard_event("scorecard.submitted", &s.id, keys, 1)];
-            append_events!($tx, org, &events, s.now);
-        }
-        inserted
-    }};
-}
-
 /// Ratings per multi-row insert of a batch (7 parameters each: far below
 /// either database's limit per statement).
 const RATINGS_PER_INSERT: usize = 1_000;
@@ -606,7 +567,9 @@ macro_rules! group_commit_loop {
                 let mut results = Vec::with_capacity(batch.len());
                 for s in &batch {
                     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-                    let one: Result<bool, Error> = async { Ok(insert_submission!(savepoint, s)) }.await;
+                    let alone = std::slice::from_ref(s);
+                    let one: Result<bool, Error> =
+                        async { Ok(insert_submissions!(savepoint, alone).first().copied().unwrap_or(false)) }.await;
                     match one {
                         Ok(_) => savepoint.commit().await?,
                         Err(_) => savepoint.rollback().await?,
