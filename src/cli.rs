@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tonic::Request;
 use tonic::transport::Channel;
 
+use crate::api::flag_name;
 use crate::app::AppError;
 use crate::config::ClientArgs;
 use crate::proto::{self, calibration_service_client::CalibrationServiceClient};
@@ -153,12 +154,6 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
         })
         .collect();
     Ok(table(&header, &rows))
-}
-
-pub(crate) fn flag_name(kind: i32) -> String {
-    proto::rater_flag::Kind::try_from(kind)
-        .map(|k| k.as_str_name().trim_start_matches("KIND_").to_string())
-        .unwrap_or_else(|_| kind.to_string())
 }
 
 /// Every rater report (or only flagged raters).

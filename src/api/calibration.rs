@@ -65,6 +65,14 @@ fn ranking_page(job_name: &str, ranking: &Ranking, page: &PageRequest) -> Result
     })
 }
 
+/// A flag kind as people read it: `SEVERE` for `KIND_SEVERE` (an unknown
+/// number as itself).
+pub(crate) fn flag_name(kind: i32) -> String {
+    proto::rater_flag::Kind::try_from(kind)
+        .map(|k| k.as_str_name().trim_start_matches("KIND_").to_string())
+        .unwrap_or_else(|_| kind.to_string())
+}
+
 pub(crate) fn flag_kind(kind: FlagKind) -> proto::rater_flag::Kind {
     use proto::rater_flag::Kind;
     match kind {

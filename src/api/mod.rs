@@ -53,7 +53,7 @@ use sha2::Digest;
 
 pub use audit::AuditApi;
 pub use calibration::CalibrationApi;
-pub(crate) use calibration::flag_kind;
+pub(crate) use calibration::{flag_kind, flag_name};
 pub use events::{EventApi, WebhookApi};
 pub use hiring::HiringApi;
 pub use import::MAX_ITEMS_PER_STREAM as MAX_IMPORT_ITEMS_PER_STREAM;

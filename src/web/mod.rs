@@ -54,6 +54,7 @@ struct Web {
     rubrics: RubricApi,
     calibration: CalibrationApi,
     store: crate::store::Store,
+    calibrator: Arc<crate::calibrator::Calibrator>,
     verifier: Arc<Verifier>,
     auditor: Auditor,
     settings: WebSettings,
@@ -73,6 +74,7 @@ pub async fn serve(
         rubrics: RubricApi::new(state.clone()),
         calibration: CalibrationApi::new(state.clone()),
         store: state.store.clone(),
+        calibrator: state.calibrator.clone(),
         verifier,
         auditor,
         settings,
@@ -341,15 +343,14 @@ async fn job_report(web: &Web, caller: &Caller, job_name: &str) -> Result<report
     let axes = (plotted.len() == 2).then(|| (plotted[0].key.clone(), plotted[1].key.clone()));
     let dimensions = (plotted.len() == 2).then(|| (plotted[0].title.clone(), plotted[1].title.clone()));
 
-    // Count the rest of a long ranking (pages of 1,000 from the calibrated state).
-    let mut total_candidates = ranking.entries.len();
-    let mut page_token = ranking.next_page_token.clone();
-    while !page_token.is_empty() {
-        let request = proto::GetRankingRequest { job: job_name.to_string(), page_size: 1000, page_token };
-        let page = web.calibration.get_ranking_(caller.clone(), request).await?;
-        total_candidates += page.entries.len();
-        page_token = page.next_page_token;
-    }
+    // A long ranking's length from the calibrated state (the call above
+    // already checked the caller may read it), not by converting every page.
+    let total_candidates = if ranking.next_page_token.is_empty() {
+        ranking.entries.len()
+    } else {
+        let job_id = job_name.trim_start_matches("jobs/");
+        web.calibrator.ranking(&caller.org, job_id).await?.entries.len()
+    };
     let mut candidates = Vec::new();
     for e in ranking.entries.iter().take(MAX_SHOWN) {
         let candidate =
@@ -387,7 +388,7 @@ async fn job_report(web: &Web, caller: &Caller, job_name: &str) -> Result<report
                     .flags
                     .iter()
                     .filter(|f| f.kind != proto::rater_flag::Kind::InsufficientData as i32)
-                    .map(|f| (crate::cli::flag_name(f.kind), f.detail.clone()))
+                    .map(|f| (crate::api::flag_name(f.kind), f.detail.clone()))
                     .collect(),
                 insufficient_data: insufficient,
             });
