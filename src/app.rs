@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AppState, AuditApi, CalibrationApi, EventApi, HiringApi, RubricApi, ScorecardApi, WebhookApi};
 use crate::auth::{AuthLayer, Claims, Verifier, mint_token};
@@ -157,7 +157,9 @@ pub async fn serve(
             WebhookServiceServer::new(WebhookApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AuditServiceServer::new(AuditApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // TCP_NODELAY: without it a response written in pieces waits for the
+        // peer's delayed ACK (Nagle), about 40 ms per call under load.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await
         .map_err(|e| AppError::Server(e.to_string()))?;
     // The servers (and with them every audit sender) are gone: let the writer

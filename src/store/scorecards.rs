@@ -299,11 +299,15 @@ impl Store {
 
     async fn scorecard_by_request_id(&self, org: &str, request_id: &str) -> Result<Option<(String, String)>, Error> {
         Ok(with_pools!(self, |read, _| {
-            sqlx::query_as("select id, request_hash from scorecards where org_id = $1 and request_id = $2")
-                .bind(org)
-                .bind(request_id)
-                .fetch_optional(read)
-                .await?
+            // `request_id <> ''` names the partial unique index's condition: without
+            // it SQLite cannot use that index and scans the organisation's scorecards.
+            sqlx::query_as(
+                "select id, request_hash from scorecards where org_id = $1 and request_id <> '' and request_id = $2",
+            )
+            .bind(org)
+            .bind(request_id)
+            .fetch_optional(read)
+            .await?
         }))
     }
 

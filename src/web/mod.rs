@@ -95,6 +95,12 @@ pub async fn serve(
         // built at once; the rest wait their turn.
         .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_CONCURRENT_PAGES))
         .with_state(web);
+    // TCP_NODELAY, as on the gRPC port: no response waits for a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a report connection");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
