@@ -22,6 +22,11 @@ pub struct ScorecardApi {
     state: State,
 }
 
+/// New free text about a candidate whose personal data was erased is refused.
+fn erased() -> Error {
+    Error::FailedPrecondition("the candidate's personal data was erased".into())
+}
+
 fn writes_for_anyone(caller: &Caller) -> bool {
     caller.has(Role::Admin) || caller.has(Role::Integration)
 }
@@ -63,7 +68,7 @@ impl ScorecardApi {
     async fn ensure_not_erased(&self, org: &str, candidate_id: &str) -> Result<(), Error> {
         let candidate = self.state.store.get_candidate(org, candidate_id).await?;
         if candidate.is_some_and(|c| c.erased_at.is_some()) {
-            return Err(Error::FailedPrecondition("the candidate's personal data was erased".into()));
+            return Err(erased());
         }
         Ok(())
     }
@@ -72,8 +77,8 @@ impl ScorecardApi {
         caller.require_any(&WRITERS)?;
         let org = &caller.org;
         let interview_id = Collection::Interviews.parse_required(&req.interview, "interview")?;
-        let interview = self.state.store.get_interview(org, interview_id).await?;
-        let interview = interview.ok_or_else(|| Error::NotFound(req.interview.clone()))?;
+        let found = self.state.store.interview_for_submission(org, interview_id).await?;
+        let (interview, candidate_erased) = found.ok_or_else(|| Error::NotFound(req.interview.clone()))?;
         if !writes_for_anyone(&caller) && interview.interviewer != caller.user {
             return Err(Error::PermissionDenied("interviewers can submit only for interviews assigned to them".into()));
         }
@@ -85,7 +90,9 @@ impl ScorecardApi {
         let (content, warnings, rubric) =
             self.checked_content(org, &interview, req.ratings, req.recommendation, req.summary, &mut v).await?;
         v.into_result()?;
-        self.ensure_not_erased(org, &interview.candidate_id).await?;
+        if candidate_erased {
+            return Err(erased());
+        }
 
         // From here the submission completes even if the caller goes away
         // (deadline, disconnect): once queued it may commit, and a committed

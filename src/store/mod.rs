@@ -34,10 +34,33 @@ use rows::{CandidateRow, InterviewRow, JobRow, RubricRow};
 pub use scorecards::{CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
 pub use webhooks::{DeliveryRow, DeliveryState, WebhookRow};
 
-/// Rubric revisions kept in memory (a few KB each).
-const RUBRIC_CACHE: usize = 1_024;
-/// Rubric revisions by (organisation, rubric id, revision).
-type RubricCache = std::collections::HashMap<(String, String, i64), Rubric>;
+/// Rows of each kind kept in memory by [`ImmutableRows`] (a few KB each at most).
+const IMMUTABLE_ROWS: usize = 1_024;
+
+/// Rows that never change once written (rubric revisions, jobs), kept after
+/// their first read: exact on every replica, as no replica can change them.
+/// Only rows that exist are kept; when full it starts afresh, so it is bounded.
+struct ImmutableRows<K, V> {
+    rows: std::sync::Mutex<std::collections::HashMap<K, V>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> ImmutableRows<K, V> {
+    fn new() -> Self {
+        Self { rows: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    fn keep(&self, key: K, row: &V) {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        if rows.len() >= IMMUTABLE_ROWS {
+            rows.clear();
+        }
+        rows.insert(key, row.clone());
+    }
+}
 
 /// How long a request waits for a database connection before `UNAVAILABLE`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,9 +89,10 @@ pub struct Store {
     backend: std::sync::Arc<Backend>,
     /// First submissions waiting for the group committer (`scorecards.rs`).
     submissions: tokio::sync::mpsc::Sender<scorecards::QueuedSubmission>,
-    /// Rubric revisions already read. A revision never changes once written,
-    /// so this is exact on every replica; bounded by [`RUBRIC_CACHE`].
-    rubric_cache: std::sync::Arc<std::sync::Mutex<RubricCache>>,
+    /// Rubric revisions already read, by (organisation, rubric, revision).
+    rubric_revisions: std::sync::Arc<ImmutableRows<(String, String, i64), Rubric>>,
+    /// Jobs already read, by (organisation, job): a job is never updated.
+    jobs: std::sync::Arc<ImmutableRows<(String, String), Job>>,
     /// Bumped after each local commit that appended events (see `events.rs`).
     event_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -97,11 +121,17 @@ pub(crate) use with_pools;
 /// `where` clause.
 macro_rules! select_interview {
     () => {
-        "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
+        select_interview!("")
+    };
+    ($more_columns:literal) => {
+        concat!(
+            "select i.id, i.job_id, i.candidate_id, i.interviewer, i.focus_competencies, i.scheduled_at,
                 s.id as scorecard_id, i.external_id, i.created_at,
-                case when s.submitted_at > i.updated_at then s.submitted_at else i.updated_at end as updated_at
-         from interviews i
+                case when s.submitted_at > i.updated_at then s.submitted_at else i.updated_at end as updated_at",
+            $more_columns,
+            " from interviews i
          left join scorecards s on s.org_id = i.org_id and s.interview_id = i.id "
+        )
     };
 }
 
@@ -202,7 +232,8 @@ impl Store {
         Ok(Self {
             backend: std::sync::Arc::new(backend),
             submissions,
-            rubric_cache: Default::default(),
+            rubric_revisions: std::sync::Arc::new(ImmutableRows::new()),
+            jobs: std::sync::Arc::new(ImmutableRows::new()),
             event_signal: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
@@ -288,21 +319,17 @@ impl Store {
     /// A rubric at `revision`, or at its latest revision when `revision` is 0.
     pub async fn get_rubric(&self, org: &str, id: &str, revision: i64) -> Result<Option<Rubric>, Error> {
         let key = (org.to_string(), id.to_string(), revision);
-        if revision > 0 {
-            let cache = self.rubric_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(rubric) = cache.get(&key) {
-                return Ok(Some(rubric.clone()));
-            }
+        // Revision 0 means "the latest", which moves: only exact revisions are kept.
+        if revision > 0
+            && let Some(rubric) = self.rubric_revisions.get(&key)
+        {
+            return Ok(Some(rubric));
         }
         let rubric = self.read_rubric(org, id, revision).await?;
         if let Some(rubric) = &rubric
             && revision > 0
         {
-            let mut cache = self.rubric_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= RUBRIC_CACHE {
-                cache.clear();
-            }
-            cache.insert(key, rubric.clone());
+            self.rubric_revisions.keep(key, rubric);
         }
         Ok(rubric)
     }
@@ -427,6 +454,10 @@ impl Store {
     }
 
     pub async fn get_job(&self, org: &str, id: &str) -> Result<Option<Job>, Error> {
+        let key = (org.to_string(), id.to_string());
+        if let Some(job) = self.jobs.get(&key) {
+            return Ok(Some(job));
+        }
         let row: Option<JobRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
                 "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
@@ -437,7 +468,11 @@ impl Store {
             .fetch_optional(read)
             .await?
         });
-        Ok(row.map(Job::from))
+        let job = row.map(Job::from);
+        if let Some(job) = &job {
+            self.jobs.keep(key, job);
+        }
+        Ok(job)
     }
 
     pub async fn list_jobs(&self, org: &str, page: Page<'_>) -> Result<(Vec<Job>, bool), Error> {
@@ -640,6 +675,23 @@ impl Store {
                 .await?
         });
         row.map(Interview::try_from).transpose()
+    }
+
+    /// The interview a submission is for, and whether its candidate's personal
+    /// data was erased: what a submission needs to know, in one read.
+    pub async fn interview_for_submission(&self, org: &str, id: &str) -> Result<Option<(Interview, bool)>, Error> {
+        let row: Option<rows::SubmissionInterviewRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(concat!(
+                select_interview!(", c.erased_at is not null as candidate_erased"),
+                "left join candidates c on c.org_id = i.org_id and c.id = i.candidate_id
+                 where i.org_id = $1 and i.id = $2"
+            ))
+            .bind(org)
+            .bind(id)
+            .fetch_optional(read)
+            .await?
+        });
+        row.map(|r| Ok((Interview::try_from(r.interview)?, r.candidate_erased))).transpose()
     }
 
     /// Interviews by id, filtered ('' = any).

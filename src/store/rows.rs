@@ -93,6 +93,15 @@ pub(super) struct InterviewRow {
     updated_at: i64,
 }
 
+/// An interview with its candidate's erasure state (see
+/// `Store::interview_for_submission`).
+#[derive(FromRow)]
+pub(super) struct SubmissionInterviewRow {
+    #[sqlx(flatten)]
+    pub interview: InterviewRow,
+    pub candidate_erased: bool,
+}
+
 impl TryFrom<InterviewRow> for Interview {
     type Error = Error;
     fn try_from(r: InterviewRow) -> Result<Self, Error> {

@@ -330,11 +330,10 @@ impl Store {
     /// written by the group committer inside a savepoint of a transaction shared
     /// with the submissions that arrived meanwhile, and returns once that
     /// transaction committed. Idempotent on `request_id`; `AlreadyExists` when
-    /// the interview already has a scorecard.
+    /// the interview already has a scorecard. A retry is not looked up first:
+    /// the unique indexes turn its insert into a no-op, and only then is the
+    /// earlier scorecard read, so first submissions cost no extra read.
     pub async fn submit_scorecard(&self, org: &str, new: NewScorecard<'_>) -> Result<SubmitOutcome, Error> {
-        if let Some(prior) = self.replay(org, new.request_id, new.request_hash).await? {
-            return Ok(SubmitOutcome::Replayed(prior));
-        }
         let (reply, inserted) = tokio::sync::oneshot::channel();
         let queued = QueuedSubmission {
             org: org.to_string(),
@@ -368,7 +367,7 @@ impl Store {
                 updated_at: new.now,
             }));
         }
-        // Lost a race: a concurrent retry with the same request id, or a different
+        // A retry (now or concurrently) with the same request id, or a different
         // submission for the same interview.
         if let Some(prior) = self.replay(org, new.request_id, new.request_hash).await? {
             return Ok(SubmitOutcome::Replayed(prior));
