@@ -29,6 +29,14 @@ const MIN_VAR: f64 = 1e-6;
 const NOISE_PRIOR_DF: f64 = 8.0;
 /// Below this many ratings an update refits everything (milliseconds).
 const FULL_FIT_BELOW: usize = 2_000;
+/// A rater's severity or range use must move this much (0..1 scale) since it
+/// was last passed on before a local update re-solves every other subject of
+/// that rater. Until then those subjects' scores lag by at most this share of
+/// the scale's span (0.003 points on 1..4; typically a fifth of that, as the
+/// rater is one of several), far inside any interval. Moves add up against
+/// the value last passed on, so the lag stays bounded, and the background
+/// refit clears it.
+pub const PROPAGATE_CHANGE: f64 = 1e-3;
 /// Weakly informative priors on the organisation's variances (0..1 units of
 /// the scale), as (prior value, pseudo-observations): they matter only while
 /// data are few, and keep a handful of ratings from collapsing a variance to
@@ -193,6 +201,9 @@ pub struct Model {
     /// Its posterior variance.
     pub occasion_var: Vec<f64>,
     pub rating_count: Vec<u32>,
+    /// Each rater's (severity, range use) when their other subjects were last
+    /// re-solved with it (see [`PROPAGATE_CHANGE`]).
+    propagated: Vec<(f64, f64)>,
     pub hyper: Hyper,
     fitted: bool,
 }
@@ -221,6 +232,7 @@ impl Model {
             occasion: Vec::new(),
             occasion_var: Vec::new(),
             rating_count: Vec::new(),
+            propagated: Vec::new(),
             hyper: Hyper { ability: 0.04, specific: 0.01, severity: 0.01, occasion: 0.005, range: 0.04, noise: 0.02 },
             fitted: false,
         }
@@ -265,6 +277,7 @@ impl Model {
             let occasion = self.hyper.occasion;
             self.occasion_spread.resize(r + 1, occasion);
             self.rating_count.resize(r + 1, 0);
+            self.propagated.resize(r + 1, (0.0, 1.0));
         }
         let j = obs.scorecard as usize;
         if self.occasion.len() <= j {
@@ -570,7 +583,10 @@ impl Model {
     }
 
     /// Cheap update after new or amended ratings of `subject` by `raters`: the
-    /// subject, those raters' severities, and every subject those raters rated.
+    /// subject, those raters' severities, and every subject those raters rated
+    /// once that rater's severity or range use has moved by more than
+    /// [`PROPAGATE_CHANGE`] since it was last passed on (a rater with hundreds of
+    /// candidates barely moves with one more scorecard).
     /// Item means, noises and hyper-parameters wait for the next full fit.
     /// Returns the subjects whose posterior changed, or `None` when everything
     /// was refitted.
@@ -594,8 +610,17 @@ impl Model {
                 self.refresh_severity(r);
             }
         }
-        let mut touched: Vec<u32> = raters.iter().flat_map(|&r| self.rater_subjects[r as usize].clone()).collect();
-        touched.push(subject);
+        let mut touched = vec![subject];
+        for &r in raters {
+            let r = r as usize;
+            let (severity, range) = self.propagated[r];
+            if (self.severity[r] - severity).abs() > PROPAGATE_CHANGE
+                || (self.range[r] - range).abs() > PROPAGATE_CHANGE
+            {
+                self.propagated[r] = (self.severity[r], self.range[r]);
+                touched.extend_from_slice(&self.rater_subjects[r]);
+            }
+        }
         touched.sort_unstable();
         touched.dedup();
         for &c in &touched {
@@ -753,6 +778,9 @@ impl Model {
             if !self.subjects[c].is_empty() {
                 self.refresh_subject(c as u32, &mut scratch);
             }
+        }
+        for (r, passed_on) in self.propagated.iter_mut().enumerate() {
+            *passed_on = (self.severity[r], self.range[r]);
         }
         self.fitted = true;
         report
@@ -912,6 +940,50 @@ mod tests {
         assert!(warm.sweeps <= 3, "a warm start from the optimum converges at once: {warm:?}");
         for (x, y) in before.iter().zip(&a.severity) {
             assert!((x - y).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn local_updates_skip_negligible_moves_but_stay_within_the_bound() {
+        use crate::calibration::synthetic::{Org, Spec};
+        let mut org = Org::generate(&Spec::sized(3, 30_000));
+        org.model.fit(200, 1e-6);
+        let rater = 7u32;
+        let others: Vec<u32> = org.model.rated_by(rater).to_vec();
+        let mut skipped = 0;
+        for i in 0..40u32 {
+            let subject = others[i as usize % others.len()];
+            let obs: Vec<Obs> = (0..4).map(|k| Obs::new(rater, k, 2_000_000 + i, 0.5, 0.5)).collect();
+            org.model.add(subject, &obs);
+            let touched = org.model.update_locally(subject, &[rater]).expect("a local update");
+            assert!(touched.contains(&subject), "the submitted subject is always re-solved");
+            if touched.len() == 1 {
+                skipped += 1;
+            }
+        }
+        assert!(skipped > 0, "some moves were small enough to skip");
+        // Re-solving every subject of the rater changes nobody by more than
+        // the bound's effect.
+        let mut full = org.model.clone();
+        let mut scratch = Scratch::default();
+        for &c in &others {
+            full.refresh_subject(c, &mut scratch);
+        }
+        for &c in &others {
+            let weights: Vec<(u32, f64)> = (0..10).map(|k| (k, 1.0)).collect();
+            let (a, _) = org.model.composite(c, &weights).expect("rated");
+            let (b, _) = full.composite(c, &weights).expect("rated");
+            assert!((a - b).abs() < 2.0 * PROPAGATE_CHANGE, "subject {c}: {a} vs {b}");
+        }
+        // A rater with few ratings moves a lot with one more scorecard: passed on.
+        let newcomer = org.model.rater_count() as u32;
+        for (i, &subject) in others.iter().take(3).enumerate() {
+            let obs: Vec<Obs> = (0..4).map(|k| Obs::new(newcomer, k, 3_000_000 + i as u32, 1.0, 0.5)).collect();
+            org.model.add(subject, &obs);
+            let touched = org.model.update_locally(subject, &[newcomer]).expect("a local update");
+            if i > 0 {
+                assert!(touched.len() > 1, "a new rater's move reaches their other subjects");
+            }
         }
     }
 

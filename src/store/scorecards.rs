@@ -547,8 +547,9 @@ macro_rules! insert_submissions {
 /// The group committer's loop: takes every submission waiting (up to
 /// [`GROUP_MAX`]), writes them together in one transaction with a few
 /// multi-row statements, commits once — one flush for the lot — and only then
-/// answers each. If the batch's statements fail, each submission is written
-/// again in its own savepoint, so one bad submission fails alone; a failed
+/// answers each. If the batch's statements fail, the transaction is rolled
+/// back and each submission written again in its own savepoint of a new one,
+/// so one bad submission fails alone; a failed
 /// commit fails every submission of the batch (none was acknowledged, none
 /// was written).
 macro_rules! group_commit_loop {
@@ -559,14 +560,14 @@ macro_rules! group_commit_loop {
         while queue.recv_many(&mut batch, GROUP_MAX).await > 0 {
             let written: Result<Vec<Result<bool, Error>>, Error> = async {
                 let mut tx = pool.begin().await?;
-                let mut together = sqlx::Acquire::begin(&mut *tx).await?;
-                let attempt: Result<Vec<bool>, Error> = async { Ok(insert_submissions!(together, &batch)) }.await;
+                let attempt: Result<Vec<bool>, Error> = async { Ok(insert_submissions!(tx, &batch)) }.await;
                 if let Ok(inserted) = attempt {
-                    together.commit().await?;
                     tx.commit().await?;
                     return Ok(inserted.into_iter().map(Ok).collect());
                 }
-                together.rollback().await?;
+                // Nothing of the batch stays: start again, one savepoint each.
+                tx.rollback().await?;
+                let mut tx = pool.begin().await?;
                 let mut results = Vec::with_capacity(batch.len());
                 for s in &batch {
                     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
