@@ -346,6 +346,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             mix,
             candidates,
             submit_pool,
+            ranking_page_size,
         }) => {
             let mix = crate::bench_load::parse_mix(&mix).map_err(AppError::Config)?;
             if !(seconds.is_finite() && seconds > 0.0) {
@@ -361,6 +362,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 mix,
                 candidates,
                 submit_pool,
+                ranking_page_size: ranking_page_size as i32,
             })
             .await
         }

@@ -30,6 +30,8 @@ pub struct LoadOptions {
     pub candidates: usize,
     /// Interviews prepared for submissions.
     pub submit_pool: usize,
+    /// Entries per GetRanking call.
+    pub ranking_page_size: i32,
 }
 
 /// Parses `submit=2,ranking=1,list=1`.
@@ -186,6 +188,7 @@ async fn phase(
         let channel = channels[w % channels.len()].clone();
         let (token, job, mix, pool) = (token.to_string(), plan.job.clone(), options.mix.clone(), pool.clone());
         let focus = plan.focus.clone();
+        let ranking_page_size = options.ranking_page_size;
         workers.push(tokio::spawn(async move {
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
             let mut scorecards = proto::scorecard_service_client::ScorecardServiceClient::new(channel.clone());
@@ -231,7 +234,11 @@ async fn phase(
                     }
                     "ranking" => match authorised(
                         &token,
-                        proto::GetRankingRequest { job: job.clone(), page_size: 1_000, ..Default::default() },
+                        proto::GetRankingRequest {
+                            job: job.clone(),
+                            page_size: ranking_page_size,
+                            ..Default::default()
+                        },
                     ) {
                         Ok(r) => calibration.get_ranking(r).await.map(|_| ()),
                         Err(_) => Err(tonic::Status::internal("token")),
@@ -296,10 +303,11 @@ pub async fn run(options: LoadOptions) -> Result<(), AppError> {
         );
     }
     println!(
-        "load benchmark: database {kind}, {} connections, {} concurrent callers, {:?} per phase",
+        "load benchmark: database {kind}, {} connections, {} concurrent callers, {:?} per phase, {} entries per ranking page",
         channels.len(),
         options.concurrency,
-        options.duration
+        options.duration,
+        options.ranking_page_size
     );
     let prepared = Instant::now();
     let plan = prepare(&channels[0], &token, &options).await?;

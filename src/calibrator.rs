@@ -347,6 +347,24 @@ pub struct Calibrator {
     catch_ups: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per organisation: jobs whose scorecards changed since the last publication.
     dirty_jobs: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+    /// Per organisation: the shared check of the database's latest event.
+    sequence_checks: Mutex<HashMap<String, Arc<SequenceCheck>>>,
+}
+
+/// Concurrent reads of one organisation share their look at the database's
+/// latest event sequence. A query that started after a reader arrived has
+/// seen every write acknowledged before that reader arrived, so its answer
+/// serves that reader as well as the one that asked: read your writes across
+/// replicas, with at most one query in flight per organisation instead of one
+/// per read. Queries run one at a time behind the gate, on purpose (it is a
+/// single-flight gate, not a lock on data); a reader waits for at most the
+/// query in flight and one more.
+#[derive(Default)]
+struct SequenceCheck {
+    /// Queries started so far.
+    started: std::sync::atomic::AtomicU64,
+    /// The number and answer of the last query that finished.
+    last: tokio::sync::Mutex<(u64, i64)>,
 }
 
 /// Most scorecard events applied one by one when catching up with other
@@ -400,6 +418,7 @@ impl Calibrator {
             publishers: Mutex::new(HashMap::new()),
             catch_ups: Mutex::new(HashMap::new()),
             dirty_jobs: Mutex::new(HashMap::new()),
+            sequence_checks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -481,7 +500,7 @@ impl Calibrator {
         if self.store.kind() != "postgres" {
             return Ok(state); // one process owns an SQLite file
         }
-        let latest = self.store.latest_sequence(org).await?;
+        let latest = self.latest_sequence(org).await?;
         if latest <= lock(&state).synced_sequence {
             return Ok(state);
         }
@@ -520,6 +539,22 @@ impl Calibrator {
         s.synced_sequence = s.synced_sequence.max(latest);
         drop(s);
         Ok(state)
+    }
+
+    /// The database's latest event sequence of `org`, as of some moment after
+    /// this call began (see [`SequenceCheck`]).
+    async fn latest_sequence(&self, org: &str) -> Result<i64, Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let check = lock(&self.sequence_checks).entry(org.to_string()).or_default().clone();
+        let arrived = check.started.load(SeqCst);
+        let mut last = check.last.lock().await;
+        if last.0 > arrived {
+            return Ok(last.1); // started after this reader arrived
+        }
+        let number = check.started.fetch_add(1, SeqCst) + 1;
+        let latest = self.store.latest_sequence(org).await?;
+        *last = (number, latest);
+        Ok(latest)
     }
 
     /// The organisation's state, loading it on first use.

@@ -153,6 +153,11 @@ pub enum BenchCommand {
         /// Interviews prepared for submissions (one scorecard each).
         #[arg(long, default_value_t = 40_000)]
         submit_pool: usize,
+        /// Entries per GetRanking call: 1000 reads the whole ranking in one
+        /// page; 50 is the API's default page (what a recruiter's first screen
+        /// or an ATS's first page asks for).
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        ranking_page_size: u32,
     },
     /// Back-fill speed: imports a synthetic ATS history (jobs, candidates,
     /// interviews, scorecards) through ImportScorecards into a server of its own.
