@@ -217,8 +217,14 @@ async fn phase(
                     }
                     "submit" => {
                         let Some(interview) = pool.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
-                            tallies.entry("submit".into()).or_default().errors.entry("POOL_EMPTY".into()).or_default();
-                            continue;
+                            // Every prepared interview has its scorecard: this caller stops.
+                            *tallies
+                                .entry("submit".into())
+                                .or_default()
+                                .errors
+                                .entry("POOL_EMPTY".into())
+                                .or_default() += 1;
+                            break;
                         };
                         let request = proto::SubmitScorecardRequest {
                             request_id: format!("load-{}", interview.trim_start_matches("interviews/")),

@@ -16,7 +16,7 @@ use crate::calibration::reliability::{self, Metric};
 use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score, subject_scores};
 use crate::domain::{Micros, Rubric, Scorecard, now_micros};
 use crate::error::Error;
-use crate::store::{NewEvent, Page, Store};
+use crate::store::{CalibrationRow, NewEvent, Page, Store};
 
 /// Sweeps and tolerance of a full fit: no severity or item mean moves by more
 /// than this share of the scale (0.0004 points on a 1..5 scale).
@@ -48,6 +48,16 @@ impl<K: std::hash::Hash + Eq + Clone> Index<K> {
     fn get(&self, key: &K) -> Option<u32> {
         self.by_id.get(key).copied()
     }
+}
+
+/// The model's number for a scorecard id, given on first sight.
+fn scorecard_number(numbers: &mut HashMap<Box<str>, u32>, id: &str) -> u32 {
+    if let Some(&n) = numbers.get(id) {
+        return n;
+    }
+    let n = numbers.len() as u32;
+    numbers.insert(id.into(), n);
+    n
 }
 
 /// A job as calibration sees it: its rubric revision's shape.
@@ -118,7 +128,9 @@ struct OrgState {
     raters: Index<String>,
     subjects: Index<(String, String)>,
     items: Index<(String, String)>,
-    scorecards: Index<String>,
+    /// Scorecard id → the model's number for it (never looked up backwards,
+    /// so each id is kept once).
+    scorecards: HashMap<Box<str>, u32>,
     facts: Vec<Option<ScorecardFacts>>,
     jobs: HashMap<String, JobInfo>,
     version: u64,
@@ -131,9 +143,9 @@ struct OrgState {
     /// Every scorecard change up to this event sequence is reflected here
     /// (changes through other replicas are caught up from the event log).
     synced_sequence: i64,
-    /// Scorecard id → the revision reflected here, so catching up skips this
-    /// replica's own changes.
-    applied_revisions: HashMap<String, i64>,
+    /// Per scorecard number: the revision reflected here by a change through
+    /// this replica (0: as loaded), so catching up skips its own changes.
+    applied_revisions: Vec<i64>,
 }
 
 impl OrgState {
@@ -143,7 +155,7 @@ impl OrgState {
             raters: Index::default(),
             subjects: Index::default(),
             items: Index::default(),
-            scorecards: Index::default(),
+            scorecards: HashMap::new(),
             facts: Vec::new(),
             jobs: HashMap::new(),
             version: 0,
@@ -152,7 +164,7 @@ impl OrgState {
             rankings: HashMap::new(),
             reports: None,
             synced_sequence: 0,
-            applied_revisions: HashMap::new(),
+            applied_revisions: Vec::new(),
         }
     }
 
@@ -203,7 +215,7 @@ impl OrgState {
         let span = f64::from((max - min).max(1));
         let subject = self.subjects.get_or_insert(&(job_id.to_string(), candidate_id.to_string()));
         let rater = self.raters.get_or_insert(&interviewer.to_string());
-        let sc = self.scorecards.get_or_insert(&scorecard_id.to_string());
+        let sc = scorecard_number(&mut self.scorecards, scorecard_id);
         let years = submitted_at as f64 / (365.25 * 24.0 * 3600.0 * 1e6);
         let obs: Vec<Obs> = ratings
             .iter()
@@ -231,6 +243,19 @@ impl OrgState {
         }
         self.facts[sc as usize] = Some(facts);
         Some((subject, touched))
+    }
+
+    /// The revision of a scorecard reflected through this replica's own changes.
+    fn applied_revision(&self, id: &str) -> i64 {
+        self.scorecards.get(id).and_then(|&n| self.applied_revisions.get(n as usize)).copied().unwrap_or(0)
+    }
+
+    fn note_applied(&mut self, id: &str, revision: i64) {
+        let n = scorecard_number(&mut self.scorecards, id) as usize;
+        if self.applied_revisions.len() <= n {
+            self.applied_revisions.resize(n + 1, 0);
+        }
+        self.applied_revisions[n] = self.applied_revisions[n].max(revision);
     }
 
     fn facts(&self) -> Vec<ScorecardFacts> {
@@ -457,14 +482,10 @@ impl Calibrator {
                 _ => break,
             }
         }
-        let rows = self.store.calibration_ratings(org).await?;
-        let mut at = 0;
-        while at < rows.len() {
-            let first = &rows[at];
-            let end =
-                rows[at..].iter().position(|r| r.scorecard_id != first.scorecard_id).map_or(rows.len(), |p| at + p);
-            let ratings: Vec<(String, i64, bool)> =
-                rows[at..end].iter().map(|r| (r.competency.clone(), r.score, evidence_is_thin(&r.evidence))).collect();
+        // Each scorecard goes into the model once its last rating has been read;
+        // evidence is reduced to whether it is thin as it arrives.
+        let mut current: Option<(CalibrationRow, Vec<(String, i64, bool)>)> = None;
+        let put = |state: &mut OrgState, (first, ratings): (CalibrationRow, Vec<(String, i64, bool)>)| {
             state.put_scorecard(
                 &first.scorecard_id,
                 &first.job_id,
@@ -474,7 +495,23 @@ impl Calibrator {
                 first.submitted_at,
                 &ratings,
             );
-            at = end;
+        };
+        self.store
+            .each_calibration_rating(org, |mut row| {
+                let rating = (std::mem::take(&mut row.competency), row.score, evidence_is_thin(&row.evidence));
+                row.evidence = String::new();
+                match &mut current {
+                    Some((first, ratings)) if first.scorecard_id == row.scorecard_id => ratings.push(rating),
+                    _ => {
+                        if let Some(done) = current.replace((row, vec![rating])) {
+                            put(&mut state, done);
+                        }
+                    }
+                }
+            })
+            .await?;
+        if let Some(done) = current.take() {
+            put(&mut state, done);
         }
         let state = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -527,7 +564,7 @@ impl Calibrator {
                 .ok()
                 .and_then(|p| p["revision"].as_i64())
                 .unwrap_or(i64::MAX);
-            if lock(&state).applied_revisions.get(id).is_some_and(|r| *r >= revision) {
+            if lock(&state).applied_revision(id) >= revision {
                 continue; // made through this replica, or already caught up
             }
             let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
@@ -590,8 +627,7 @@ impl Calibrator {
                 let info = OrgState::job_info(rubric, &mut s.items);
                 s.jobs.insert(scorecard.job_id.clone(), info);
             }
-            let applied = s.applied_revisions.entry(scorecard.id.clone()).or_insert(0);
-            *applied = (*applied).max(scorecard.revision);
+            s.note_applied(&scorecard.id, scorecard.revision);
             let ratings: Vec<(String, i64, bool)> = scorecard
                 .content
                 .ratings

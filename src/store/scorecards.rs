@@ -632,10 +632,13 @@ pub struct CalibrationRow {
 }
 
 impl Store {
-    /// Every current rating of an organisation, grouped by scorecard.
-    pub async fn calibration_ratings(&self, org: &str) -> Result<Vec<CalibrationRow>, Error> {
-        Ok(with_pools!(self, |read, _| {
-            sqlx::query_as(
+    /// Every current rating of an organisation, grouped by scorecard (rows of
+    /// one scorecard are consecutive), handed to `each` as they are read: a
+    /// large organisation is never held in memory as rows.
+    pub async fn each_calibration_rating(&self, org: &str, mut each: impl FnMut(CalibrationRow)) -> Result<(), Error> {
+        use tokio_stream::StreamExt;
+        with_pools!(self, |read, _| {
+            let mut rows = sqlx::query_as::<_, CalibrationRow>(
                 "select s.id as scorecard_id, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
                         s.submitted_at, r.competency, r.score, r.evidence
                  from scorecards s
@@ -645,9 +648,12 @@ impl Store {
                  order by s.id, r.position",
             )
             .bind(org)
-            .fetch_all(read)
-            .await?
-        }))
+            .fetch(read);
+            while let Some(row) = rows.next().await {
+                each(row?);
+            }
+        });
+        Ok(())
     }
 
     /// The organisations that have at least one scorecard.
