@@ -438,7 +438,22 @@ async fn submit_get_and_list_scorecards(app: TestApp) {
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(listed.scorecards, vec![got]);
+    assert_eq!(listed.scorecards, vec![got.clone()]);
+    // Each filter alone and all together find it (each combination is its own
+    // statement in the store).
+    for filter in [
+        proto::ListScorecardsRequest { job: got.job.clone(), ..Default::default() },
+        proto::ListScorecardsRequest { interviewer: got.interviewer.clone(), ..Default::default() },
+        proto::ListScorecardsRequest {
+            job: got.job.clone(),
+            candidate: got.candidate.clone(),
+            interviewer: got.interviewer.clone(),
+            ..Default::default()
+        },
+    ] {
+        let found = app.scorecards().list_scorecards(req(&org.admin, filter)).await.expect("list").into_inner();
+        assert_eq!(found.scorecards, vec![got.clone()]);
+    }
     for filter in [
         proto::ListScorecardsRequest { interviewer: "someone-else".into(), ..Default::default() },
         proto::ListScorecardsRequest { job: "jobs/other".into(), ..Default::default() },

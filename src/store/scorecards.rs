@@ -107,16 +107,37 @@ macro_rules! select_scorecard {
     };
 }
 
-/// The filters of a scorecard list, on `s`; parameters $3..$6.
-macro_rules! scorecard_filter {
-    () => {
-        " and ($3 = '' or s.job_id = $3)
-          and ($4 = '' or s.candidate_id = $4)
-          and ($5 = '' or s.interviewer = $5)
-          and ($6 = '' or s.interviewer = $6 or exists (
-                select 1 from scorecards own
-                where own.org_id = s.org_id and own.candidate_id = s.candidate_id and own.interviewer = $6)) "
-    };
+/// Appends a scorecard list's `where` on `s` to the query builder `$q`: only
+/// the conditions in use, so that each combination is its own statement with
+/// a plan that walks the right index in id order. (One statement with
+/// `($3 = '' or s.job_id = $3)` for every filter gets a generic plan on
+/// PostgreSQL that can use no filter's index and reads the whole
+/// organisation's scorecards for every page.)
+macro_rules! push_scorecard_filter {
+    ($q:expr, $org:expr, $filter:expr, $page:expr) => {{
+        let (q, filter, page): (_, &ScorecardFilter<'_>, &Page<'_>) = (&mut $q, &$filter, &$page);
+        q.push(" where s.org_id = ").push_bind($org).push(" and s.id > ").push_bind(page.after);
+        if page.updated_after != Micros::MIN {
+            q.push(" and s.updated_at > ").push_bind(page.updated_after);
+        }
+        if !filter.job.is_empty() {
+            q.push(" and s.job_id = ").push_bind(filter.job);
+        }
+        if !filter.candidate.is_empty() {
+            q.push(" and s.candidate_id = ").push_bind(filter.candidate);
+        }
+        if !filter.interviewer.is_empty() {
+            q.push(" and s.interviewer = ").push_bind(filter.interviewer);
+        }
+        if !filter.blind_viewer.is_empty() {
+            q.push(" and (s.interviewer = ").push_bind(filter.blind_viewer).push(
+                " or exists (select 1 from scorecards own
+                             where own.org_id = s.org_id and own.candidate_id = s.candidate_id
+                               and own.interviewer = ",
+            );
+            q.push_bind(filter.blind_viewer).push("))");
+        }
+    }};
 }
 
 /// Writes one revision row and its ratings inside the transaction `$tx`.
@@ -205,41 +226,19 @@ impl Store {
         page: Page<'_>,
     ) -> Result<(Vec<Scorecard>, bool), Error> {
         let (headers, ratings): (Vec<ScorecardRow>, Vec<RatingRow>) = with_pools!(self, |read, _| {
-            let headers: Vec<ScorecardRow> = sqlx::query_as(concat!(
-                select_scorecard!(),
-                "and v.revision = s.revision where s.org_id = $1 and s.id > $2 and s.updated_at > $8",
-                scorecard_filter!(),
-                "order by s.id limit $7"
-            ))
-            .bind(org)
-            .bind(page.after)
-            .bind(filter.job)
-            .bind(filter.candidate)
-            .bind(filter.interviewer)
-            .bind(filter.blind_viewer)
-            .bind(page.fetch_limit())
-            .bind(page.updated_after)
-            .fetch_all(read)
-            .await?;
+            let mut query = sqlx::QueryBuilder::new(concat!(select_scorecard!(), "and v.revision = s.revision"));
+            push_scorecard_filter!(query, org, filter, page);
+            query.push(" order by s.id limit ").push_bind(page.fetch_limit());
+            let headers: Vec<ScorecardRow> = query.build_query_as().fetch_all(read).await?;
             let last = headers.iter().take(page.limit).next_back().map(|h| h.id.clone()).unwrap_or_default();
-            let ratings: Vec<RatingRow> = sqlx::query_as(concat!(
+            let mut query = sqlx::QueryBuilder::new(
                 "select r.scorecard_id, r.revision, r.competency, r.score, r.evidence
                  from scorecards s
-                 join ratings r on r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
-                 where s.org_id = $1 and s.id > $2 and s.updated_at > $8",
-                scorecard_filter!(),
-                "and s.id <= $7 order by r.scorecard_id, r.position"
-            ))
-            .bind(org)
-            .bind(page.after)
-            .bind(filter.job)
-            .bind(filter.candidate)
-            .bind(filter.interviewer)
-            .bind(filter.blind_viewer)
-            .bind(last)
-            .bind(page.updated_after)
-            .fetch_all(read)
-            .await?;
+                 join ratings r on r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision",
+            );
+            push_scorecard_filter!(query, org, filter, page);
+            query.push(" and s.id <= ").push_bind(&last).push(" order by r.scorecard_id, r.position");
+            let ratings: Vec<RatingRow> = query.build_query_as().fetch_all(read).await?;
             (headers, ratings)
         });
         let (headers, more) = split_page(headers, page.limit);
