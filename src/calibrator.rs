@@ -50,6 +50,10 @@ impl<K: std::hash::Hash + Eq + Clone> Index<K> {
     }
 }
 
+/// A scorecard while its rows are read at a load: its first row, and each
+/// rating's (competency, score, thin evidence) so far.
+type ScorecardBeingRead = (CalibrationRow, Vec<(String, i64, bool)>);
+
 /// The model's number for a scorecard id, given on first sight.
 fn scorecard_number(numbers: &mut HashMap<Box<str>, u32>, id: &str) -> u32 {
     if let Some(&n) = numbers.get(id) {
@@ -484,8 +488,8 @@ impl Calibrator {
         }
         // Each scorecard goes into the model once its last rating has been read;
         // evidence is reduced to whether it is thin as it arrives.
-        let mut current: Option<(CalibrationRow, Vec<(String, i64, bool)>)> = None;
-        let put = |state: &mut OrgState, (first, ratings): (CalibrationRow, Vec<(String, i64, bool)>)| {
+        let mut current: Option<ScorecardBeingRead> = None;
+        let put = |state: &mut OrgState, (first, ratings): ScorecardBeingRead| {
             state.put_scorecard(
                 &first.scorecard_id,
                 &first.job_id,
