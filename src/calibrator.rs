@@ -523,6 +523,12 @@ impl Calibrator {
             crate::metrics::global().record_full_fit(state.model.total_ratings(), started.elapsed());
             state.groups = Groups::from_model(&state.model);
             state.calibrated_at = now_micros();
+            // Rank every job now, so that no first read after a start-up or a
+            // reload pays for building a ranking (36 ms at 10,000 candidates).
+            let jobs: Vec<String> = state.jobs.keys().cloned().collect();
+            for job in &jobs {
+                state.ranking(job);
+            }
             state
         })
         .await
