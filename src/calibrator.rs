@@ -277,6 +277,31 @@ impl OrgState {
             .collect()
     }
 
+    /// Every job's subjects with at least one rating, in one pass over the
+    /// organisation's subjects (ranking many jobs costs one pass, not one each).
+    fn subjects_by_job(&self) -> HashMap<&str, Vec<u32>> {
+        let mut by_job: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (s, (job, _)) in self.subjects.ids.iter().enumerate() {
+            if !self.model.ratings(s as u32).is_empty() {
+                by_job.entry(job.as_str()).or_default().push(s as u32);
+            }
+        }
+        by_job
+    }
+
+    /// What ranking each of `jobs` afresh needs (its shape and subjects), from
+    /// one pass over the subjects.
+    fn ranking_inputs(&self, jobs: impl IntoIterator<Item = String>) -> Vec<(String, RubricShape, Vec<u32>)> {
+        let mut by_job = self.subjects_by_job();
+        jobs.into_iter()
+            .filter_map(|job| {
+                let info = self.jobs.get(&job)?;
+                let subjects = by_job.remove(job.as_str()).unwrap_or_default();
+                Some((job, info.shape.clone(), subjects))
+            })
+            .collect()
+    }
+
     /// Records which subjects an update rescored (`None`: all of them).
     fn mark_changed(&mut self, touched: Option<Vec<u32>>) {
         match touched {
@@ -526,8 +551,10 @@ impl Calibrator {
             // Rank every job now, so that no first read after a start-up or a
             // reload pays for building a ranking (36 ms at 10,000 candidates).
             let jobs: Vec<String> = state.jobs.keys().cloned().collect();
-            for job in &jobs {
-                state.ranking(job);
+            for (job, shape, subjects) in state.ranking_inputs(jobs) {
+                let ranking = JobRanking::build(&state.model, &shape, subjects);
+                state.rankings.insert(job.clone(), JobCache { ranking, ..JobCache::default() });
+                state.ranking(&job); // and its snapshot
             }
             state
         })
@@ -788,13 +815,7 @@ impl Calibrator {
             let Some(state) = lock(&this.orgs).get(&org).cloned() else { return };
             let (mut model, version, to_rank) = {
                 let s = lock(&state);
-                let to_rank: Vec<(String, RubricShape, Vec<u32>)> = s
-                    .rankings
-                    .keys()
-                    .filter_map(|job| {
-                        s.jobs.get(job).map(|info| (job.clone(), info.shape.clone(), s.job_subjects(job)))
-                    })
-                    .collect();
+                let to_rank = s.ranking_inputs(s.rankings.keys().cloned().collect::<Vec<_>>());
                 (s.model.clone(), s.version, to_rank)
             };
             // Fit, and re-rank the jobs someone reads, before swapping in: reads

@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn incremental_ranking_equals_a_fresh_one() {
+    fn incremental_ranking_matches_a_fresh_one_within_the_lag_bound() {
         use crate::calibration::synthetic::{Org, Spec};
         // Above the size where updates stay local.
         let mut org = Org::generate(&Spec::sized(5, 30_000));
