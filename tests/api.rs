@@ -321,7 +321,24 @@ async fn jobs_candidates_and_interviews(app: TestApp) {
         .await
         .expect("interviews")
         .into_inner();
-    assert_eq!(listed.interviews, vec![interview]);
+    assert_eq!(listed.interviews, vec![interview.clone()]);
+    // Each filter alone and all together (each combination is its own statement).
+    for filter in [
+        proto::ListInterviewsRequest { candidate: interview.candidate.clone(), ..Default::default() },
+        proto::ListInterviewsRequest { interviewer: interview.interviewer.clone(), ..Default::default() },
+        proto::ListInterviewsRequest {
+            job: interview.job.clone(),
+            candidate: interview.candidate.clone(),
+            interviewer: interview.interviewer.clone(),
+            ..Default::default()
+        },
+    ] {
+        let found = hiring.list_interviews(req(&org.admin, filter)).await.expect("interviews").into_inner();
+        assert_eq!(found.interviews, vec![interview.clone()]);
+    }
+    let other = proto::ListInterviewsRequest { interviewer: "someone-else".into(), ..Default::default() };
+    let none = hiring.list_interviews(req(&org.admin, other)).await.expect("interviews").into_inner();
+    assert!(none.interviews.is_empty());
 }
 
 async fn interview_rules(app: TestApp) {

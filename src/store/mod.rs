@@ -703,25 +703,29 @@ impl Store {
         interviewer: &str,
         page: Page<'_>,
     ) -> Result<(Vec<Interview>, bool), Error> {
+        // Only the conditions in use, so each combination is its own statement
+        // whose plan walks an index in id order and stops after the page (one
+        // statement with `($3 = '' or i.job_id = $3)` gets a generic plan on
+        // PostgreSQL that joins every interview of the organisation per page).
         let rows: Vec<InterviewRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(concat!(
-                select_interview!(),
-                "where i.org_id = $1 and i.id > $2
-                   and ($3 = '' or i.job_id = $3)
-                   and ($4 = '' or i.candidate_id = $4)
-                   and ($5 = '' or i.interviewer = $5)
-                   and (case when s.submitted_at > i.updated_at then s.submitted_at else i.updated_at end) > $7
-                 order by i.id limit $6"
-            ))
-            .bind(org)
-            .bind(page.after)
-            .bind(job)
-            .bind(candidate)
-            .bind(interviewer)
-            .bind(page.fetch_limit())
-            .bind(page.updated_after)
-            .fetch_all(read)
-            .await?
+            let mut query = sqlx::QueryBuilder::new(concat!(select_interview!(), "where i.org_id = "));
+            query.push_bind(org).push(" and i.id > ").push_bind(page.after);
+            if !job.is_empty() {
+                query.push(" and i.job_id = ").push_bind(job);
+            }
+            if !candidate.is_empty() {
+                query.push(" and i.candidate_id = ").push_bind(candidate);
+            }
+            if !interviewer.is_empty() {
+                query.push(" and i.interviewer = ").push_bind(interviewer);
+            }
+            if page.updated_after != Micros::MIN {
+                query
+                    .push(" and (case when s.submitted_at > i.updated_at then s.submitted_at else i.updated_at end) > ")
+                    .push_bind(page.updated_after);
+            }
+            query.push(" order by i.id limit ").push_bind(page.fetch_limit());
+            query.build_query_as().fetch_all(read).await?
         });
         let (rows, more) = split_page(rows, page.limit);
         Ok((rows.into_iter().map(Interview::try_from).collect::<Result<_, _>>()?, more))
