@@ -89,6 +89,17 @@ async fn every_call_is_recorded_and_only_admins_read_it(app: TestApp) {
     )
     .await;
     assert!(about_scorecard.iter().all(|r| r.resource == scorecard.name) && about_scorecard.len() >= 2);
+    // A time window: from the submission's time on, the submission and what
+    // followed it; up to it, nothing at or after it.
+    let submitted_at = submit.time;
+    let from =
+        audit_rows(&app, &org.admin, proto::ListAuditEventsRequest { start_time: submitted_at, ..Default::default() })
+            .await;
+    assert!(from.iter().any(|r| r.name == submit.name) && from.iter().all(|r| at(r) >= at(submit)));
+    let until =
+        audit_rows(&app, &org.admin, proto::ListAuditEventsRequest { end_time: submitted_at, ..Default::default() })
+            .await;
+    assert!(!until.is_empty() && until.iter().all(|r| at(r) < at(submit)));
     expect_violations(
         app.audit()
             .list_audit_events(req(

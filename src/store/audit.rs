@@ -59,26 +59,36 @@ impl Store {
         before: &str,
         limit: usize,
     ) -> Result<Vec<AuditRow>, Error> {
+        // Only the conditions in use: each combination is its own statement,
+        // whose plan walks the primary key (or the actor's or resource's index)
+        // newest first and stops after the page. One statement with
+        // `($3 = '' or actor = $3)` for every filter gets a generic plan on
+        // PostgreSQL that reads the organisation's whole log for each page.
         Ok(with_pools!(self, |read, _| {
-            sqlx::query_as(
+            let mut query = sqlx::QueryBuilder::new(
                 "select org_id, id, actor, roles, method, action, resource, request_id, code, created_at
-                 from audit_events
-                 where org_id = $1 and ($2 = '' or id < $2)
-                   and ($3 = '' or actor = $3) and ($4 = '' or resource = $4) and ($5 = '' or method = $5)
-                   and ($6 = '' or action = $6) and created_at >= $7 and created_at < $8
-                 order by id desc limit $9",
-            )
-            .bind(org)
-            .bind(before)
-            .bind(&filter.actor)
-            .bind(&filter.resource)
-            .bind(&filter.method)
-            .bind(&filter.action)
-            .bind(filter.start)
-            .bind(filter.end)
-            .bind(limit as i64 + 1)
-            .fetch_all(read)
-            .await?
+                 from audit_events where org_id = ",
+            );
+            query.push_bind(org);
+            for (condition, value) in [
+                (" and id < ", before),
+                (" and actor = ", filter.actor.as_str()),
+                (" and resource = ", filter.resource.as_str()),
+                (" and method = ", filter.method.as_str()),
+                (" and action = ", filter.action.as_str()),
+            ] {
+                if !value.is_empty() {
+                    query.push(condition).push_bind(value);
+                }
+            }
+            if filter.start != Micros::MIN {
+                query.push(" and created_at >= ").push_bind(filter.start);
+            }
+            if filter.end != Micros::MAX {
+                query.push(" and created_at < ").push_bind(filter.end);
+            }
+            query.push(" order by id desc limit ").push_bind(limit as i64 + 1);
+            query.build_query_as().fetch_all(read).await?
         }))
     }
 }
