@@ -710,14 +710,14 @@ impl Store {
         let rows: Vec<InterviewRow> = with_pools!(self, |read, _| {
             let mut query = sqlx::QueryBuilder::new(concat!(select_interview!(), "where i.org_id = "));
             query.push_bind(org).push(" and i.id > ").push_bind(page.after);
-            if !job.is_empty() {
-                query.push(" and i.job_id = ").push_bind(job);
-            }
-            if !candidate.is_empty() {
-                query.push(" and i.candidate_id = ").push_bind(candidate);
-            }
-            if !interviewer.is_empty() {
-                query.push(" and i.interviewer = ").push_bind(interviewer);
+            for (condition, value) in [
+                (" and i.job_id = ", job),
+                (" and i.candidate_id = ", candidate),
+                (" and i.interviewer = ", interviewer),
+            ] {
+                if !value.is_empty() {
+                    query.push(condition).push_bind(value);
+                }
             }
             if page.updated_after != Micros::MIN {
                 query
