@@ -262,6 +262,38 @@ async fn every_event_arrives_in_order_and_signed_through_a_flaky_receiver(db: Db
         .deliveries;
     assert!(delivered.len() >= expected.len());
     assert!(delivered.iter().any(|d| d.attempts > 1), "retried deliveries show their attempts");
+
+    // Pages of two, without a state filter, visit every delivery once, newest first.
+    let mut paged = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .webhooks()
+            .list_deliveries(req(
+                &org.admin,
+                proto::ListDeliveriesRequest {
+                    webhook: hook.name.clone(),
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("page of deliveries")
+            .into_inner();
+        assert!(page.deliveries.len() <= 2);
+        paged.extend(
+            page.deliveries.iter().map(|d| {
+                d.event.strip_prefix("events/").and_then(|n| n.parse::<i64>().ok()).expect("events/{sequence}")
+            }),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert!(paged.len() >= delivered.len(), "{} paged, {} delivered", paged.len(), delivered.len());
+    assert!(paged.windows(2).all(|w| w[0] > w[1]), "newest first, each once: {paged:?}");
 }
 
 async fn dead_letters_are_visible_and_redelivered(db: Db) {

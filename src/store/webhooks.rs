@@ -197,20 +197,20 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<DeliveryRow>, bool), Error> {
         let state = state.map(DeliveryState::as_str).unwrap_or("");
+        // Only the filters in use: with `($4 = 0 or sequence < $4)` a generic
+        // plan on PostgreSQL cannot start its index walk at the cursor, so a
+        // deep page read every newer delivery first.
         let rows: Vec<DeliveryRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(concat!(
-                select_delivery!(),
-                "where org_id = $1 and webhook_id = $2 and ($3 = '' or state = $3)
-                   and ($4 = 0 or sequence < $4)
-                 order by sequence desc limit $5"
-            ))
-            .bind(org)
-            .bind(webhook)
-            .bind(state)
-            .bind(before)
-            .bind(limit as i64 + 1)
-            .fetch_all(read)
-            .await?
+            let mut query = sqlx::QueryBuilder::new(concat!(select_delivery!(), "where org_id = "));
+            query.push_bind(org).push(" and webhook_id = ").push_bind(webhook);
+            if !state.is_empty() {
+                query.push(" and state = ").push_bind(state);
+            }
+            if before != 0 {
+                query.push(" and sequence < ").push_bind(before);
+            }
+            query.push(" order by sequence desc limit ").push_bind(limit as i64 + 1);
+            query.build_query_as().fetch_all(read).await?
         });
         Ok(split_page(rows, limit))
     }
