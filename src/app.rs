@@ -347,6 +347,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             candidates,
             submit_pool,
             ranking_page_size,
+            server_pid,
         }) => {
             let mix = crate::bench_load::parse_mix(&mix).map_err(AppError::Config)?;
             if !(seconds.is_finite() && seconds > 0.0) {
@@ -363,6 +364,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 candidates,
                 submit_pool,
                 ranking_page_size: ranking_page_size as i32,
+                server_pid,
             })
             .await
         }

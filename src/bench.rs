@@ -131,9 +131,11 @@ fn add_scorecard(org: &mut Org, i: u32) -> Option<Vec<u32>> {
     org.model.update_locally(subject, &[rater])
 }
 
-/// Resident memory of this process in bytes (Linux), if known.
-pub(crate) fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Resident memory in bytes of this process, or of process `pid` on this
+/// machine (Linux), if known.
+pub(crate) fn rss_bytes(pid: Option<u32>) -> Option<u64> {
+    let path = pid.map_or_else(|| "/proc/self/status".to_string(), |p| format!("/proc/{p}/status"));
+    let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
@@ -289,9 +291,9 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     );
     for &size in sizes {
         let spec = Spec::sized(9, size);
-        let before = rss_bytes();
+        let before = rss_bytes(None);
         let mut org = Org::generate(&spec);
-        let built = rss_bytes();
+        let built = rss_bytes(None);
         let started = Instant::now();
         let report = org.model.fit(200, crate::calibrator::FIT_TOLERANCE);
         let fit_ms = started.elapsed().as_secs_f64() * 1e3;

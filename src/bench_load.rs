@@ -32,6 +32,8 @@ pub struct LoadOptions {
     pub submit_pool: usize,
     /// Entries per GetRanking call.
     pub ranking_page_size: i32,
+    /// An external server's process on this machine, for its memory.
+    pub server_pid: Option<u32>,
 }
 
 /// Parses `submit=2,ranking=1,list=1`.
@@ -355,8 +357,14 @@ pub async fn run(options: LoadOptions) -> Result<(), AppError> {
             if errors.is_empty() { "-".to_string() } else { errors.join(" ") }
         );
     }
-    if let Some(rss) = own.as_ref().and_then(|_| crate::bench::rss_bytes()).map(|b| b as f64 / 1_048_576.0) {
+    if let Some(rss) = own.as_ref().and_then(|_| crate::bench::rss_bytes(None)).map(|b| b as f64 / 1_048_576.0) {
         println!("  memory: {rss:.0} MB resident (server and load generator in one process)");
+    }
+    if let Some(pid) = options.server_pid {
+        match crate::bench::rss_bytes(Some(pid)) {
+            Some(bytes) => println!("  server memory: {:.0} MB resident (process {pid})", bytes as f64 / 1_048_576.0),
+            None => println!("  server memory: process {pid} not found on this machine"),
+        }
     }
     if let Some(server) = own {
         server.finish().await;

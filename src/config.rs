@@ -160,6 +160,10 @@ pub enum BenchCommand {
         /// or an ATS's first page asks for).
         #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=1000))]
         ranking_page_size: u32,
+        /// With --addr: the process id of the server on this machine, whose
+        /// resident memory is printed after the run (the memory figure).
+        #[arg(long, requires = "addr")]
+        server_pid: Option<u32>,
     },
     /// Back-fill speed: imports a synthetic ATS history (jobs, candidates,
     /// interviews, scorecards) through ImportScorecards into a server of its own.
