@@ -67,6 +67,8 @@ fn scorecard_number(numbers: &mut HashMap<Box<str>, u32>, id: &str) -> u32 {
 /// A job as calibration sees it: its rubric revision's shape.
 #[derive(Debug, Clone)]
 struct JobInfo {
+    /// The job's id, shared by the keys of all its subjects.
+    key: Arc<str>,
     shape: RubricShape,
     dimension_keys: Vec<String>,
     rubric_id: String,
@@ -130,7 +132,8 @@ struct JobCache {
 struct OrgState {
     model: Model,
     raters: Index<String>,
-    subjects: Index<(String, String)>,
+    /// (job, candidate) per subject; the job's id is one shared string.
+    subjects: Index<(Arc<str>, Arc<str>)>,
     items: Index<(String, String)>,
     /// Scorecard id → the model's number for it (never looked up backwards,
     /// so each id is kept once).
@@ -172,7 +175,7 @@ impl OrgState {
         }
     }
 
-    fn job_info(rubric: &Rubric, items: &mut Index<(String, String)>) -> JobInfo {
+    fn job_info(job_id: &str, rubric: &Rubric, items: &mut Index<(String, String)>) -> JobInfo {
         let c = &rubric.content;
         let mut map = HashMap::new();
         let dimensions = c
@@ -193,6 +196,7 @@ impl OrgState {
             })
             .collect();
         JobInfo {
+            key: Arc::from(job_id),
             shape: RubricShape { scale_min: f64::from(c.scale.min), scale_max: f64::from(c.scale.max), dimensions },
             dimension_keys: c.dimensions.iter().map(|d| d.key.clone()).collect(),
             rubric_id: rubric.id.clone(),
@@ -217,7 +221,7 @@ impl OrgState {
         let job = self.jobs.get(job_id)?;
         let (min, max) = job.scale;
         let span = f64::from((max - min).max(1));
-        let subject = self.subjects.get_or_insert(&(job_id.to_string(), candidate_id.to_string()));
+        let subject = self.subjects.get_or_insert(&(job.key.clone(), Arc::from(candidate_id)));
         let rater = self.raters.get_or_insert(&interviewer.to_string());
         let sc = scorecard_number(&mut self.scorecards, scorecard_id);
         let years = submitted_at as f64 / (365.25 * 24.0 * 3600.0 * 1e6);
@@ -272,7 +276,7 @@ impl OrgState {
             .ids
             .iter()
             .enumerate()
-            .filter(|(s, (j, _))| j == job_id && !self.model.ratings(*s as u32).is_empty())
+            .filter(|(s, (j, _))| &**j == job_id && !self.model.ratings(*s as u32).is_empty())
             .map(|(s, _)| s as u32)
             .collect()
     }
@@ -283,7 +287,7 @@ impl OrgState {
         let mut by_job: HashMap<&str, Vec<u32>> = HashMap::new();
         for (s, (job, _)) in self.subjects.ids.iter().enumerate() {
             if !self.model.ratings(s as u32).is_empty() {
-                by_job.entry(job.as_str()).or_default().push(s as u32);
+                by_job.entry(&**job).or_default().push(s as u32);
             }
         }
         by_job
@@ -309,7 +313,7 @@ impl OrgState {
             Some(subjects) => {
                 for s in subjects {
                     if let Some((job, _)) = self.subjects.ids.get(s as usize)
-                        && let Some(cache) = self.rankings.get_mut(job)
+                        && let Some(cache) = self.rankings.get_mut(&**job)
                     {
                         cache.pending.insert(s);
                     }
@@ -372,7 +376,7 @@ impl OrgState {
                     flags.push("not comparable: no interviewer links this panel to the rest of the job".to_string());
                 }
                 Some(RankedEntry {
-                    candidate_id: self.subjects.ids[e.subject as usize].1.clone(),
+                    candidate_id: self.subjects.ids[e.subject as usize].1.to_string(),
                     overall,
                     dimensions: job.dimension_keys.iter().cloned().zip(e.scores.dimensions.iter().copied()).collect(),
                     scorecard_count: e.scorecards,
@@ -502,7 +506,7 @@ impl Calibrator {
             for job in &jobs {
                 let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
                 if let Some(rubric) = rubric {
-                    let info = OrgState::job_info(&rubric, &mut state.items);
+                    let info = OrgState::job_info(&job.id, &rubric, &mut state.items);
                     state.jobs.insert(job.id.clone(), info);
                 }
             }
@@ -561,6 +565,8 @@ impl Calibrator {
         .await
         .map_err(|e| Error::Internal(format!("calibration fit: {e}")))?;
         tracing::info!(org, ratings = state.model.total_ratings(), "calibration loaded");
+        // What the load read and grew through is free now.
+        let _ = tokio::task::spawn_blocking(crate::memory::release_free_memory).await;
         Ok(state)
     }
 
@@ -661,7 +667,7 @@ impl Calibrator {
         {
             let mut s = lock(&state);
             if !s.jobs.contains_key(&scorecard.job_id) {
-                let info = OrgState::job_info(rubric, &mut s.items);
+                let info = OrgState::job_info(&scorecard.job_id, rubric, &mut s.items);
                 s.jobs.insert(scorecard.job_id.clone(), info);
             }
             s.note_applied(&scorecard.id, scorecard.revision);
@@ -855,6 +861,8 @@ impl Calibrator {
                 let _ = this.changes.send((org.clone(), job));
             }
             this.request_publish(&org);
+            // The replaced model and rankings are free now.
+            let _ = tokio::task::spawn_blocking(crate::memory::release_free_memory).await;
         });
     }
 
@@ -878,7 +886,7 @@ impl Calibrator {
         let state = self.fresh(org).await?;
         let s = lock(&state);
         let Some(job) = s.jobs.get(job_id) else { return Ok((Vec::new(), s.calibrated_at)) };
-        let Some(subject) = s.subjects.get(&(job_id.to_string(), candidate_id.to_string())) else {
+        let Some(subject) = s.subjects.get(&(Arc::from(job_id), Arc::from(candidate_id))) else {
             return Ok((Vec::new(), s.calibrated_at));
         };
         let scores = subject_scores(&s.model, subject, &job.shape);
@@ -916,6 +924,9 @@ impl Calibrator {
                 .map(|r| (raters[r.rater as usize].clone(), r))
                 .collect();
             reports.sort_by(|a, b| a.0.cmp(&b.0));
+            // The copy was as large as the model: give it back.
+            drop((model, facts));
+            crate::memory::release_free_memory();
             reports
         })
         .await
@@ -940,10 +951,10 @@ impl Calibrator {
         let mut by_key: std::collections::BTreeMap<String, Vec<(u32, u32, f64)>> = Default::default();
         let mut overall: HashMap<(u32, u32), (f64, f64)> = HashMap::new();
         for (subject, (job, _)) in s.subjects.ids.iter().enumerate() {
-            if !job_ids.contains(job) {
+            if !job_ids.iter().any(|j| **j == **job) {
                 continue;
             }
-            let Some(info) = s.jobs.get(job) else { continue };
+            let Some(info) = s.jobs.get(&**job) else { continue };
             let span = info.shape.scale_max - info.shape.scale_min;
             for o in s.model.ratings(subject as u32) {
                 let Some((_, key)) = s.items.ids.get(o.item as usize) else { continue };

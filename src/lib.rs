@@ -38,6 +38,8 @@ pub mod domain;
 pub mod error;
 /// Overload protection: per-token rate limit, concurrency limit, deadlines.
 pub mod guard;
+/// Returning freed memory to the operating system after loads and refits.
+pub mod memory;
 /// Prometheus metrics served at `/metrics`.
 pub mod metrics;
 /// Persistence on SQLite or PostgreSQL.
