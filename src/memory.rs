@@ -3,7 +3,7 @@
 //! (row buffers, the model's growing vectors), swapping in a background refit
 //! (the replaced model) and computing rater reports (on a copy of the model). glibc's malloc keeps such memory in
 //! its per-thread arenas for reuse, so a server that loaded 200,000 scorecards
-//! held 210 MB resident with 136 MB in use; after a trim, 150 MB
+//! held 205 MiB resident with 130 MiB in use; after a trim, 146 MiB
 //! (docs/performance.md, "Memory").
 
 /// Returns free memory to the operating system where the allocator allows it
