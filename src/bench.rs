@@ -251,11 +251,12 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
             .model
             .rated_by(r)
             .iter()
-            .flat_map(|&c| org.model.ratings(c).iter().filter(|o| o.rater == r).map(|o| o.value))
+            .flat_map(|&c| org.model.ratings(c).iter().filter(|o| o.rater == r).map(|o| o.value()))
             .sum::<f64>()
             / f64::from(n.max(1));
-        let all: Vec<f64> =
-            (0..org.model.subject_count() as u32).flat_map(|c| org.model.ratings(c).iter().map(|o| o.value)).collect();
+        let all: Vec<f64> = (0..org.model.subject_count() as u32)
+            .flat_map(|c| org.model.ratings(c).iter().map(|o| o.value()))
+            .collect();
         let org_mean = mean(&all);
         println!(
             "selective rater (meets only strong candidates, true severity 0): raw mean {:+.2} points above the organisation (what z-scoring would call leniency); calibrated severity {:+.2} points; flags: {:?}",

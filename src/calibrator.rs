@@ -958,7 +958,7 @@ impl Calibrator {
             let span = info.shape.scale_max - info.shape.scale_min;
             for o in s.model.ratings(subject as u32) {
                 let Some((_, key)) = s.items.ids.get(o.item as usize) else { continue };
-                let value = info.shape.scale_min + o.value * span;
+                let value = info.shape.scale_min + o.value() * span;
                 by_key.entry(key.clone()).or_default().push((subject as u32, o.rater, value));
                 let e = overall.entry((subject as u32, o.rater)).or_default();
                 e.0 += value;

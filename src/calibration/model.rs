@@ -70,19 +70,36 @@ pub struct Obs {
     pub item: u32,
     /// Index of the scorecard the rating belongs to (for replacing it on amendment).
     pub scorecard: u32,
-    /// The score mapped to 0..1 of its scale.
-    pub value: f64,
+    /// The score mapped to 0..1 of its scale. The rating record keeps its
+    /// values as `f32` (32 bytes a rating instead of 48; a million ratings are
+    /// the largest part of the server's memory): 7 significant digits, far
+    /// finer than any rubric's steps or the fit's tolerance. Read through
+    /// [`Obs::value`].
+    value: f32,
     /// When it was given, in years (any fixed origin).
     pub time: f64,
     /// Posterior mean of `a_c + d_ck` at the last update.
-    theta: f64,
+    theta: f32,
     /// Posterior variance of `a_c + d_ck` at the last update.
-    theta_var: f64,
+    theta_var: f32,
 }
+
+// The rating record's size is what a million ratings cost: keep it at 32 bytes.
+const _: () = assert!(std::mem::size_of::<Obs>() == 32);
 
 impl Obs {
     pub fn new(rater: u32, item: u32, scorecard: u32, value: f64, time: f64) -> Self {
-        Obs { rater, item, scorecard, value, time, theta: 0.0, theta_var: 0.0 }
+        Obs { rater, item, scorecard, value: value as f32, time, theta: 0.0, theta_var: 0.0 }
+    }
+    /// The score mapped to 0..1 of its scale.
+    pub fn value(&self) -> f64 {
+        f64::from(self.value)
+    }
+    fn theta(&self) -> f64 {
+        f64::from(self.theta)
+    }
+    fn theta_var(&self) -> f64 {
+        f64::from(self.theta_var)
     }
 }
 
@@ -147,9 +164,9 @@ impl RaterSums {
     fn add(&mut self, e: f64, o: &Obs) {
         self.n += 1.0;
         self.e += e;
-        self.theta += o.theta;
-        self.theta2 += o.theta * o.theta + o.theta_var;
-        self.e_theta += e * o.theta;
+        self.theta += o.theta();
+        self.theta2 += o.theta() * o.theta() + o.theta_var();
+        self.e_theta += e * o.theta();
     }
 }
 
@@ -291,7 +308,7 @@ impl Model {
         }
         if self.item_mean[k].is_nan() {
             // A new item starts at its first rating; the next sweep re-estimates it.
-            self.item_mean[k] = obs.value;
+            self.item_mean[k] = obs.value();
         }
     }
 
@@ -376,7 +393,7 @@ impl Model {
             let r = obs.rater as usize;
             let w = self.weight[r];
             let l = self.range[r];
-            let e = obs.value
+            let e = obs.value()
                 - self.item_mean[obs.item as usize]
                 - self.severity[r]
                 - self.occasion[obs.scorecard as usize];
@@ -521,8 +538,8 @@ impl Model {
                 at += 1;
             }
             if let Some(p) = items.get(at) {
-                obs.theta = p.theta;
-                obs.theta_var = 1.0 / p.d + p.u * p.u * inv_s;
+                obs.theta = p.theta as f32;
+                obs.theta_var = (1.0 / p.d + p.u * p.u * inv_s) as f32;
             } else {
                 at = 0;
             }
@@ -536,7 +553,7 @@ impl Model {
         for o in self.ratings(subject) {
             let r = o.rater as usize;
             let w = self.weight[r];
-            let e = o.value - self.item_mean[o.item as usize] - self.severity[r] - self.range[r] * o.theta;
+            let e = o.value() - self.item_mean[o.item as usize] - self.severity[r] - self.range[r] * o.theta();
             match occasions.iter_mut().find(|x| x.0 == o.scorecard) {
                 Some(x) => {
                     x.1 += w * e;
@@ -557,7 +574,7 @@ impl Model {
         let mut acc = RaterSums::default();
         for &c in &self.rater_subjects[rater as usize] {
             for o in self.subjects[c as usize].iter().filter(|o| o.rater == rater) {
-                acc.add(o.value - self.item_mean[o.item as usize] - self.occasion[o.scorecard as usize], o);
+                acc.add(o.value() - self.item_mean[o.item as usize] - self.occasion[o.scorecard as usize], o);
             }
         }
         self.solve_rater(rater as usize, &acc);
@@ -600,7 +617,7 @@ impl Model {
         for obs in self.subjects.get(subject as usize).cloned().unwrap_or_default() {
             let k = obs.item as usize;
             if self.item_mean[k].is_nan() {
-                self.item_mean[k] = obs.value;
+                self.item_mean[k] = obs.value();
             }
         }
         let mut scratch = Scratch::default();
@@ -677,7 +694,7 @@ impl Model {
                 }
                 // The raters' sufficient statistics, while the subject is in cache.
                 for o in &self.subjects[c] {
-                    let e = o.value - self.item_mean[o.item as usize] - self.occasion[o.scorecard as usize];
+                    let e = o.value() - self.item_mean[o.item as usize] - self.occasion[o.scorecard as usize];
                     sums[o.rater as usize].add(e, o);
                 }
             }
@@ -727,12 +744,12 @@ impl Model {
                     let r = o.rater as usize;
                     let j = o.scorecard as usize;
                     let l = self.range[r];
-                    let rest = o.value - self.severity[r] - l * o.theta - self.occasion[j];
+                    let rest = o.value() - self.severity[r] - l * o.theta() - self.occasion[j];
                     item_sum[o.item as usize] += rest;
                     item_n[o.item as usize] += 1.0;
                     item_noise[o.item as usize] += self.noise_var[r];
                     let e = rest - self.item_mean[o.item as usize];
-                    ss[r] += e * e + l * l * o.theta_var + self.severity_var[r] + self.occasion_var[j];
+                    ss[r] += e * e + l * l * o.theta_var() + self.severity_var[r] + self.occasion_var[j];
                 }
             }
             for k in 0..items {
@@ -792,10 +809,10 @@ impl Model {
         let (mut all, mut all2, mut count) = (0.0, 0.0, 0.0);
         for list in &self.subjects {
             for o in list {
-                sum[o.item as usize] += o.value;
+                sum[o.item as usize] += o.value();
                 n[o.item as usize] += 1.0;
-                all += o.value;
-                all2 += o.value * o.value;
+                all += o.value();
+                all2 += o.value() * o.value();
                 count += 1.0;
             }
         }

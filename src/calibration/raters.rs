@@ -203,11 +203,11 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
                     None => (post.ability, model.hyper.specific + inv_s),
                 };
                 let mu = model.item_mean[o.item as usize];
-                let y = o.value - mu - model.severity[r as usize];
+                let y = o.value() - mu - model.severity[r as usize];
                 points[r as usize].push(Point { y, ability: post.ability, theta, theta_var, time: o.time });
                 match by_scorecard.iter_mut().find(|(s, _)| *s == o.scorecard) {
-                    Some((_, v)) => v.push((o.value, mu + theta)),
-                    None => by_scorecard.push((o.scorecard, vec![(o.value, mu + theta)])),
+                    Some((_, v)) => v.push((o.value(), mu + theta)),
+                    None => by_scorecard.push((o.scorecard, vec![(o.value(), mu + theta)])),
                 }
             }
             for (_, pairs) in by_scorecard.iter().filter(|(_, v)| v.len() >= 2) {
@@ -285,7 +285,7 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
             if ratings.is_empty() {
                 continue;
             }
-            let m = ratings.iter().map(|o| o.value - model.item_mean[o.item as usize] - severity).sum::<f64>()
+            let m = ratings.iter().map(|o| o.value() - model.item_mean[o.item as usize] - severity).sum::<f64>()
                 / ratings.len() as f64;
             let positive = s.recommendation >= 3;
             judged += 1;

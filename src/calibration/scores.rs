@@ -75,10 +75,10 @@ fn raw_means(model: &Model, subject: u32) -> Vec<(u32, f64)> {
     for o in model.ratings(subject) {
         match out.last_mut() {
             Some(last) if last.0 == o.item => {
-                last.1 += o.value;
+                last.1 += o.value();
                 last.2 += 1.0;
             }
-            _ => out.push((o.item, o.value, 1.0)),
+            _ => out.push((o.item, o.value(), 1.0)),
         }
     }
     out.into_iter().map(|(k, s, n)| (k, s / n)).collect()
@@ -340,7 +340,7 @@ fn rank_entry(model: &Model, shape: &RubricShape, subject: u32) -> Option<RankEn
     scores.overall?;
     let mut cards: Vec<(u32, f64, f64)> = Vec::new();
     for o in model.ratings(subject) {
-        let adjusted = o.value - model.severity[o.rater as usize];
+        let adjusted = o.value() - model.severity[o.rater as usize];
         match cards.iter_mut().find(|c| c.0 == o.scorecard) {
             Some(c) => {
                 c.1 += adjusted;
