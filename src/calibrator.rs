@@ -54,14 +54,46 @@ impl<K: std::hash::Hash + Eq + Clone> Index<K> {
 /// rating's (competency, score, thin evidence) so far.
 type ScorecardBeingRead = (CalibrationRow, Vec<(String, i64, bool)>);
 
-/// The model's number for a scorecard id, given on first sight.
-fn scorecard_number(numbers: &mut HashMap<Box<str>, u32>, id: &str) -> u32 {
-    if let Some(&n) = numbers.get(id) {
-        return n;
+/// The model's numbers for scorecard ids, given on first sight and never looked
+/// up backwards. Ids are the service's own 32-hex-digit UUIDs, kept as 16 bytes
+/// in the table itself: 200,000 ids as strings were 200,000 small allocations,
+/// copied at every refit and left behind as holes in the heap. Any other id (an
+/// older database, a test) is kept as a string.
+#[derive(Debug, Default)]
+struct ScorecardNumbers {
+    uuids: HashMap<[u8; 16], u32>,
+    others: HashMap<Box<str>, u32>,
+}
+
+impl ScorecardNumbers {
+    fn uuid(id: &str) -> Option<[u8; 16]> {
+        let digits = id.as_bytes();
+        if digits.len() != 32 || !digits.iter().all(|d| matches!(d, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u128::from_str_radix(id, 16).ok().map(u128::to_be_bytes)
     }
-    let n = numbers.len() as u32;
-    numbers.insert(id.into(), n);
-    n
+
+    fn get(&self, id: &str) -> Option<u32> {
+        match Self::uuid(id) {
+            Some(key) => self.uuids.get(&key).copied(),
+            None => self.others.get(id).copied(),
+        }
+    }
+
+    fn get_or_insert(&mut self, id: &str) -> u32 {
+        let next = (self.uuids.len() + self.others.len()) as u32;
+        match Self::uuid(id) {
+            Some(key) => *self.uuids.entry(key).or_insert(next),
+            None => match self.others.get(id) {
+                Some(&n) => n,
+                None => {
+                    self.others.insert(id.into(), next);
+                    next
+                }
+            },
+        }
+    }
 }
 
 /// A job as calibration sees it: its rubric revision's shape.
@@ -70,7 +102,8 @@ struct JobInfo {
     /// The job's id, shared by the keys of all its subjects.
     key: Arc<str>,
     shape: RubricShape,
-    dimension_keys: Vec<String>,
+    /// Shared by every entry of the job's ranking snapshots.
+    dimension_keys: Vec<Arc<str>>,
     rubric_id: String,
     /// competency key → model item
     items: HashMap<String, u32>,
@@ -80,13 +113,15 @@ struct JobInfo {
 /// Rater reports by rater id, sorted by id.
 pub type RaterReports = Vec<(String, RaterReport)>;
 
-/// One entry of a cached ranking.
+/// One entry of a cached ranking. The strings are shared with the
+/// organisation's state (a snapshot of a 51,000-candidate job was 200,000 small
+/// allocations when each entry had its own).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankedEntry {
-    pub candidate_id: String,
+    pub candidate_id: Arc<str>,
     pub overall: Score,
     /// (dimension key, score if assessed)
-    pub dimensions: Vec<(String, Option<Score>)>,
+    pub dimensions: Vec<(Arc<str>, Option<Score>)>,
     pub scorecard_count: u32,
     pub flags: Vec<String>,
 }
@@ -135,9 +170,8 @@ struct OrgState {
     /// (job, candidate) per subject; the job's id is one shared string.
     subjects: Index<(Arc<str>, Arc<str>)>,
     items: Index<(String, String)>,
-    /// Scorecard id → the model's number for it (never looked up backwards,
-    /// so each id is kept once).
-    scorecards: HashMap<Box<str>, u32>,
+    /// Scorecard id → the model's number for it.
+    scorecards: ScorecardNumbers,
     facts: Vec<Option<ScorecardFacts>>,
     jobs: HashMap<String, JobInfo>,
     version: u64,
@@ -162,7 +196,7 @@ impl OrgState {
             raters: Index::default(),
             subjects: Index::default(),
             items: Index::default(),
-            scorecards: HashMap::new(),
+            scorecards: ScorecardNumbers::default(),
             facts: Vec::new(),
             jobs: HashMap::new(),
             version: 0,
@@ -198,7 +232,7 @@ impl OrgState {
         JobInfo {
             key: Arc::from(job_id),
             shape: RubricShape { scale_min: f64::from(c.scale.min), scale_max: f64::from(c.scale.max), dimensions },
-            dimension_keys: c.dimensions.iter().map(|d| d.key.clone()).collect(),
+            dimension_keys: c.dimensions.iter().map(|d| Arc::from(d.key.as_str())).collect(),
             rubric_id: rubric.id.clone(),
             items: map,
             scale: (c.scale.min, c.scale.max),
@@ -223,7 +257,7 @@ impl OrgState {
         let span = f64::from((max - min).max(1));
         let subject = self.subjects.get_or_insert(&(job.key.clone(), Arc::from(candidate_id)));
         let rater = self.raters.get_or_insert(&interviewer.to_string());
-        let sc = scorecard_number(&mut self.scorecards, scorecard_id);
+        let sc = self.scorecards.get_or_insert(scorecard_id);
         let years = submitted_at as f64 / (365.25 * 24.0 * 3600.0 * 1e6);
         let obs: Vec<Obs> = ratings
             .iter()
@@ -255,11 +289,11 @@ impl OrgState {
 
     /// The revision of a scorecard reflected through this replica's own changes.
     fn applied_revision(&self, id: &str) -> i64 {
-        self.scorecards.get(id).and_then(|&n| self.applied_revisions.get(n as usize)).copied().unwrap_or(0)
+        self.scorecards.get(id).and_then(|n| self.applied_revisions.get(n as usize)).copied().unwrap_or(0)
     }
 
     fn note_applied(&mut self, id: &str, revision: i64) {
-        let n = scorecard_number(&mut self.scorecards, id) as usize;
+        let n = self.scorecards.get_or_insert(id) as usize;
         if self.applied_revisions.len() <= n {
             self.applied_revisions.resize(n + 1, 0);
         }
@@ -376,7 +410,7 @@ impl OrgState {
                     flags.push("not comparable: no interviewer links this panel to the rest of the job".to_string());
                 }
                 Some(RankedEntry {
-                    candidate_id: self.subjects.ids[e.subject as usize].1.to_string(),
+                    candidate_id: self.subjects.ids[e.subject as usize].1.clone(),
                     overall,
                     dimensions: job.dimension_keys.iter().cloned().zip(e.scores.dimensions.iter().copied()).collect(),
                     scorecard_count: e.scorecards,
@@ -425,9 +459,11 @@ struct SequenceCheck {
     last: tokio::sync::Mutex<(u64, i64)>,
 }
 
-/// Most scorecard events applied one by one when catching up with other
-/// replicas; further behind, the organisation is loaded afresh.
+/// Most scorecard changes made through other replicas applied one by one when
+/// catching up; further behind, the organisation is loaded afresh.
 const CATCH_UP_LIMIT: usize = 1_000;
+/// Events read per query when catching up (most are this replica's own).
+const CATCH_UP_PAGE: usize = 1_000;
 
 /// Least time between two publications of one organisation's derived events:
 /// a burst of submissions yields one `ranking.changed` per job, not hundreds.
@@ -593,23 +629,53 @@ impl Calibrator {
         }
         const CHANGES: [&str; 3] = ["scorecard.submitted", "scorecard.amended", "candidate.erased"];
         let types: Vec<String> = CHANGES.iter().map(|t| t.to_string()).collect();
-        let events = self.store.list_events(org, synced, &types, CATCH_UP_LIMIT).await?;
-        let events: Vec<_> = events.into_iter().filter(|e| e.sequence <= latest).collect();
-        if events.len() > CATCH_UP_LIMIT || events.iter().any(|e| e.kind == "candidate.erased") {
-            // Far behind, or evidence erased: load afresh.
+        // Page through the changes since the last sync. Most are usually this
+        // replica's own, already applied (their revision says so), and cost one
+        // row each; only changes made through other replicas are read and
+        // applied. Reloading whenever many events had passed reloaded the whole
+        // organisation after every burst of this replica's own submissions.
+        let mut after = synced;
+        let mut foreign: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut reload = false;
+        'pages: loop {
+            let page = self.store.list_events(org, after, &types, CATCH_UP_PAGE).await?;
+            let more = page.len() > CATCH_UP_PAGE;
+            {
+                let s = lock(&state);
+                for event in page.iter().take(CATCH_UP_PAGE) {
+                    if event.sequence > latest {
+                        break 'pages;
+                    }
+                    after = event.sequence;
+                    if event.kind == "candidate.erased" {
+                        reload = true; // evidence erased: load afresh
+                        break 'pages;
+                    }
+                    let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
+                    let revision = serde_json::from_str::<serde_json::Value>(&event.payload)
+                        .ok()
+                        .and_then(|p| p["revision"].as_i64())
+                        .unwrap_or(i64::MAX);
+                    if s.applied_revision(id) < revision && seen.insert(id.to_string()) {
+                        foreign.push(id.to_string());
+                    }
+                }
+            }
+            if foreign.len() > CATCH_UP_LIMIT {
+                reload = true; // far behind the other replicas
+                break;
+            }
+            if !more {
+                break;
+            }
+        }
+        if reload {
             let reloaded = Arc::new(Mutex::new(self.load(org).await?));
             lock(&self.orgs).insert(org.to_string(), reloaded.clone());
             return Ok(reloaded);
         }
-        for event in &events {
-            let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
-            let revision = serde_json::from_str::<serde_json::Value>(&event.payload)
-                .ok()
-                .and_then(|p| p["revision"].as_i64())
-                .unwrap_or(i64::MAX);
-            if lock(&state).applied_revision(id) >= revision {
-                continue; // made through this replica, or already caught up
-            }
+        for id in &foreign {
             let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
             let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { continue };
             let Some(rubric) = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await? else { continue };
@@ -842,12 +908,14 @@ impl Calibrator {
             })
             .await;
             let Ok((model, groups, rankings)) = fitted else { return };
+            let leftover;
             let jobs: Vec<String> = {
                 let mut s = lock(&state);
                 if s.version != version {
                     return;
                 }
-                s.model = model;
+                // Keep the live per-subject lists, copy the fit in: see `adopt_fit`.
+                leftover = Some(s.model.adopt_fit(model));
                 s.groups = groups;
                 s.rankings.values_mut().for_each(|c| c.stale = true);
                 for (job, ranking) in rankings {
@@ -857,6 +925,7 @@ impl Calibrator {
                 s.calibrated_at = now_micros();
                 s.jobs.keys().cloned().collect()
             };
+            drop(leftover);
             for job in jobs {
                 let _ = this.changes.send((org.clone(), job));
             }
@@ -991,5 +1060,25 @@ impl Calibrator {
         let mut cells: Vec<(u32, u32, f64)> = overall.into_iter().map(|((s, r), (sum, n))| (s, r, sum / n)).collect();
         cells.sort_by_key(|c| (c.0, c.1));
         Ok((per, figures(String::new(), &cells)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ScorecardNumbers;
+
+    #[test]
+    fn scorecard_numbers_are_stable_for_uuid_and_other_ids() {
+        let mut numbers = ScorecardNumbers::default();
+        let uuid = "019bd2f0a1b27c3d8e4f5a6b7c8d9e0f";
+        assert_eq!(numbers.get_or_insert(uuid), 0);
+        assert_eq!(numbers.get_or_insert("sc-1"), 1);
+        // Upper case is not the service's form: kept as a string, its own id.
+        assert_eq!(numbers.get_or_insert(&uuid.to_uppercase()), 2);
+        assert_eq!(numbers.get_or_insert(uuid), 0);
+        assert_eq!(numbers.get("sc-1"), Some(1));
+        assert_eq!(numbers.get("019bd2f0a1b27c3d8e4f5a6b7c8d9e00"), None);
+        assert_eq!(numbers.uuids.len(), 1);
+        assert_eq!(numbers.others.len(), 2);
     }
 }

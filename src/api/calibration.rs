@@ -4,6 +4,7 @@
 //! existence, pages, and converts.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -34,9 +35,9 @@ fn ranking_page(job_name: &str, ranking: &Ranking, page: &PageRequest) -> Result
     };
     let end = (start + page.size).min(ranking.entries.len());
     let entries = ranking.entries.get(start..end).unwrap_or_default();
-    let to_dimension = |(key, score): &(String, Option<Score>)| {
+    let to_dimension = |(key, score): &(Arc<str>, Option<Score>)| {
         score.map(|s| proto::DimensionScore {
-            dimension: key.clone(),
+            dimension: key.to_string(),
             score: s.mean,
             lower: s.lower,
             upper: s.upper,

@@ -274,6 +274,29 @@ impl Model {
         self.subjects.iter().map(Vec::len).sum()
     }
 
+    /// Takes the parameters of `fitted`, a copy of this model fitted elsewhere
+    /// with no rating added or removed meanwhile, keeping this model's own
+    /// per-subject lists (their ratings' posteriors are copied in). The copy's
+    /// many small lists are freed together as the block they were allocated in,
+    /// which the allocator can return to the OS; swapping the copy in instead
+    /// would free the long-lived lists and leave holes in the heap. A copy of a
+    /// different shape (which the caller rules out) simply replaces this model.
+    /// Returns what is left over, for the caller to drop outside its lock.
+    #[must_use = "the leftover is as large as the model: drop it outside the lock"]
+    pub fn adopt_fit(&mut self, mut fitted: Model) -> Model {
+        let same_shape = self.subjects.len() == fitted.subjects.len()
+            && self.rater_subjects.len() == fitted.rater_subjects.len()
+            && self.subjects.iter().zip(&fitted.subjects).all(|(a, b)| a.len() == b.len());
+        if same_shape {
+            for (mine, theirs) in self.subjects.iter_mut().zip(&fitted.subjects) {
+                mine.copy_from_slice(theirs);
+            }
+            std::mem::swap(&mut self.subjects, &mut fitted.subjects);
+            std::mem::swap(&mut self.rater_subjects, &mut fitted.rater_subjects);
+        }
+        std::mem::replace(self, fitted)
+    }
+
     fn grow(&mut self, subject: u32, obs: &Obs) {
         let (s, r, k) = (subject as usize, obs.rater as usize, obs.item as usize);
         if self.subjects.len() <= s {
@@ -848,6 +871,33 @@ mod tests {
         m.severity.iter().chain(&m.severity_var).chain(&m.noise_var).all(|x| x.is_finite())
             && m.item_mean.iter().all(|x| x.is_finite())
             && [m.hyper.ability, m.hyper.specific, m.hyper.severity, m.hyper.noise].iter().all(|x| x.is_finite())
+    }
+
+    #[test]
+    fn adopting_a_fitted_copy_equals_fitting_in_place() {
+        let mut live = Model::new();
+        for c in 0..20u32 {
+            for r in 0..4u32 {
+                let rater = (c + r) % 7;
+                let value = f64::from((c * 7 + r * 3) % 5) / 4.0;
+                live.add(
+                    c,
+                    &[Obs::new(rater, 0, c * 4 + r, value, 0.0), Obs::new(rater, 1, c * 4 + r, 1.0 - value, 0.0)],
+                );
+            }
+        }
+        let mut in_place = live.clone();
+        in_place.fit(100, 1e-9);
+        let mut copy = live.clone();
+        copy.fit(100, 1e-9);
+        let leftover = live.adopt_fit(copy);
+        assert_eq!(leftover.subject_count(), 20);
+        assert_eq!(live.severity, in_place.severity);
+        assert_eq!(live.noise_var, in_place.noise_var);
+        for c in 0..20 {
+            assert_eq!(live.ratings(c), in_place.ratings(c));
+            assert_eq!(live.composite(c, &[(0, 1.0), (1, 1.0)]), in_place.composite(c, &[(0, 1.0), (1, 1.0)]));
+        }
     }
 
     #[test]
