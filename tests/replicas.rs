@@ -85,6 +85,51 @@ async fn two_replicas_read_each_others_writes() {
     assert_eq!(seen_by_a.len(), 3, "two submissions and an amendment");
 }
 
+/// A replica that made many submissions itself, with one made through another
+/// replica among them, catches up page by page: its own are skipped, the other
+/// replica's is applied, and nothing is lost or counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_catches_up_past_a_burst_of_its_own_submissions() {
+    let a = TestApp::start(Db::Postgres).await;
+    let b = a.replica().await;
+    let org = Org::new(&a, "acme").await;
+    assert!(ranking(&a, &org).await.entries.is_empty());
+    // More of A's own events than one catch-up page (1,000), with B's on the
+    // second page.
+    const OWN: usize = 1_100;
+    let interviewers = ["ivan", "lena", "omar", "pia", "raj", "sun", "tom"];
+    let mut submitted = 0;
+    let mut from_b = None;
+    while submitted < OWN {
+        let candidate = org.candidate(&a, &format!("c{submitted}")).await;
+        for who in interviewers.iter().take(OWN - submitted) {
+            let interview = org.interview(&a, &candidate, who).await;
+            org.submit(&a, &interview).await;
+            submitted += 1;
+        }
+        if from_b.is_none() && submitted >= OWN - 50 {
+            let candidate = org.candidate(&b, "from-b").await;
+            let interview = org.interview(&b, &candidate, "ivan").await;
+            org.submit(&b, &interview).await;
+            from_b = Some(candidate);
+        }
+    }
+    let full = a
+        .calibration()
+        .get_ranking(req(
+            &org.admin,
+            proto::GetRankingRequest { job: org.job.name.clone(), page_size: 1000, ..Default::default() },
+        ))
+        .await
+        .expect("ranking")
+        .into_inner();
+    assert!(full.next_page_token.is_empty(), "one page holds the job");
+    let from_b = from_b.expect("B submitted");
+    assert_eq!(count_for(&full, &from_b), 1, "A applied B's submission");
+    let total: i32 = full.entries.iter().map(|e| e.scorecard_count).sum();
+    assert_eq!(total as usize, OWN + 1, "every submission counted once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_deliver_each_webhook_event_once() {
     let a = TestApp::start(Db::Postgres).await;
