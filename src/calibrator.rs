@@ -635,8 +635,8 @@ impl Calibrator {
         // applied. Reloading whenever many events had passed reloaded the whole
         // organisation after every burst of this replica's own submissions.
         let mut after = synced;
-        let mut foreign: Vec<String> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        // Each scorecard once, at its latest revision, in a deterministic order.
+        let mut foreign = std::collections::BTreeSet::new();
         let mut reload = false;
         'pages: loop {
             let page = self.store.list_events(org, after, &types, CATCH_UP_PAGE).await?;
@@ -657,8 +657,8 @@ impl Calibrator {
                         .ok()
                         .and_then(|p| p["revision"].as_i64())
                         .unwrap_or(i64::MAX);
-                    if s.applied_revision(id) < revision && seen.insert(id.to_string()) {
-                        foreign.push(id.to_string());
+                    if s.applied_revision(id) < revision && !foreign.contains(id) {
+                        foreign.insert(id.to_string());
                     }
                 }
             }
@@ -908,14 +908,13 @@ impl Calibrator {
             })
             .await;
             let Ok((model, groups, rankings)) = fitted else { return };
-            let leftover;
-            let jobs: Vec<String> = {
+            let (jobs, leftover): (Vec<String>, Model) = {
                 let mut s = lock(&state);
                 if s.version != version {
                     return;
                 }
                 // Keep the live per-subject lists, copy the fit in: see `adopt_fit`.
-                leftover = Some(s.model.adopt_fit(model));
+                let leftover = s.model.adopt_fit(model);
                 s.groups = groups;
                 s.rankings.values_mut().for_each(|c| c.stale = true);
                 for (job, ranking) in rankings {
@@ -923,7 +922,7 @@ impl Calibrator {
                 }
                 s.version += 1;
                 s.calibrated_at = now_micros();
-                s.jobs.keys().cloned().collect()
+                (s.jobs.keys().cloned().collect(), leftover)
             };
             drop(leftover);
             for job in jobs {
