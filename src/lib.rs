@@ -1,4 +1,19 @@
 //! scorecard: calibrated, comparable interview feedback over gRPC.
+//!
+//! The library is the service; the `scorecard` binary (`src/main.rs` and
+//! `src/cmd/`) adds the command line, the demo and the benchmarks on top of it.
+//! Modules depend one way, top to bottom (docs/architecture.md,
+//! `scripts/check-layers`):
+//!
+//! - `server`: serve, the HTTP listener, the auth, guard and audit layers
+//! - `api`: one file per gRPC service, proto <-> domain
+//! - `calibrator`, `store`, `webhooks`, `auth`: state, persistence, delivery, callers
+//! - `calibration`, `domain`: pure numbers and rules
+//! - `error`, `metrics`, `memory`, `telemetry`, `proto`: leaves every layer may use
+
+// Lets files shared with the binary's tools (the synthetic organisations the
+// engine's tests borrow) name this crate `scorecard` from either side.
+extern crate self as scorecard;
 
 /// Generated gRPC types and services of `scorecard.v1`.
 #[allow(clippy::all, missing_docs)]
@@ -8,45 +23,31 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("scorecard_descriptor");
 }
 
+/// The server: router, listeners, the auth, guard and audit layers, graceful shutdown.
+pub mod server;
+
 /// The gRPC services: validate, authorise, call the store, convert.
 pub mod api;
-/// The server: router, listeners, graceful shutdown.
-pub mod app;
-/// The audit log: one row per authenticated call, written in batches.
-pub mod audit;
+
 /// JWT verification and the authenticated caller.
 pub mod auth;
-/// `scorecard bench …`: benchmarks that print their figures.
-pub mod bench;
-/// `scorecard bench import`: bulk back-fill speed through ImportScorecards.
-pub mod bench_import;
-/// `scorecard bench load`: a gRPC load generator with a transport ceiling.
-pub mod bench_load;
-/// The calibration engine: pure statistics.
-pub mod calibration;
-/// Per-organisation calibration state: loaded, updated, cached.
+/// Per-organisation calibration state: loaded, updated, refitted, published.
 pub mod calibrator;
-/// The recruiter CLI: ranking, raters, reliability tables from a running server.
-pub mod cli;
-/// Configuration from flags and environment.
-pub mod config;
-/// `scorecard demo`: a seeded organisation to explore.
-pub mod demo;
-/// Hiring rules and types.
-pub mod domain;
-/// The one error type and its mapping to gRPC status codes.
-pub mod error;
-/// Overload protection: per-token rate limit, concurrency limit, deadlines.
-pub mod guard;
-/// Returning freed memory to the operating system after loads and refits.
-pub mod memory;
-/// Prometheus metrics served at `/metrics`.
-pub mod metrics;
 /// Persistence on SQLite or PostgreSQL.
 pub mod store;
-/// Logging set-up.
-pub mod telemetry;
-/// The HTTP listener: visual report pages, `/metrics`, `/healthz`.
-pub mod web;
 /// Webhook delivery: signed, ordered, retried, SSRF-guarded.
 pub mod webhooks;
+
+/// The calibration engine: pure statistics.
+pub mod calibration;
+/// Hiring rules and types, resource names, time and ids.
+pub mod domain;
+
+/// The one error type and its mapping to gRPC status codes.
+pub mod error;
+/// Returning freed memory to the operating system after loads and refits.
+pub mod memory;
+/// Prometheus metrics: the registry every layer records into.
+pub mod metrics;
+/// Logging set-up.
+pub mod telemetry;

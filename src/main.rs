@@ -1,4 +1,7 @@
 //! The `scorecard` binary: parse configuration, start logging, run the command.
+//! The commands live in `cmd/`, outside the service library.
+
+mod cmd;
 
 use std::process::ExitCode;
 
@@ -6,9 +9,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = scorecard::config::Cli::parse();
+    let cli = cmd::config::Cli::parse();
     scorecard::telemetry::init(cli.log_format);
-    match scorecard::app::run(cli).await {
+    match cmd::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -15,6 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
+/// One connection pool's use at a moment (the store reports it, `/metrics`
+/// shows it).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub name: &'static str,
+    /// Connections open (idle and in use).
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Upper bounds (seconds) of the request latency buckets.
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -84,15 +95,12 @@ pub struct Metrics {
     incremental_updates: Histogram,
     last_fit_ratings: AtomicU64,
     page_views: RwLock<BTreeMap<(&'static str, u16), u64>>,
+    /// Public key files taken after a change, and changed files that did not load.
+    key_reloads_loaded: AtomicU64,
+    key_reloads_failed: AtomicU64,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    methods: RwLock::new(BTreeMap::new()),
-    full_fits: Histogram::new(&FIT_BUCKETS),
-    incremental_updates: Histogram::new(&FIT_BUCKETS),
-    last_fit_ratings: AtomicU64::new(0),
-    page_views: RwLock::new(BTreeMap::new()),
-});
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// The process's registry.
 pub fn global() -> &'static Metrics {
@@ -126,6 +134,19 @@ fn escape(value: &str) -> String {
 }
 
 impl Metrics {
+    /// An empty registry (the process has one, [`global`]).
+    fn new() -> Self {
+        Metrics {
+            methods: RwLock::new(BTreeMap::new()),
+            full_fits: Histogram::new(&FIT_BUCKETS),
+            incremental_updates: Histogram::new(&FIT_BUCKETS),
+            last_fit_ratings: AtomicU64::new(0),
+            page_views: RwLock::new(BTreeMap::new()),
+            key_reloads_loaded: AtomicU64::new(0),
+            key_reloads_failed: AtomicU64::new(0),
+        }
+    }
+
     /// Counts one finished gRPC request. `method` is the request path; paths
     /// the server does not serve are counted as `unknown`.
     pub fn record_request(&self, method: &str, code: tonic::Code, elapsed: Duration) {
@@ -156,6 +177,18 @@ impl Metrics {
         self.incremental_updates.observe(elapsed);
     }
 
+    /// Counts one look at a changed public key file: taken, or refused (the
+    /// current keys stay).
+    pub fn record_key_reload(&self, loaded: bool) {
+        let counter = if loaded { &self.key_reloads_loaded } else { &self.key_reloads_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changed public key files that did not load, so far.
+    pub fn key_reload_failures(&self) -> u64 {
+        self.key_reloads_failed.load(Ordering::Relaxed)
+    }
+
     /// Counts one page served by the HTTP listener, by route and status.
     pub fn record_page(&self, route: &'static str, status: u16) {
         let mut views = self.page_views.write().unwrap_or_else(|p| p.into_inner());
@@ -164,7 +197,7 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4) of everything, with the
     /// database pools as they are now.
-    pub fn render(&self, pools: &[crate::store::PoolStats]) -> String {
+    pub fn render(&self, pools: &[PoolStats]) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let methods: Vec<(String, Arc<MethodStats>)> = {
             let m = self.methods.read().unwrap_or_else(|p| p.into_inner());
@@ -206,6 +239,15 @@ impl Metrics {
         for ((route, status), n) in self.page_views.read().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "scorecard_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
         }
+        out.push_str("# HELP scorecard_jwt_key_reloads_total Changed public key files, taken or refused.\n");
+        out.push_str("# TYPE scorecard_jwt_key_reloads_total counter\n");
+        for (outcome, counter) in [("loaded", &self.key_reloads_loaded), ("failed", &self.key_reloads_failed)] {
+            let _ = writeln!(
+                out,
+                "scorecard_jwt_key_reloads_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP scorecard_db_pool_connections Database connections open, by pool and state.\n");
         out.push_str("# TYPE scorecard_db_pool_connections gauge\n");
         for p in pools {
@@ -245,13 +287,7 @@ mod tests {
 
     #[test]
     fn unknown_methods_do_not_grow_the_label_set() {
-        let m = Metrics {
-            methods: RwLock::new(BTreeMap::new()),
-            full_fits: Histogram::new(&FIT_BUCKETS),
-            incremental_updates: Histogram::new(&FIT_BUCKETS),
-            last_fit_ratings: AtomicU64::new(0),
-            page_views: RwLock::new(BTreeMap::new()),
-        };
+        let m = Metrics::new();
         for i in 0..50 {
             m.record_request(
                 &format!("/scorecard.v1.X/Made{i}"),
@@ -265,7 +301,7 @@ mod tests {
             tonic::Code::NotFound,
             Duration::from_millis(2),
         );
-        let text = m.render(&[crate::store::PoolStats { name: "main", size: 3, idle: 1, max: 8 }]);
+        let text = m.render(&[PoolStats { name: "main", size: 3, idle: 1, max: 8 }]);
         assert!(
             text.contains("scorecard_grpc_requests_total{method=\"unknown\",code=\"Unauthenticated\"} 50\n"),
             "{text}"

@@ -191,7 +191,7 @@ pub fn event_json(e: &EventRow) -> serde_json::Value {
         "sequence": e.sequence,
         "type": e.kind,
         "resource": e.resource,
-        "time": crate::api::convert::timestamp(e.created_at).map(|t| t.to_string()).unwrap_or_default(),
+        "time": crate::domain::time::rfc3339(e.created_at),
         "payload": payload,
     })
 }

@@ -5,7 +5,12 @@
 use proptest::prelude::*;
 use scorecard::calibration::model::{Model, Obs};
 use scorecard::calibration::scores::{spearman, subject_scores};
-use scorecard::calibration::synthetic::{Org, Spec};
+use synthetic::{Org, Spec};
+
+/// The tools' synthetic organisations (outside the service library).
+#[allow(dead_code)]
+#[path = "../src/cmd/synthetic.rs"]
+mod synthetic;
 
 fn small_spec(seed: u64) -> Spec {
     let mut spec = Spec::reference(seed);

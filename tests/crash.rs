@@ -208,7 +208,7 @@ async fn stored(channel: &Channel) -> HashMap<String, Vec<proto::Scorecard>> {
     }
 }
 
-async fn crash_and_recover(db: Db) {
+async fn keeps_every_acknowledged_scorecard_through_sigkill(db: Db) {
     let rounds = env_number("SCORECARD_CRASH_ROUNDS", 3);
     let submitters = env_number("SCORECARD_CRASH_SUBMITTERS", 16);
     let per_round = env_number("SCORECARD_CRASH_INTERVIEWS", 400);
@@ -301,12 +301,4 @@ fn scores_of(card: &proto::Scorecard) -> Vec<(String, i32, String)> {
     card.ratings.iter().map(|x| (x.competency.clone(), x.score, x.evidence.clone())).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_keeps_every_acknowledged_scorecard_through_sigkill() {
-    crash_and_recover(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_keeps_every_acknowledged_scorecard_through_sigkill() {
-    crash_and_recover(Db::Postgres).await;
-}
+on_both_databases!(db: keeps_every_acknowledged_scorecard_through_sigkill);

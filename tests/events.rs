@@ -217,8 +217,15 @@ async fn derived_events_follow_rankings_and_overdue_interviews(app: TestApp) {
     let late = org.interview(&app, &candidate, "lena").await;
     let overdue = wait_for_event(&app, &org.admin, "interview.overdue", &late.name).await;
     assert_eq!(overdue.len(), 1, "one interview.overdue for the late interview");
-    tokio::time::sleep(Duration::from_millis(600)).await; // several more scans
-    assert_eq!(all_events(&app, &org.admin, &["interview.overdue"]).await.len(), 1);
+    // Two more late interviews, each created after the previous event showed:
+    // the scans that raise them ran after the first was raised, and saw it.
+    for (n, interviewer) in ["mia", "noor"].into_iter().enumerate() {
+        let sentinel = org.interview(&app, &candidate, interviewer).await;
+        let raised = wait_for_event(&app, &org.admin, "interview.overdue", &sentinel.name).await;
+        assert_eq!(raised.len(), 1, "the later late interview is raised");
+        let all = all_events(&app, &org.admin, &["interview.overdue"]).await;
+        assert_eq!(all.len(), n + 2, "no interview raised twice: {all:?}");
+    }
 
     // A submission changes the job's ranking.
     let on_time = org.interview(&app, &candidate, "ivan").await;

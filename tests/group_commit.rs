@@ -95,12 +95,4 @@ async fn futures_join(
     outcomes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_bad_submission_fails_alone_sqlite() {
-    one_bad_submission_fails_alone(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_bad_submission_fails_alone_postgres() {
-    one_bad_submission_fails_alone(Db::Postgres).await;
-}
+on_both_databases!(db: one_bad_submission_fails_alone);

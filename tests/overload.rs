@@ -11,7 +11,7 @@ use scorecard::proto;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-async fn app_with(guard: scorecard::guard::GuardSettings) -> TestApp {
+async fn app_with(guard: scorecard::server::guard::GuardSettings) -> TestApp {
     let mut settings = test_settings();
     settings.guard = guard;
     TestApp::start_configured(Db::Sqlite, verifier(), settings).await
@@ -42,7 +42,8 @@ fn candidate_item(external_id: &str) -> proto::ImportItem {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_token_is_rate_limited_with_a_retry_delay() {
     let app =
-        app_with(scorecard::guard::GuardSettings { rate_per_second: 5.0, burst: 5.0, ..Default::default() }).await;
+        app_with(scorecard::server::guard::GuardSettings { rate_per_second: 5.0, burst: 5.0, ..Default::default() })
+            .await;
     let admin = token("root", "acme", &["admin"]);
     let (mut ok, mut limited) = (0, Vec::new());
     for _ in 0..12 {
@@ -93,17 +94,29 @@ async fn deadlines_are_honoured_and_the_work_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_refuses_at_once_and_recovers() {
-    let app = app_with(scorecard::guard::GuardSettings { max_concurrent: 2, ..Default::default() }).await;
+    let app = app_with(scorecard::server::guard::GuardSettings { max_concurrent: 2, ..Default::default() }).await;
     let admin = token("root", "acme", &["admin"]);
     // Two imports hold both slots.
-    let mut held = Vec::new();
-    for n in 0..2 {
+    let hold = |n: usize| {
         let (keep_open, stream) = held_open_import(vec![candidate_item(&format!("held-{n}"))]);
         let mut client = app.scorecards();
         let call = req(&admin, stream);
-        held.push((keep_open, tokio::spawn(async move { client.import_scorecards(call).await })));
+        (keep_open, tokio::spawn(async move { client.import_scorecards(call).await }))
+    };
+    let mut held: Vec<_> = (0..2).map(hold).collect();
+    // Wait until both imports hold their slots, which a probe shows by being
+    // refused. A probe that got a slot may have made an import arriving
+    // meanwhile be refused at once: that import is started again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.hiring().list_jobs(req(&admin, proto::ListJobsRequest::default())).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the imports never took both slots");
+        for (n, slot) in held.iter_mut().enumerate() {
+            if slot.1.is_finished() {
+                *slot = hold(n);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     let status = expect_code(
         app.hiring().list_jobs(req(&admin, proto::ListJobsRequest::default())).await,
@@ -132,7 +145,7 @@ async fn an_exhausted_database_pool_is_unavailable_not_a_hang() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(scorecard::app::serve(
+    tokio::spawn(scorecard::server::serve(
         listener,
         None,
         store,
@@ -154,7 +167,22 @@ async fn an_exhausted_database_pool_is_unavailable_not_a_hang() {
     let admin = org.admin.clone();
     let blocked =
         tokio::spawn(async move { blocked_client.list_jobs(req(&admin, proto::ListJobsRequest::default())).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until the blocked request is queued on the lock (it holds the only connection).
+    let mut watcher = sqlx::PgConnection::connect(&base.database_url).await.expect("connect");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the list of jobs never waited on the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The next request finds no connection: UNAVAILABLE after the wait, not a hang.
     let started = std::time::Instant::now();

@@ -172,18 +172,29 @@ async fn two_replicas_deliver_each_webhook_event_once() {
         let via = if n % 2 == 0 { &a } else { &b };
         org.interview(via, &ada, &format!("rater-{n}")).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while received.lock().unwrap().len() < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "not all delivered: {:?}", received.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await; // time for any second delivery to show
+    let delivered = |count: usize| {
+        let received = received.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while received.lock().unwrap().len() < count {
+                assert!(tokio::time::Instant::now() < deadline, "not all delivered: {:?}", received.lock().unwrap());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    delivered(10).await;
+    // Two later events, one through each replica. A webhook's deliveries go out
+    // in sequence order, so once these arrived every earlier event was settled:
+    // a second delivery of one would have come before them.
+    org.interview(&b, &ada, "sentinel-b").await;
+    org.interview(&a, &ada, "sentinel-a").await;
+    delivered(12).await;
     let received = received.lock().unwrap().clone();
     println!(
         "two replicas, one webhook: {} events, deliveries per event {:?}",
         received.len(),
         received.values().collect::<Vec<_>>()
     );
-    assert_eq!(received.len(), 10);
+    assert_eq!(received.len(), 12);
     assert!(received.values().all(|n| *n == 1), "each event delivered once: {received:?}");
 }

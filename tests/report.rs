@@ -13,21 +13,35 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
+/// The demo's organisation (`scorecard demo`).
+const DEMO_ORG: &str = "demo-co";
+
 /// Seeds the demo organisation into the app's database behind the server's
-/// back, then restarts the server so it loads what is there (as `scorecard
-/// demo` seeds before serving); returns the app and (job id, title) pairs.
+/// back (`scorecard demo --seed-into`), then restarts the server so it loads
+/// what is there (as `scorecard demo` seeds before serving); returns the app
+/// and (job id, title) pairs.
 async fn seed_demo(app: TestApp) -> (TestApp, Vec<(String, String)>) {
-    let store = scorecard::store::Store::connect(&app.database_url, 2).await.expect("connect");
-    let jobs = scorecard::demo::seed(&store).await.expect("seed demo");
-    store.close().await;
-    let jobs = jobs.into_iter().map(|(name, title)| (name.trim_start_matches("jobs/").to_string(), title)).collect();
+    let url = app.database_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scorecard")).args(["demo", "--seed-into", &url]).output()
+    })
+    .await
+    .expect("join")
+    .expect("run scorecard demo --seed-into");
+    assert!(out.status.success(), "seeding failed: {}", String::from_utf8_lossy(&out.stderr));
+    let jobs: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(name, title)| (name.trim_start_matches("jobs/").to_string(), title.to_string()))
+        .collect();
+    assert_eq!(jobs.len(), 3, "the demo has three jobs");
     (app.restart().await, jobs)
 }
 
 async fn report_pages(db: Db) {
     let (app, jobs) = seed_demo(TestApp::start(db).await).await;
     let (job_id, job_title) = jobs[0].clone();
-    let recruiter = token("rita", scorecard::demo::ORG, &["recruiter"]);
+    let recruiter = token("rita", DEMO_ORG, &["recruiter"]);
     let base = format!("http://{}", app.http_addr);
     let client = http();
 
@@ -92,7 +106,7 @@ async fn report_pages(db: Db) {
 
     // Roles and tenancy are the API's: an interviewer may not read rankings,
     // another organisation does not see this job, a bad id is refused.
-    let interviewer = token("bruno", scorecard::demo::ORG, &["interviewer"]);
+    let interviewer = token("bruno", DEMO_ORG, &["interviewer"]);
     let denied = client.get(format!("{base}/jobs/{job_id}")).bearer_auth(&interviewer).send().await.expect("get");
     assert_eq!(denied.status(), 403);
     assert!(!denied.text().await.expect("body").contains("<svg"), "nothing of the ranking leaks");
@@ -132,7 +146,7 @@ async fn report_pages(db: Db) {
     }
 
     // Page views are audited like calls (rows are written in batches, shortly after).
-    let admin = token("alice", scorecard::demo::ORG, &["admin"]);
+    let admin = token("alice", DEMO_ORG, &["admin"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let audited = app
@@ -173,19 +187,11 @@ async fn report_pages(db: Db) {
     assert!(text.contains("scorecard_http_requests_total{route=\"/jobs\",status=\"200\"}"));
     assert!(text.contains("scorecard_calibration_full_fit_seconds_count"));
     assert!(text.contains("scorecard_db_pool_max_connections{pool="));
-    assert!(!text.contains(scorecard::demo::ORG), "no tenant in metric labels");
+    assert!(!text.contains(DEMO_ORG), "no tenant in metric labels");
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn report_pages_sqlite() {
-    report_pages(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn report_pages_postgres() {
-    report_pages(Db::Postgres).await;
-}
+on_both_databases!(db: report_pages);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_require_a_token() {
@@ -233,7 +239,7 @@ fn grpc_web_parts(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_clients_reach_the_api_with_the_same_checks() {
     let (app, jobs) = seed_demo(TestApp::start(Db::Sqlite).await).await;
-    let recruiter = token("rita", scorecard::demo::ORG, &["recruiter"]);
+    let recruiter = token("rita", DEMO_ORG, &["recruiter"]);
     let url = format!("http://{}/scorecard.v1.CalibrationService/GetRanking", app.addr);
     let request = proto::GetRankingRequest { job: format!("jobs/{}", jobs[0].0), ..Default::default() };
     let client = http();

@@ -228,8 +228,14 @@ async fn keys_rotate_through_the_jwks_file_without_a_restart() {
     check(&app, &rsa, true, "the old key during the overlap").await;
 
     // A broken file (half-written by a careless tool) changes nothing.
+    let failures = scorecard::metrics::global().key_reload_failures();
     std::fs::write(&file, "{\"keys\": [").expect("break the file");
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Wait until the server has looked at the broken file (and refused it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while scorecard::metrics::global().key_reload_failures() == failures {
+        assert!(std::time::Instant::now() < deadline, "the broken key file was never looked at");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     check(&app, &rsa, true, "old key kept when the file is broken").await;
     check(&app, &ec, true, "new key kept when the file is broken").await;
 

@@ -142,20 +142,7 @@ async fn all_sequences(app: &TestApp, org: &Org, after: i64, types: &[&str]) -> 
     page.events.iter().map(|e| e.sequence).collect()
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await }
-        )* }
-        mod postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await }
-        )* }
-    };
-}
-
-both!(every_event_arrives_in_order_and_signed_through_a_flaky_receiver, dead_letters_are_visible_and_redelivered);
+on_both_databases!(db: every_event_arrives_in_order_and_signed_through_a_flaky_receiver, dead_letters_are_visible_and_redelivered);
 
 async fn every_event_arrives_in_order_and_signed_through_a_flaky_receiver(db: Db) {
     let app = TestApp::start(db).await;

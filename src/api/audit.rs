@@ -2,12 +2,12 @@
 
 use super::convert::micros;
 use super::{PageRequest, State};
-use crate::audit::{AuditFilter, to_proto};
 use crate::auth::Caller;
 use crate::domain::Role;
 use crate::domain::validate::{self, limits};
 use crate::error::{Error, Violations};
 use crate::proto::{self, audit_service_server::AuditService};
+use crate::store::{AuditFilter, AuditRow};
 
 pub struct AuditApi {
     state: State,
@@ -73,4 +73,21 @@ impl AuditApi {
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     rpc!(list_audit_events, list, proto::ListAuditEventsRequest, proto::ListAuditEventsResponse);
+}
+
+/// An audit row as the API shows it.
+pub fn to_proto(row: AuditRow) -> proto::AuditEvent {
+    let action =
+        if row.action == "write" { proto::audit_event::Action::Write } else { proto::audit_event::Action::Read };
+    proto::AuditEvent {
+        name: format!("auditEvents/{}", row.id),
+        actor: row.actor,
+        roles: row.roles.split(',').filter(|r| !r.is_empty()).map(str::to_string).collect(),
+        method: row.method,
+        action: action as i32,
+        resource: row.resource,
+        request_id: row.request_id,
+        code: row.code,
+        time: super::convert::timestamp(row.created_at),
+    }
 }

@@ -68,13 +68,14 @@ fn ranking_page(job_name: &str, ranking: &Ranking, page: &PageRequest) -> Result
 
 /// A flag kind as people read it: `SEVERE` for `KIND_SEVERE` (an unknown
 /// number as itself).
-pub(crate) fn flag_name(kind: i32) -> String {
+pub fn flag_name(kind: i32) -> String {
     proto::rater_flag::Kind::try_from(kind)
         .map(|k| k.as_str_name().trim_start_matches("KIND_").to_string())
         .unwrap_or_else(|_| kind.to_string())
 }
 
-pub(crate) fn flag_kind(kind: FlagKind) -> proto::rater_flag::Kind {
+/// The engine's flag as the proto enum.
+pub fn flag_kind(kind: FlagKind) -> proto::rater_flag::Kind {
     use proto::rater_flag::Kind;
     match kind {
         FlagKind::InsufficientData => Kind::InsufficientData,
@@ -343,5 +344,29 @@ impl CalibrationService for CalibrationApi {
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_and_the_proto_spell_every_flag_alike() {
+        use FlagKind::*;
+        for kind in [
+            InsufficientData,
+            Severe,
+            Lenient,
+            Inconsistent,
+            Halo,
+            CentralTendency,
+            Drift,
+            RecommendationMismatch,
+            ThinEvidence,
+        ] {
+            assert_eq!(flag_kind(kind).as_str_name(), format!("KIND_{}", kind.name()));
+            assert_eq!(flag_name(flag_kind(kind) as i32), kind.name());
+        }
     }
 }

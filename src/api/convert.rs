@@ -9,8 +9,9 @@ use crate::domain::{
 };
 use crate::proto;
 
+/// The instant as a proto field (always set).
 pub fn timestamp(micros: Micros) -> Option<Timestamp> {
-    Some(Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32 })
+    Some(crate::domain::time::timestamp(micros))
 }
 
 /// Microseconds of a timestamp, or `None` if it is not a valid instant between

@@ -21,12 +21,12 @@ macro_rules! rpc {
         {
             Box::pin(async move {
                 let caller = $crate::auth::caller(&request)?;
-                let slot = request.extensions().get::<$crate::audit::AuditSlot>().cloned();
-                let target = $crate::audit::AuditTarget::audit_target(request.get_ref());
+                let slot = request.extensions().get::<$crate::api::audited::AuditSlot>().cloned();
+                let target = $crate::api::audited::AuditTarget::audit_target(request.get_ref());
                 let result = self.$handler(caller, request.into_inner()).await;
                 if let Some(slot) = slot {
                     // A create names what it made; anything else what it was asked about.
-                    let made = result.as_ref().ok().and_then($crate::audit::AuditResource::audit_resource);
+                    let made = result.as_ref().ok().and_then($crate::api::audited::AuditResource::audit_resource);
                     slot.set(made.map_or(target, str::to_string));
                 }
                 Ok(tonic::Response::new(result?))
@@ -36,6 +36,7 @@ macro_rules! rpc {
 }
 
 mod audit;
+pub mod audited;
 mod calibration;
 pub mod convert;
 mod events;
@@ -53,7 +54,7 @@ use sha2::Digest;
 
 pub use audit::AuditApi;
 pub use calibration::CalibrationApi;
-pub(crate) use calibration::{flag_kind, flag_name};
+pub use calibration::{flag_kind, flag_name};
 pub use events::{EventApi, WebhookApi};
 pub use hiring::HiringApi;
 pub use import::MAX_ITEMS_PER_STREAM as MAX_IMPORT_ITEMS_PER_STREAM;

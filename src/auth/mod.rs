@@ -1,14 +1,12 @@
-//! Who is calling: JWT verification, the typed caller it yields, and the tower
-//! layer that authenticates every request (except health and reflection) and
-//! records the request's trace span.
+//! Who is calling: JWT verification and the typed caller it yields. The tower
+//! layer that authenticates every request is the server's
+//! (`server::auth_layer`); handlers read the [`Caller`] it puts in the request.
 
 mod keys;
-mod layer;
 
 use std::collections::BTreeSet;
 
 pub use keys::{Claims, KeyError, Verifier, mint_token};
-pub use layer::AuthLayer;
 
 use crate::domain::Role;
 use crate::error::Error;
@@ -46,7 +44,7 @@ impl Caller {
     }
 }
 
-/// The caller of a tonic request, put there by [`AuthLayer`].
+/// The caller of a tonic request, put there by the server's auth layer.
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Error> {
     request.extensions().get::<Caller>().cloned().ok_or(Error::Unauthenticated)
 }

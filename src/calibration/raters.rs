@@ -73,6 +73,24 @@ pub enum FlagKind {
     ThinEvidence,
 }
 
+impl FlagKind {
+    /// The flag's name as recruiters, events and the API read it: `SEVERE`
+    /// (the proto enum is `KIND_` + this).
+    pub fn name(self) -> &'static str {
+        match self {
+            FlagKind::InsufficientData => "INSUFFICIENT_DATA",
+            FlagKind::Severe => "SEVERE",
+            FlagKind::Lenient => "LENIENT",
+            FlagKind::Inconsistent => "INCONSISTENT",
+            FlagKind::Halo => "HALO",
+            FlagKind::CentralTendency => "CENTRAL_TENDENCY",
+            FlagKind::Drift => "DRIFT",
+            FlagKind::RecommendationMismatch => "RECOMMENDATION_MISMATCH",
+            FlagKind::ThinEvidence => "THIN_EVIDENCE",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flag {
     pub kind: FlagKind,

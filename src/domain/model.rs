@@ -1,20 +1,9 @@
-//! The domain's data types. Times are microseconds since the Unix epoch (UTC).
+//! The domain's data types. Times are microseconds since the Unix epoch (UTC),
+//! see [`super::time`].
+
+use super::time::Micros;
 
 use serde::{Deserialize, Serialize};
-
-/// Microseconds since 1970-01-01T00:00:00Z.
-pub type Micros = i64;
-
-/// Current time in microseconds since the epoch.
-pub fn now_micros() -> Micros {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
-}
-
-/// A fresh resource id: a UUIDv7 in lowercase hex, so ids sort by creation time.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
 
 /// The four kinds of caller (the JWT `roles` claim).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

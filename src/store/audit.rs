@@ -3,9 +3,20 @@
 use sqlx::FromRow;
 
 use super::{Store, with_pools};
-use crate::audit::AuditFilter;
 use crate::domain::Micros;
 use crate::error::Error;
+
+/// Filters of `ListAuditEvents` as the store takes them.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: String,
+    pub resource: String,
+    pub method: String,
+    /// '' | 'read' | 'write'
+    pub action: String,
+    pub start: Micros,
+    pub end: Micros,
+}
 
 /// Parameters per row of an insert; chunks stay under SQLite's limit.
 const ROWS_PER_INSERT: usize = 1_000;

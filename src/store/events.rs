@@ -1,5 +1,5 @@
 //! The event log (transactional outbox). A write that changes state appends its
-//! events inside its own transaction with [`append_events!`], so an event exists
+//! events inside its own transaction with [`append_events`], so an event exists
 //! exactly when its change committed. Sequence numbers come from one counter row
 //! per organisation; updating it locks the row until commit, so one
 //! organisation's events commit in sequence order and a reader never sees a
@@ -8,6 +8,7 @@
 use serde_json::Value;
 use sqlx::FromRow;
 
+use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
 use super::{Store, with_pools};
 use crate::domain::Micros;
 use crate::error::Error;
@@ -45,7 +46,7 @@ pub fn interview_event(
     [interview, job, candidate, interviewer]: [&str; 4],
     scheduled_at: Micros,
 ) -> NewEvent {
-    let scheduled = crate::api::convert::timestamp(scheduled_at).map(|t| t.to_string()).unwrap_or_default();
+    let scheduled = crate::domain::time::rfc3339(scheduled_at);
     NewEvent::new(
         kind,
         format!("interviews/{interview}"),
@@ -92,44 +93,43 @@ pub struct EventRow {
     pub created_at: Micros,
 }
 
-/// Appends `$events` (a `&[NewEvent]`) for organisation `$org` inside the open
-/// transaction `$tx`. Call it last in the transaction: the sequence row stays
-/// locked (PostgreSQL) from here to the commit.
-macro_rules! append_events {
-    ($tx:expr, $org:expr, $events:expr, $now:expr) => {{
-        let events: &[$crate::store::NewEvent] = $events;
-        if !events.is_empty() {
-            let count = events.len() as i64;
-            let last: i64 = sqlx::query_scalar(
-                "insert into event_sequences (org_id, last_sequence) values ($1, $2)
-                 on conflict (org_id) do update set last_sequence = event_sequences.last_sequence + excluded.last_sequence
-                 returning last_sequence",
-            )
-            .bind($org)
-            .bind(count)
-            .fetch_one(&mut *$tx)
-            .await?;
-            let first = last - count + 1;
-            // Few bind parameters per row: a chunk stays far below either
-            // database's limit on parameters per statement.
-            for (chunk_index, chunk) in events.chunks(1_000).enumerate() {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "insert into events (org_id, sequence, type, resource, payload, created_at) ",
-                );
-                insert.push_values(chunk.iter().enumerate(), |mut row, (i, e)| {
-                    row.push_bind($org)
-                        .push_bind(first + (chunk_index * 1_000 + i) as i64)
-                        .push_bind(e.kind)
-                        .push_bind(e.resource.as_str())
-                        .push_bind(e.payload.to_string())
-                        .push_bind($now);
-                });
-                insert.build().execute(&mut *$tx).await?;
-            }
-        }
-    }};
+/// The events table's one writer: appends `events` for organisation `org`
+/// inside the caller's open transaction, numbered after the organisation's
+/// last event. Call it last in the transaction: the sequence row stays locked
+/// (PostgreSQL) from here to the commit.
+pub(super) async fn append_events(
+    conn: &mut Conn<'_>,
+    org: &str,
+    events: &[NewEvent],
+    now: Micros,
+) -> Result<(), Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let count = events.len() as i64;
+    let mut next = Statement::new("insert into event_sequences (org_id, last_sequence)");
+    next.values([()], |row, ()| {
+        row.bind(org).bind(count);
+    });
+    next.push(
+        " on conflict (org_id) do update set last_sequence = event_sequences.last_sequence + excluded.last_sequence
+         returning last_sequence",
+    );
+    let last: Vec<(i64,)> = conn.fetch_all(&next).await?;
+    let first =
+        last.first().map(|(last,)| last - count + 1).ok_or_else(|| Error::Internal("no event sequence".into()))?;
+    // Payloads as text first: the statement borrows them.
+    let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
+    for (chunk_index, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let mut insert = Statement::new("insert into events (org_id, sequence, type, resource, payload, created_at)");
+        insert.values(chunk.iter().enumerate(), |row, (i, e)| {
+            let n = chunk_index * ROWS_PER_STATEMENT + i;
+            row.bind(org).bind(first + n as i64).bind(e.kind).bind(&e.resource).bind(payloads[n].as_str()).bind(now);
+        });
+        conn.execute(&insert).await?;
+    }
+    Ok(())
 }
-pub(crate) use append_events;
 
 impl Store {
     /// Events after `after`, oldest first, at most `limit + 1` (to learn whether
@@ -180,7 +180,7 @@ impl Store {
         }
         with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
-            append_events!(tx, org, events, now);
+            append_events(&mut Conn::from(&mut *tx), org, events, now).await?;
             tx.commit().await?;
         });
         self.events_committed();
@@ -250,7 +250,7 @@ impl Store {
                 .rows_affected(),
             } > 0;
             if changed {
-                append_events!(tx, org, std::slice::from_ref(event), now);
+                append_events(&mut Conn::from(&mut *tx), org, std::slice::from_ref(event), now).await?;
                 tx.commit().await?;
             }
             changed

@@ -3,14 +3,15 @@
 
 use sqlx::FromRow;
 
-use super::events::{interview_event, scorecard_event};
-use super::{NewEvent, Store, append_events, with_pools};
+use super::candidates::insert_candidates;
+use super::events::{append_events, interview_event, scorecard_event};
+use super::interviews::insert_interviews;
+use super::jobs::insert_jobs;
+use super::scorecards::{RevisionInsert, ScorecardInsert, insert_scorecards, write_revisions};
+use super::sql::{Conn, ROWS_PER_STATEMENT};
+use super::{NewEvent, Store, with_pools};
 use crate::domain::{Candidate, Interview, Job, Micros, ScorecardContent};
 use crate::error::Error;
-
-/// Rows per multi-row insert: at most 9 parameters a row keeps every
-/// statement under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
-const ROWS_PER_INSERT: usize = 1_000;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ExternalJob {
@@ -69,7 +70,7 @@ impl ImportBatch {
 macro_rules! by_external_id {
     ($store:expr, $org:expr, $ids:expr, $select:expr, $row:ty) => {{
         let mut found: Vec<$row> = Vec::new();
-        for chunk in $ids.chunks(ROWS_PER_INSERT) {
+        for chunk in $ids.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<$row> = with_pools!($store, |read, _| {
                 let mut q = sqlx::QueryBuilder::new($select);
                 // `<> ''` lets the planner use the partial unique indexes on
@@ -146,133 +147,47 @@ impl Store {
             let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
             events.push(scorecard_event("scorecard.submitted", &s.id, keys, 1));
         }
-        let focus: Vec<String> = batch
-            .interviews
+        let revisions: Vec<RevisionInsert<'_>> = batch
+            .scorecards
             .iter()
-            .map(|i| serde_json::to_string(&i.focus_competencies).unwrap_or_else(|_| "[]".into()))
+            .map(|s| RevisionInsert {
+                org,
+                scorecard_id: &s.id,
+                revision: 1,
+                content: &s.content,
+                reason: "",
+                author,
+                created_at: now,
+            })
+            .collect();
+        let scorecards: Vec<ScorecardInsert<'_>> = batch
+            .scorecards
+            .iter()
+            .map(|s| ScorecardInsert {
+                org,
+                id: &s.id,
+                interview: &s.interview,
+                request_id: "",
+                request_hash: "",
+                submitted_at: s.submitted_at,
+                updated_at: now,
+            })
             .collect();
         let lost_race = || Error::Aborted("another request stored some of these items first; retry the import".into());
         with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
-            for chunk in batch.jobs.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "insert into jobs (org_id, id, title, external_id, rubric_id, rubric_revision, created_at, updated_at) ",
-                );
-                q.push_values(chunk, |mut row, j| {
-                    row.push_bind(org)
-                        .push_bind(j.id.as_str())
-                        .push_bind(j.title.as_str())
-                        .push_bind(j.external_id.as_str())
-                        .push_bind(j.rubric_id.as_str())
-                        .push_bind(j.rubric_revision)
-                        .push_bind(j.created_at)
-                        .push_bind(j.updated_at);
-                });
-                q.push(" on conflict do nothing");
-                if q.build().execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
-                    return Err(lost_race());
-                }
+            let mut conn = Conn::from(&mut *tx);
+            // Every item is new (looked up before): one that is not was stored
+            // by a concurrent request, and the whole batch goes back.
+            if insert_jobs(&mut conn, org, &batch.jobs).await? != batch.jobs.len() as u64
+                || insert_candidates(&mut conn, org, &batch.candidates).await? != batch.candidates.len() as u64
+                || insert_interviews(&mut conn, org, &batch.interviews).await? != batch.interviews.len() as u64
+                || insert_scorecards(&mut conn, &scorecards).await?.len() != scorecards.len()
+            {
+                return Err(lost_race());
             }
-            for chunk in batch.candidates.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "insert into candidates (org_id, id, external_id, display_name, email, erased_at, created_at, updated_at) ",
-                );
-                q.push_values(chunk, |mut row, c| {
-                    row.push_bind(org)
-                        .push_bind(c.id.as_str())
-                        .push_bind(c.external_id.as_str())
-                        .push_bind(c.display_name.as_str())
-                        .push_bind(c.email.as_str())
-                        .push_bind(None::<i64>)
-                        .push_bind(c.created_at)
-                        .push_bind(c.updated_at);
-                });
-                q.push(" on conflict do nothing");
-                if q.build().execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
-                    return Err(lost_race());
-                }
-            }
-            for (chunk, focus) in batch.interviews.chunks(ROWS_PER_INSERT).zip(focus.chunks(ROWS_PER_INSERT)) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "insert into interviews (org_id, id, job_id, candidate_id, interviewer, focus_competencies,
-                        scheduled_at, created_at, updated_at, external_id) ",
-                );
-                q.push_values(chunk.iter().zip(focus), |mut row, (i, f)| {
-                    row.push_bind(org)
-                        .push_bind(i.id.as_str())
-                        .push_bind(i.job_id.as_str())
-                        .push_bind(i.candidate_id.as_str())
-                        .push_bind(i.interviewer.as_str())
-                        .push_bind(f.as_str())
-                        .push_bind(i.scheduled_at)
-                        .push_bind(i.created_at)
-                        .push_bind(i.updated_at)
-                        .push_bind(i.external_id.as_str());
-                });
-                q.push(" on conflict do nothing");
-                if q.build().execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
-                    return Err(lost_race());
-                }
-            }
-            for chunk in batch.scorecards.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "insert into scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision,
-                        request_id, request_hash, submitted_at, updated_at) ",
-                );
-                q.push_values(chunk, |mut row, s| {
-                    row.push_bind(org)
-                        .push_bind(s.id.as_str())
-                        .push_bind(s.interview.id.as_str())
-                        .push_bind(s.interview.job_id.as_str())
-                        .push_bind(s.interview.candidate_id.as_str())
-                        .push_bind(s.interview.interviewer.as_str())
-                        .push_bind(1_i64)
-                        .push_bind("")
-                        .push_bind("")
-                        .push_bind(s.submitted_at)
-                        .push_bind(now);
-                });
-                q.push(" on conflict do nothing");
-                if q.build().execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
-                    return Err(lost_race());
-                }
-                let mut q = sqlx::QueryBuilder::new(
-                    "insert into scorecard_revisions (org_id, scorecard_id, revision, recommendation, summary, reason,
-                        author, created_at) ",
-                );
-                q.push_values(chunk, |mut row, s| {
-                    row.push_bind(org)
-                        .push_bind(s.id.as_str())
-                        .push_bind(1_i64)
-                        .push_bind(s.content.recommendation.code())
-                        .push_bind(s.content.summary.as_str())
-                        .push_bind("")
-                        .push_bind(author)
-                        .push_bind(now);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            let ratings: Vec<(&str, usize, &crate::domain::Rating)> = batch
-                .scorecards
-                .iter()
-                .flat_map(|s| s.content.ratings.iter().enumerate().map(|(n, r)| (s.id.as_str(), n, r)))
-                .collect();
-            for chunk in ratings.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence) ",
-                );
-                q.push_values(chunk, |mut row, (id, position, r)| {
-                    row.push_bind(org)
-                        .push_bind(*id)
-                        .push_bind(1_i64)
-                        .push_bind(*position as i64)
-                        .push_bind(r.competency.as_str())
-                        .push_bind(i64::from(r.score))
-                        .push_bind(r.evidence.as_str());
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            append_events!(tx, org, &events, now);
+            write_revisions(&mut conn, &revisions).await?;
+            append_events(&mut conn, org, &events, now).await?;
             tx.commit().await?;
         });
         if !events.is_empty() {

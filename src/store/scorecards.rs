@@ -2,12 +2,13 @@
 //! revision; every revision (recommendation, summary, reason, author) and its
 //! ratings are kept for ever, apart from erasure of free text.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::FromRow;
 
-use super::events::scorecard_event;
-use super::{Page, Store, append_events, corrupt, split_page, with_pools};
+use super::events::{NewEvent, append_events, scorecard_event};
+use super::sql::{Conn, ROWS_PER_STATEMENT, Statement, WritePool};
+use super::{Page, Store, corrupt, split_page, with_pools};
 use crate::domain::{Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent};
 use crate::error::Error;
 
@@ -140,42 +141,114 @@ macro_rules! push_scorecard_filter {
     }};
 }
 
-/// Writes one revision row and its ratings inside the transaction `$tx`.
-macro_rules! insert_revision {
-    ($tx:expr, $org:expr, $id:expr, $revision:expr, $content:expr, $reason:expr, $author:expr, $now:expr) => {{
-        sqlx::query(
+/// A scorecard row about to be written, at revision 1.
+pub(super) struct ScorecardInsert<'a> {
+    pub org: &'a str,
+    pub id: &'a str,
+    pub interview: &'a Interview,
+    /// '' when the submission named none (imports).
+    pub request_id: &'a str,
+    pub request_hash: &'a str,
+    pub submitted_at: Micros,
+    pub updated_at: Micros,
+}
+
+/// The scorecards table's one writer (first submissions and imports): inserts
+/// `rows` at revision 1, skipping any whose interview or request id already
+/// has a scorecard (also against an earlier row of the same statement);
+/// returns the (organisation, id) of those inserted.
+pub(super) async fn insert_scorecards(
+    conn: &mut Conn<'_>,
+    rows: &[ScorecardInsert<'_>],
+) -> Result<HashSet<(String, String)>, Error> {
+    let mut created = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = Statement::new(
+            "insert into scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision,
+                request_id, request_hash, submitted_at, updated_at)",
+        );
+        insert.values(chunk, |row, s| {
+            row.bind(s.org)
+                .bind(s.id)
+                .bind(&s.interview.id)
+                .bind(&s.interview.job_id)
+                .bind(&s.interview.candidate_id)
+                .bind(&s.interview.interviewer)
+                .bind(1_i64)
+                .bind(s.request_id)
+                .bind(s.request_hash)
+                .bind(s.submitted_at)
+                .bind(s.updated_at);
+        });
+        insert.push(" on conflict do nothing returning org_id, id");
+        created.extend(conn.fetch_all::<(String, String)>(&insert).await?);
+    }
+    Ok(created)
+}
+
+/// One revision of a scorecard about to be written, with its ratings.
+pub(super) struct RevisionInsert<'a> {
+    pub org: &'a str,
+    pub scorecard_id: &'a str,
+    pub revision: i64,
+    pub content: &'a ScorecardContent,
+    /// Why it was amended; '' for revision 1.
+    pub reason: &'a str,
+    pub author: &'a str,
+    pub created_at: Micros,
+}
+
+/// Writes each revision's row and its ratings: a revision never exists
+/// without them.
+pub(super) async fn write_revisions(conn: &mut Conn<'_>, revisions: &[RevisionInsert<'_>]) -> Result<(), Error> {
+    insert_revisions(conn, revisions).await?;
+    insert_ratings(conn, revisions).await
+}
+
+/// The scorecard_revisions table's one writer (submit, amend, import).
+async fn insert_revisions(conn: &mut Conn<'_>, revisions: &[RevisionInsert<'_>]) -> Result<(), Error> {
+    for chunk in revisions.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = Statement::new(
             "insert into scorecard_revisions
-                (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind($org)
-        .bind($id)
-        .bind($revision)
-        .bind($content.recommendation.code())
-        .bind(&$content.summary)
-        .bind($reason)
-        .bind($author)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?;
-        // One statement for all ratings (a scorecard has at most a rubric's
-        // 100 competencies: 700 parameters, far below either database's limit).
-        if !$content.ratings.is_empty() {
-            let mut insert = sqlx::QueryBuilder::new(
-                "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence) ",
-            );
-            insert.push_values($content.ratings.iter().enumerate(), |mut row, (position, r)| {
-                row.push_bind($org)
-                    .push_bind($id)
-                    .push_bind($revision)
-                    .push_bind(position as i64)
-                    .push_bind(&r.competency)
-                    .push_bind(i64::from(r.score))
-                    .push_bind(&r.evidence);
-            });
-            insert.build().execute(&mut *$tx).await?;
-        }
-    }};
+                (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at)",
+        );
+        insert.values(chunk, |row, v| {
+            row.bind(v.org)
+                .bind(v.scorecard_id)
+                .bind(v.revision)
+                .bind(v.content.recommendation.code())
+                .bind(&v.content.summary)
+                .bind(v.reason)
+                .bind(v.author)
+                .bind(v.created_at);
+        });
+        conn.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// The ratings table's one writer: every revision's ratings, in their order.
+async fn insert_ratings(conn: &mut Conn<'_>, revisions: &[RevisionInsert<'_>]) -> Result<(), Error> {
+    let ratings: Vec<(&RevisionInsert<'_>, usize, &Rating)> = revisions
+        .iter()
+        .flat_map(|v| v.content.ratings.iter().enumerate().map(move |(position, r)| (v, position, r)))
+        .collect();
+    for chunk in ratings.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = Statement::new(
+            "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence)",
+        );
+        insert.values(chunk, |row, (v, position, r)| {
+            row.bind(v.org)
+                .bind(v.scorecard_id)
+                .bind(v.revision)
+                .bind(*position as i64)
+                .bind(&r.competency)
+                .bind(i64::from(r.score))
+                .bind(&r.evidence);
+        });
+        conn.execute(&insert).await?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -405,10 +478,12 @@ impl Store {
             .await?;
             match amended {
                 Some((revision, interview_id, job_id, candidate_id, interviewer)) => {
-                    insert_revision!(tx, org, id, revision, content, reason, author, now);
+                    let revision_row =
+                        RevisionInsert { org, scorecard_id: id, revision, content, reason, author, created_at: now };
+                    write_revisions(&mut Conn::from(&mut *tx), std::slice::from_ref(&revision_row)).await?;
                     let keys = [interview_id.as_str(), &job_id, &candidate_id, &interviewer];
                     let events = [scorecard_event("scorecard.amended", id, keys, revision)];
-                    append_events!(tx, org, &events, now);
+                    append_events(&mut Conn::from(&mut *tx), org, &events, now).await?;
                     tx.commit().await?;
                     Some(revision)
                 }
@@ -448,171 +523,123 @@ pub(crate) struct QueuedSubmission {
     reply: tokio::sync::oneshot::Sender<Result<bool, Error>>,
 }
 
-/// Ratings per multi-row insert of a batch (7 parameters each: far below
-/// either database's limit per statement).
-const RATINGS_PER_INSERT: usize = 1_000;
-
-/// Inserts a whole batch of first submissions inside `$tx` with a handful of
-/// multi-row statements (scorecards, revisions, ratings, then each
-/// organisation's events); evaluates to whether each was inserted, in batch
-/// order. Statement count, not rows, is what a submission costs here: every
-/// statement is a round trip to the database (a thread hop for SQLite).
-macro_rules! insert_submissions {
-    ($tx:expr, $batch:expr) => {{
-        let batch: &[QueuedSubmission] = $batch;
-        let mut insert = sqlx::QueryBuilder::new(
-            "insert into scorecards
-                (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
-                 submitted_at, updated_at) ",
-        );
-        insert.push_values(batch, |mut row, s| {
-            row.push_bind(&s.org)
-                .push_bind(&s.id)
-                .push_bind(&s.interview.id)
-                .push_bind(&s.interview.job_id)
-                .push_bind(&s.interview.candidate_id)
-                .push_bind(&s.interview.interviewer)
-                .push_bind(1_i64)
-                .push_bind(&s.request_id)
-                .push_bind(&s.request_hash)
-                .push_bind(s.now)
-                .push_bind(s.now);
-        });
-        // Either unique index (one scorecard per interview, one per request id)
-        // skips a row, also against an earlier row of the same statement.
-        insert.push(" on conflict do nothing returning org_id, id");
-        let created: Vec<(String, String)> = insert.build_query_as().fetch_all(&mut *$tx).await?;
-        let created: std::collections::HashSet<(String, String)> = created.into_iter().collect();
-        let inserted: Vec<bool> = batch.iter().map(|s| created.contains(&(s.org.clone(), s.id.clone()))).collect();
-        let written: Vec<&QueuedSubmission> =
-            batch.iter().zip(&inserted).filter(|(_, i)| **i).map(|(s, _)| s).collect();
-        if !written.is_empty() {
-            let mut revisions = sqlx::QueryBuilder::new(
-                "insert into scorecard_revisions
-                    (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at) ",
-            );
-            revisions.push_values(&written, |mut row, s| {
-                row.push_bind(&s.org)
-                    .push_bind(&s.id)
-                    .push_bind(1_i64)
-                    .push_bind(s.content.recommendation.code())
-                    .push_bind(&s.content.summary)
-                    .push_bind("")
-                    .push_bind(&s.author)
-                    .push_bind(s.now);
-            });
-            revisions.build().execute(&mut *$tx).await?;
-            let ratings: Vec<(&QueuedSubmission, usize, &crate::domain::Rating)> = written
-                .iter()
-                .flat_map(|s| s.content.ratings.iter().enumerate().map(move |(position, r)| (*s, position, r)))
-                .collect();
-            for chunk in ratings.chunks(RATINGS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence) ",
-                );
-                insert.push_values(chunk, |mut row, (s, position, r)| {
-                    row.push_bind(&s.org)
-                        .push_bind(&s.id)
-                        .push_bind(1_i64)
-                        .push_bind(*position as i64)
-                        .push_bind(&r.competency)
-                        .push_bind(i64::from(r.score))
-                        .push_bind(&r.evidence);
-                });
-                insert.build().execute(&mut *$tx).await?;
-            }
-            // Each organisation's events in one append, in batch order.
-            let mut orgs: Vec<&str> = written.iter().map(|s| s.org.as_str()).collect();
-            orgs.sort_unstable();
-            orgs.dedup();
-            for org in orgs {
-                let mine: Vec<&&QueuedSubmission> = written.iter().filter(|s| s.org == org).collect();
-                let events: Vec<super::NewEvent> = mine
-                    .iter()
-                    .map(|s| {
-                        let i = &s.interview;
-                        let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
-                        scorecard_event("scorecard.submitted", &s.id, keys, 1)
-                    })
-                    .collect();
-                let now = mine.iter().map(|s| s.now).max().unwrap_or_default();
-                append_events!($tx, org, &events, now);
-            }
-        }
-        inserted
-    }};
+/// Writes a whole batch of first submissions with a handful of multi-row
+/// statements (scorecards, revisions, ratings, then each organisation's
+/// events); returns whether each was inserted, in batch order. Statement
+/// count, not rows, is what a submission costs here: every statement is a
+/// round trip to the database (a thread hop for SQLite).
+async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> Result<Vec<bool>, Error> {
+    let rows: Vec<ScorecardInsert<'_>> = batch
+        .iter()
+        .map(|s| ScorecardInsert {
+            org: &s.org,
+            id: &s.id,
+            interview: &s.interview,
+            request_id: &s.request_id,
+            request_hash: &s.request_hash,
+            submitted_at: s.now,
+            updated_at: s.now,
+        })
+        .collect();
+    let created = insert_scorecards(conn, &rows).await?;
+    let inserted: Vec<bool> = batch.iter().map(|s| created.contains(&(s.org.clone(), s.id.clone()))).collect();
+    let written: Vec<&QueuedSubmission> = batch.iter().zip(&inserted).filter(|(_, i)| **i).map(|(s, _)| s).collect();
+    if written.is_empty() {
+        return Ok(inserted);
+    }
+    let revisions: Vec<RevisionInsert<'_>> = written
+        .iter()
+        .map(|s| RevisionInsert {
+            org: &s.org,
+            scorecard_id: &s.id,
+            revision: 1,
+            content: &s.content,
+            reason: "",
+            author: &s.author,
+            created_at: s.now,
+        })
+        .collect();
+    write_revisions(conn, &revisions).await?;
+    // Each organisation's events in one append, in batch order.
+    let mut orgs: Vec<&str> = written.iter().map(|s| s.org.as_str()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    for org in orgs {
+        let mine: Vec<&&QueuedSubmission> = written.iter().filter(|s| s.org == org).collect();
+        let events: Vec<NewEvent> = mine
+            .iter()
+            .map(|s| {
+                let i = &s.interview;
+                let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
+                scorecard_event("scorecard.submitted", &s.id, keys, 1)
+            })
+            .collect();
+        let now = mine.iter().map(|s| s.now).max().unwrap_or_default();
+        append_events(conn, org, &events, now).await?;
+    }
+    Ok(inserted)
 }
 
-/// The group committer's loop: takes every submission waiting (up to
-/// [`GROUP_MAX`]), writes them together in one transaction with a few
-/// multi-row statements, commits once — one flush for the lot — and only then
-/// answers each. If the batch's statements fail, the transaction is rolled
-/// back and each submission written again in its own savepoint of a new one,
-/// so one bad submission fails alone; a failed
-/// commit fails every submission of the batch (none was acknowledged, none
-/// was written).
-macro_rules! group_commit_loop {
-    ($pool:expr, $queue:expr) => {{
-        let pool = $pool;
-        let mut queue: tokio::sync::mpsc::Receiver<QueuedSubmission> = $queue;
-        let mut batch: Vec<QueuedSubmission> = Vec::with_capacity(GROUP_MAX);
-        while queue.recv_many(&mut batch, GROUP_MAX).await > 0 {
-            let written: Result<Vec<Result<bool, Error>>, Error> = async {
-                let mut tx = pool.begin().await?;
-                let attempt: Result<Vec<bool>, Error> = async { Ok(insert_submissions!(tx, &batch)) }.await;
-                if let Ok(inserted) = attempt {
-                    tx.commit().await?;
-                    return Ok(inserted.into_iter().map(Ok).collect());
+/// The group committer: takes every submission waiting (up to
+/// [`GROUP_MAX`]), writes them together in one transaction, commits once —
+/// one flush for the lot — and only then answers each. Ends when every sender
+/// is gone.
+async fn group_commit(pool: WritePool, mut queue: tokio::sync::mpsc::Receiver<QueuedSubmission>) {
+    let mut batch: Vec<QueuedSubmission> = Vec::with_capacity(GROUP_MAX);
+    while queue.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        match write_batch(&pool, &batch).await {
+            Ok(results) => {
+                for (s, result) in batch.drain(..).zip(results) {
+                    let _ = s.reply.send(result);
                 }
-                // Nothing of the batch stays: start again, one savepoint each.
-                tx.rollback().await?;
-                let mut tx = pool.begin().await?;
-                let mut results = Vec::with_capacity(batch.len());
-                for s in &batch {
-                    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-                    let alone = std::slice::from_ref(s);
-                    let one: Result<bool, Error> =
-                        async { Ok(insert_submissions!(savepoint, alone).first().copied().unwrap_or(false)) }.await;
-                    match one {
-                        Ok(_) => savepoint.commit().await?,
-                        Err(_) => savepoint.rollback().await?,
-                    }
-                    results.push(one);
-                }
-                tx.commit().await?;
-                Ok(results)
             }
-            .await;
-            match written {
-                Ok(results) => {
-                    for (s, result) in batch.drain(..).zip(results) {
-                        let _ = s.reply.send(result);
-                    }
-                }
-                Err(e) => {
-                    for s in batch.drain(..) {
-                        let _ = s.reply.send(Err(e.clone()));
-                    }
+            Err(e) => {
+                for s in batch.drain(..) {
+                    let _ = s.reply.send(Err(e.clone()));
                 }
             }
         }
-    }};
+    }
+}
+
+/// Writes one batch. If its statements fail, the transaction is rolled back
+/// and each submission written again in its own savepoint of a new one, so
+/// one bad submission fails alone; a failed commit fails every submission of
+/// the batch (none was acknowledged, none was written).
+async fn write_batch(pool: &WritePool, batch: &[QueuedSubmission]) -> Result<Vec<Result<bool, Error>>, Error> {
+    let mut tx = pool.begin().await?;
+    if let Ok(inserted) = insert_submissions(&mut tx.conn(), batch).await {
+        tx.commit().await?;
+        return Ok(inserted.into_iter().map(Ok).collect());
+    }
+    // Nothing of the batch stays: start again, one savepoint each.
+    tx.rollback().await?;
+    let mut tx = pool.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for s in batch {
+        let mut savepoint = tx.savepoint().await?;
+        let one = insert_submissions(&mut savepoint.conn(), std::slice::from_ref(s))
+            .await
+            .map(|inserted| inserted.first().copied().unwrap_or(false));
+        match one {
+            Ok(_) => savepoint.commit().await?,
+            Err(_) => savepoint.rollback().await?,
+        }
+        results.push(one);
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 /// Starts the group committer of first submissions on the backend's write
 /// pool; it ends when every [`Store`] clone holding its queue is gone.
 pub(super) fn start_group_commit(backend: &super::Backend) -> tokio::sync::mpsc::Sender<QueuedSubmission> {
     let (sender, queue) = tokio::sync::mpsc::channel(4 * GROUP_MAX);
-    match backend {
-        super::Backend::Sqlite { write, .. } => {
-            let pool = write.clone();
-            tokio::spawn(async move { group_commit_loop!(pool, queue) });
-        }
-        super::Backend::Postgres { pool } => {
-            let pool = pool.clone();
-            tokio::spawn(async move { group_commit_loop!(pool, queue) });
-        }
-    }
+    let pool = match backend {
+        super::Backend::Sqlite { write, .. } => WritePool::Sqlite(write.clone()),
+        super::Backend::Postgres { pool } => WritePool::Postgres(pool.clone()),
+    };
+    tokio::spawn(group_commit(pool, queue));
     sender
 }
 

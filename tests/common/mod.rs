@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use scorecard::app::Settings;
 use scorecard::auth::{Claims, Verifier, mint_token};
 use scorecard::proto::calibration_service_client::CalibrationServiceClient;
 use scorecard::proto::event_service_client::EventServiceClient;
@@ -19,6 +18,7 @@ use scorecard::proto::rubric_service_client::RubricServiceClient;
 use scorecard::proto::scorecard_service_client::ScorecardServiceClient;
 use scorecard::proto::webhook_service_client::WebhookServiceClient;
 use scorecard::proto::{self, Recommendation};
+use scorecard::server::Settings;
 use scorecard::store::Store;
 use sqlx::Connection;
 use tokio::net::TcpListener;
@@ -74,7 +74,11 @@ pub fn test_settings() -> Settings {
         overdue_scan: std::time::Duration::from_millis(200),
         key_reload: std::time::Duration::from_millis(100),
         // Suites make many calls with one token in a burst.
-        guard: scorecard::guard::GuardSettings { rate_per_second: 10_000.0, burst: 10_000.0, ..Default::default() },
+        guard: scorecard::server::guard::GuardSettings {
+            rate_per_second: 10_000.0,
+            burst: 10_000.0,
+            ..Default::default()
+        },
         ..Settings::default()
     }
 }
@@ -86,7 +90,7 @@ pub fn postgres_url() -> String {
 /// Logs only when `TEST_LOG` is set.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        scorecard::telemetry::init(scorecard::config::LogFormat::Pretty);
+        scorecard::telemetry::init(scorecard::telemetry::LogFormat::Pretty);
     }
 }
 
@@ -187,7 +191,7 @@ impl TestApp {
         let server_settings = settings.clone();
         let server = tokio::spawn(async move {
             let settings = server_settings;
-            scorecard::app::serve(listener, Some(http), store, Arc::new(verifier), settings, async {
+            scorecard::server::serve(listener, Some(http), store, Arc::new(verifier), settings, async {
                 let _ = rx.await;
             })
             .await
@@ -448,9 +452,29 @@ impl Org {
 }
 
 /// Generates one `#[tokio::test]` per database for each named async test
-/// function taking a `TestApp`.
+/// function: `on_both_databases!(a, b)` for functions taking a started
+/// `TestApp`, `on_both_databases!(db: a, b)` for functions taking the `Db` (they
+/// start their own servers). The tests are `sqlite::a`, `postgres::a`, …
 #[macro_export]
 macro_rules! on_both_databases {
+    (db: $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Db::Postgres).await;
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

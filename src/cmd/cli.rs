@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use tonic::Request;
 use tonic::transport::Channel;
 
-use crate::api::flag_name;
-use crate::app::AppError;
-use crate::config::ClientArgs;
-use crate::proto::{self, calibration_service_client::CalibrationServiceClient};
+use crate::cmd::config::ClientArgs;
+use scorecard::api::flag_name;
+use scorecard::proto::{self, calibration_service_client::CalibrationServiceClient};
+use scorecard::server::AppError;
 
 fn request<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
     let mut r = Request::new(message);

@@ -8,16 +8,16 @@ use std::time::{Duration, Instant};
 use tonic::Request;
 use tonic::transport::Channel;
 
-use crate::api::convert::timestamp;
-use crate::app::AppError;
-use crate::auth::{Claims, Verifier, mint_token};
-use crate::proto::{self, import_item::Item};
-use crate::store::Store;
+use scorecard::api::convert::timestamp;
+use scorecard::auth::{Claims, Verifier, mint_token};
+use scorecard::proto::{self, import_item::Item};
+use scorecard::server::AppError;
+use scorecard::store::Store;
 
 /// Items per message (the most one message may carry).
 const ITEMS_PER_MESSAGE: usize = 1_000;
 /// Items per stream (the most one call takes).
-const ITEMS_PER_STREAM: usize = crate::api::MAX_IMPORT_ITEMS_PER_STREAM;
+const ITEMS_PER_STREAM: usize = scorecard::api::MAX_IMPORT_ITEMS_PER_STREAM;
 
 /// The synthetic history: `scorecards` interviews with a scorecard each, four
 /// per candidate, spread over 100 jobs and 60 interviewers.
@@ -42,7 +42,7 @@ pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::I
             email: format!("cand-{c}@example.com"),
         }));
     }
-    let start = crate::domain::now_micros() - 400 * 24 * 3_600 * 1_000_000;
+    let start = scorecard::domain::now_micros() - 400 * 24 * 3_600 * 1_000_000;
     for n in 0..scorecards {
         let candidate = n / 4;
         let focus: Vec<String> = (0..3).map(|k| keys[(n + k * 3) % keys.len()].clone()).collect();
@@ -100,7 +100,7 @@ pub(crate) struct BenchServer {
 
 impl BenchServer {
     /// Starts it; `settings` as `serve` would take them.
-    pub async fn start(database_url: Option<String>, settings: crate::app::Settings) -> Result<Self, AppError> {
+    pub async fn start(database_url: Option<String>, settings: scorecard::server::Settings) -> Result<Self, AppError> {
         let dir = tempfile_dir()?;
         let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
         let store = Store::connect(&url, 16).await?;
@@ -113,7 +113,7 @@ impl BenchServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server_store = store.clone();
         let server = tokio::spawn(async move {
-            crate::app::serve(listener, None, server_store, Arc::new(verifier), settings, async {
+            scorecard::server::serve(listener, None, server_store, Arc::new(verifier), settings, async {
                 let _ = stopped.await;
             })
             .await
@@ -126,7 +126,7 @@ impl BenchServer {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: "ats-sync".into(),
-            org: format!("bench-{}", crate::domain::new_id()),
+            org: format!("bench-{}", scorecard::domain::new_id()),
             roles: vec!["admin".into()],
             exp: now + 3_600,
             nbf: None,
@@ -222,7 +222,7 @@ pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), 
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
-    let dir = std::env::temp_dir().join(format!("scorecard-bench-{}", crate::domain::new_id()));
+    let dir = std::env::temp_dir().join(format!("scorecard-bench-{}", scorecard::domain::new_id()));
     std::fs::create_dir_all(&dir).map_err(|e| AppError::Config(format!("temporary directory: {e}")))?;
     Ok(dir)
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
 
-use crate::app::AppError;
-use crate::bench_import::{BenchServer, authorised};
-use crate::proto::{self, import_item::Item};
+use crate::cmd::bench::import::{BenchServer, authorised};
+use scorecard::proto::{self, import_item::Item};
+use scorecard::server::AppError;
 
 /// What `scorecard bench load` was asked to do.
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ fn interview(ext: String, job: &str, cand: usize, rater: usize, focus: &[String]
         candidate_external_id: format!("load-c-{cand}"),
         interviewer: format!("rater-{rater}"),
         focus_competencies: focus.to_vec(),
-        scheduled_time: crate::api::convert::timestamp(crate::domain::now_micros() - 86_400_000_000),
+        scheduled_time: scorecard::api::convert::timestamp(scorecard::domain::now_micros() - 86_400_000_000),
     })
 }
 
@@ -145,7 +145,7 @@ async fn prepare(channel: &Channel, token: &str, options: &LoadOptions) -> Resul
     let mut client = proto::scorecard_service_client::ScorecardServiceClient::new(channel.clone())
         .max_decoding_message_size(64 * 1024 * 1024);
     let mut results = Vec::with_capacity(items.len());
-    for stream in items.chunks(crate::api::MAX_IMPORT_ITEMS_PER_STREAM) {
+    for stream in items.chunks(scorecard::api::MAX_IMPORT_ITEMS_PER_STREAM) {
         let messages: Vec<_> =
             stream.chunks(1_000).map(|c| proto::ImportScorecardsRequest { items: c.to_vec() }).collect();
         let response = client
@@ -170,7 +170,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn code_name(status: &tonic::Status) -> String {
-    crate::audit::code_name(status.code()).to_string()
+    scorecard::server::audit::code_name(status.code()).to_string()
 }
 
 /// Runs `concurrency` workers for `duration`, each call chosen by `pick`.
@@ -285,7 +285,7 @@ async fn phase(
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(options: LoadOptions) -> Result<(), AppError> {
-    let mut settings = crate::app::Settings::default();
+    let mut settings = scorecard::server::Settings::default();
     // The generator is one token: lift the per-token limit and the in-flight cap.
     settings.guard.rate_per_second = 1e9;
     settings.guard.burst = 1e9;
@@ -357,11 +357,13 @@ pub async fn run(options: LoadOptions) -> Result<(), AppError> {
             if errors.is_empty() { "-".to_string() } else { errors.join(" ") }
         );
     }
-    if let Some(rss) = own.as_ref().and_then(|_| crate::bench::rss_bytes(None)).map(|b| b as f64 / 1_048_576.0) {
+    if let Some(rss) =
+        own.as_ref().and_then(|_| crate::cmd::bench::calibration::rss_bytes(None)).map(|b| b as f64 / 1_048_576.0)
+    {
         println!("  memory: {rss:.0} MB resident (server and load generator in one process)");
     }
     if let Some(pid) = options.server_pid {
-        match crate::bench::rss_bytes(Some(pid)) {
+        match crate::cmd::bench::calibration::rss_bytes(Some(pid)) {
             Some(bytes) => println!("  server memory: {:.0} MB resident (process {pid})", bytes as f64 / 1_048_576.0),
             None => println!("  server memory: process {pid} not found on this machine"),
         }

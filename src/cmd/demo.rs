@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::app::{AppError, serve, shutdown_signal};
-use crate::auth::{Claims, Verifier, mint_token};
-use crate::calibration::synthetic::Rng;
-use crate::domain::templates::templates;
-use crate::domain::{
+use crate::cmd::synthetic::Rng;
+use scorecard::auth::{Claims, Verifier, mint_token};
+use scorecard::domain::templates::templates;
+use scorecard::domain::{
     Candidate, Interview, Job, Rating, Recommendation, RubricContent, ScorecardContent, new_id, now_micros,
 };
-use crate::store::{NewScorecard, Store};
+use scorecard::server::{AppError, serve, shutdown_signal};
+use scorecard::store::{NewScorecard, Store};
 
 pub const ORG: &str = "demo-co";
 

@@ -14,8 +14,9 @@ use std::time::Instant;
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
-use super::Verifier;
-use crate::audit::{AuditSlot, Auditor};
+use super::audit::{self, Auditor};
+use crate::api::audited::AuditSlot;
+use crate::auth::Verifier;
 use crate::error::Error;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -93,7 +94,7 @@ where
         let started = Instant::now();
         // Unknown paths come from clients: cap what reaches the logs.
         let method: String = request.uri().path().chars().take(120).collect();
-        let request_id = crate::audit::request_id(request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()));
+        let request_id = audit::request_id(request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()));
         let span = tracing::info_span!(
             "grpc",
             method = %method,

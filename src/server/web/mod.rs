@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use super::audit::{self, Auditor};
 use crate::api::{AppState, CalibrationApi, HiringApi, RubricApi};
-use crate::audit::Auditor;
 use crate::auth::{Caller, Verifier};
 use crate::domain::names::Collection;
 use crate::error::Error;
@@ -151,7 +151,7 @@ impl Web {
 
     /// Records a page view in the audit log, as the API records a call.
     async fn audit(&self, caller: &Caller, page: &str, resource: String, headers: &HeaderMap, code: tonic::Code) {
-        let request_id = crate::audit::request_id(headers.get("x-request-id").and_then(|v| v.to_str().ok()));
+        let request_id = audit::request_id(headers.get("x-request-id").and_then(|v| v.to_str().ok()));
         let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
         self.auditor.record(&caller.org, &caller.user, roles.join(","), page, resource, request_id, code).await;
     }

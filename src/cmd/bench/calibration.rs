@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::calibration::model::Obs;
-use crate::calibration::raters::{self, FlagKind, Thresholds};
-use crate::calibration::scores::{JobRanking, connected_groups, spearman, subject_scores};
-use crate::calibration::synthetic::{Org, RaterKind, Spec};
+use crate::cmd::synthetic::{Org, RaterKind, Spec};
+use scorecard::calibration::model::Obs;
+use scorecard::calibration::raters::{self, FlagKind, Thresholds};
+use scorecard::calibration::scores::{JobRanking, connected_groups, spearman, subject_scores};
 
 fn kind_flag(kind: RaterKind) -> Option<FlagKind> {
     match kind {
@@ -144,7 +144,6 @@ pub(crate) fn rss_bytes(pid: Option<u32>) -> Option<u64> {
 /// Accuracy of calibration on replicate reference organisations.
 #[derive(Debug, Clone)]
 pub struct AccuracySummary {
-    pub orgs: usize,
     pub jobs: usize,
     pub spearman_calibrated: f64,
     pub spearman_raw: f64,
@@ -181,7 +180,6 @@ pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
         })
         .collect();
     AccuracySummary {
-        orgs,
         jobs: acc.spearman_calibrated.len(),
         spearman_calibrated: mean(&acc.spearman_calibrated),
         spearman_raw: mean(&acc.spearman_raw),
@@ -203,7 +201,7 @@ pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
 
 /// Runs the benchmark and prints its report. `orgs`: replicate reference
 /// organisations; `sizes`: rating counts for the speed runs.
-pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
+pub fn run(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     println!("# scorecard calibration benchmark");
     println!();
     println!(
@@ -296,7 +294,7 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
         let mut org = Org::generate(&spec);
         let built = rss_bytes(None);
         let started = Instant::now();
-        let report = org.model.fit(200, crate::calibrator::FIT_TOLERANCE);
+        let report = org.model.fit(200, scorecard::calibrator::FIT_TOLERANCE);
         let fit_ms = started.elapsed().as_secs_f64() * 1e3;
         let mut times = Vec::new();
         for i in 0..20u32 {
@@ -330,7 +328,7 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     spec.jobs = 1;
     spec.candidates_per_job = 10_000;
     let mut org = Org::generate(&spec);
-    org.model.fit(200, crate::calibrator::FIT_TOLERANCE);
+    org.model.fit(200, scorecard::calibrator::FIT_TOLERANCE);
     let subjects: Vec<u32> = (0..org.model.subject_count() as u32).collect();
     let started = Instant::now();
     let mut ranking = JobRanking::build(&org.model, &org.shape, subjects.iter().copied());
@@ -358,4 +356,35 @@ pub fn calibration(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
             touched_counts[touched_counts.len() / 2]
         }
     );
+}
+
+/// Calibration recovers known truth: a short run of the benchmark's reference
+/// organisations (the full run is `scorecard bench calibration`), with the
+/// floors below the targets that a regression must not cross.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_organisations_are_calibrated_and_their_planted_raters_found() {
+        let a = accuracy(3, &Thresholds::default());
+        assert!(a.spearman_calibrated >= 0.95, "{a:?}");
+        assert!(a.spearman_calibrated > a.spearman_raw + 0.01, "calibration beats the raw mean: {a:?}");
+        assert!(a.top_calibrated > a.top_raw, "{a:?}");
+        assert!((0.8..=0.97).contains(&a.coverage), "90% intervals cover about 90%: {a:?}");
+        for kind in [
+            FlagKind::Severe,
+            FlagKind::Lenient,
+            FlagKind::Inconsistent,
+            FlagKind::Halo,
+            FlagKind::CentralTendency,
+            FlagKind::Drift,
+        ] {
+            let (_, precision, recall, _, planted) =
+                a.flags.iter().find(|f| f.0 == kind).copied().unwrap_or((kind, 0.0, 0.0, 0, 0));
+            assert_eq!(planted, 6, "two of each kind per organisation");
+            assert!(precision >= 0.8 && recall >= 0.8, "{kind:?}: precision {precision}, recall {recall}");
+        }
+        assert!(a.normal_flagged_max <= 1, "{a:?}");
+    }
 }

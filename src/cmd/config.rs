@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use scorecard::telemetry::LogFormat;
 
 /// A value that must not be printed.
 #[derive(Clone)]
@@ -20,15 +21,6 @@ impl std::str::FromStr for Secret {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Secret(s.to_string()))
     }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Pretty,
-    /// One JSON object per line, for log shippers.
-    Json,
 }
 
 #[derive(Debug, Parser)]
@@ -67,6 +59,10 @@ pub enum Command {
         /// Address to serve the visual report on.
         #[arg(long, env = "SCORECARD_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
         http_listen: String,
+        /// Instead of serving: seed the demo organisation into this database
+        /// (migrating it first), print its jobs (`jobs/{id}<TAB>title`) and exit.
+        #[arg(long, value_name = "DATABASE_URL")]
+        seed_into: Option<String>,
     },
     /// Print a job's calibrated ranking from a running server.
     ///
@@ -301,15 +297,15 @@ pub struct TokenArgs {
 
 impl ServeArgs {
     /// Everything `serve` needs besides the listener, store and keys.
-    pub fn settings(&self) -> Result<crate::app::Settings, crate::app::AppError> {
+    pub fn settings(&self) -> Result<scorecard::server::Settings, scorecard::server::AppError> {
         let seconds = |name: &str, value: f64| {
             if value.is_finite() && value > 0.0 && value < 1e9 {
                 Ok(std::time::Duration::from_secs_f64(value))
             } else {
-                Err(crate::app::AppError::Config(format!("{name} must be a positive number")))
+                Err(scorecard::server::AppError::Config(format!("{name} must be a positive number")))
             }
         };
-        let webhooks = crate::webhooks::WebhookSettings {
+        let webhooks = scorecard::webhooks::WebhookSettings {
             allow_private: self.webhook_allow_private,
             retry_base: seconds("SCORECARD_WEBHOOK_RETRY_BASE_SECONDS", self.webhook_retry_base_seconds)?,
             retry_window: seconds("SCORECARD_WEBHOOK_RETRY_HOURS", self.webhook_retry_hours * 3_600.0)?,
@@ -318,22 +314,22 @@ impl ServeArgs {
         let rate_ok = self.rate_limit_per_second.is_finite() && self.rate_limit_per_second > 0.0;
         let burst_ok = self.rate_limit_burst.is_finite() && self.rate_limit_burst >= 1.0;
         if !(rate_ok && burst_ok) {
-            return Err(crate::app::AppError::Config(
+            return Err(scorecard::server::AppError::Config(
                 "SCORECARD_RATE_LIMIT_PER_SECOND must be positive and SCORECARD_RATE_LIMIT_BURST at least 1".into(),
             ));
         }
-        Ok(crate::app::Settings {
+        Ok(scorecard::server::Settings {
             thresholds: self.calibration_thresholds()?,
             webhooks,
             overdue_scan: seconds("SCORECARD_OVERDUE_SCAN_SECONDS", self.overdue_scan_seconds)?,
-            guard: crate::guard::GuardSettings {
+            guard: scorecard::server::guard::GuardSettings {
                 rate_per_second: self.rate_limit_per_second,
                 burst: self.rate_limit_burst,
                 max_concurrent: self.max_concurrent_requests.max(1),
                 default_deadline: seconds("SCORECARD_DEFAULT_DEADLINE_SECONDS", self.default_deadline_seconds)?,
             },
             key_reload: seconds("SCORECARD_JWT_KEYS_RELOAD_SECONDS", self.jwt_keys_reload_seconds)?,
-            web: crate::web::WebSettings {
+            web: scorecard::server::web::WebSettings {
                 secure_cookie: self.http_secure_cookie,
                 metrics_token: self.metrics_token.as_ref().map(|s| s.0.clone()).filter(|t| !t.is_empty()),
             },
@@ -341,11 +337,14 @@ impl ServeArgs {
     }
 
     /// The rater-flag thresholds: defaults, overridden by the JSON setting.
-    pub fn calibration_thresholds(&self) -> Result<crate::calibration::raters::Thresholds, crate::app::AppError> {
+    pub fn calibration_thresholds(
+        &self,
+    ) -> Result<scorecard::calibration::raters::Thresholds, scorecard::server::AppError> {
         match &self.calibration_settings {
             None => Ok(Default::default()),
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| crate::app::AppError::Config(format!("SCORECARD_CALIBRATION_SETTINGS is not valid: {e}"))),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                scorecard::server::AppError::Config(format!("SCORECARD_CALIBRATION_SETTINGS is not valid: {e}"))
+            }),
         }
     }
 }

@@ -3,9 +3,9 @@
 //! ordinal ratings through thresholds, sparse panels and correlated dimensions.
 //! Deterministic for a seed.
 
-use super::model::{Model, Obs};
-use super::raters::ScorecardFacts;
-use super::scores::{DimensionShape, RubricShape};
+use scorecard::calibration::model::{Model, Obs};
+use scorecard::calibration::raters::ScorecardFacts;
+use scorecard::calibration::scores::{DimensionShape, RubricShape};
 
 /// SplitMix64: small, fast, and stable across versions (results must not change
 /// when a dependency does).

@@ -1,7 +1,13 @@
-//! The server: builds the tonic router (our four services, health, reflection)
-//! behind the auth/tracing layer, and runs the commands of the binary.
-//! [`serve`] is the seam tests use: they bind a listener on a random port and
-//! hand it in with a shutdown future.
+//! The server: builds the tonic router (our services, health, reflection)
+//! behind the auth, audit and guard layers, beside the HTTP listener, with the
+//! background work (webhook delivery, overdue scans, key reloads). [`serve`] is
+//! the seam the binary and the tests use: they bind a listener (tests on a
+//! random port) and hand it in with a shutdown future.
+
+pub mod audit;
+pub mod auth_layer;
+pub mod guard;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,8 +18,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AppState, AuditApi, CalibrationApi, EventApi, HiringApi, RubricApi, ScorecardApi, WebhookApi};
-use crate::auth::{AuthLayer, Claims, Verifier, mint_token};
-use crate::config::{AuthArgs, Cli, Command, DatabaseArgs, TokenArgs};
+use crate::auth::Verifier;
 use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::calibration_service_server::CalibrationServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
@@ -22,6 +27,7 @@ use crate::proto::rubric_service_server::RubricServiceServer;
 use crate::proto::scorecard_service_server::ScorecardServiceServer;
 use crate::proto::webhook_service_server::WebhookServiceServer;
 use crate::store::Store;
+use auth_layer::AuthLayer;
 
 /// Largest request message accepted: a full rubric or scorecard fits many
 /// times over; anything larger is refused before it is decoded.
@@ -44,11 +50,11 @@ pub struct Settings {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How often interviews that became overdue are looked for.
     pub overdue_scan: Duration,
-    pub guard: crate::guard::GuardSettings,
+    pub guard: guard::GuardSettings,
     /// How often the public key file is checked for rotated keys.
     pub key_reload: Duration,
     /// The HTTP listener's report and metrics pages.
-    pub web: crate::web::WebSettings,
+    pub web: web::WebSettings,
 }
 
 impl Default for Settings {
@@ -84,7 +90,7 @@ pub async fn serve(
     tokio::spawn(dispatcher.run(background_stopping.clone()));
     tokio::spawn(overdue_scans(store.clone(), settings.overdue_scan, background_stopping.clone()));
     tokio::spawn(key_reloads(verifier.clone(), settings.key_reload, background_stopping.clone()));
-    let (auditor, audit_writer) = crate::audit::Auditor::start(store.clone());
+    let (auditor, audit_writer) = audit::Auditor::start(store.clone());
     let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds);
     {
         let calibrator = calibrator.clone();
@@ -98,10 +104,9 @@ pub async fn serve(
     let web = match http {
         Some(http) => {
             let mut stopping = background_stopping.clone();
-            let web =
-                crate::web::serve(http, state.clone(), verifier.clone(), auditor.clone(), settings.web, async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                });
+            let web = web::serve(http, state.clone(), verifier.clone(), auditor.clone(), settings.web, async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            });
             Some(tokio::spawn(async move {
                 if let Err(e) = web.await {
                     tracing::error!(error = %e, "HTTP listener failed");
@@ -135,7 +140,7 @@ pub async fn serve(
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(AuthLayer::new(verifier).with_audit(auditor))
-        .layer(crate::guard::GuardLayer::new(settings.guard))
+        .layer(guard::GuardLayer::new(settings.guard))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -198,36 +203,22 @@ async fn key_reloads(verifier: Arc<Verifier>, every: Duration, mut stopping: tok
             () = tokio::time::sleep(every) => {}
         }
         match verifier.reload_if_changed() {
-            Ok(true) => tracing::info!("public keys reloaded"),
+            Ok(true) => {
+                crate::metrics::global().record_key_reload(true);
+                tracing::info!("public keys reloaded")
+            }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "public key file changed but does not load; keeping the current keys"),
+            Err(e) => {
+                crate::metrics::global().record_key_reload(false);
+                tracing::warn!(error = %e, "public key file changed but does not load; keeping the current keys")
+            }
         }
     }
 }
 
-/// Builds the token verifier from the auth settings (with the development
-/// secret when nothing is configured).
-pub fn verifier(auth: &AuthArgs) -> Result<Verifier, AppError> {
-    let secret = auth.secret_or_dev().map_err(|e| AppError::Config(format!("development secret: {e}")))?;
-    if auth.jwt_secret.is_none() && auth.jwt_public_keys.is_none() {
-        tracing::warn!(
-            file = crate::config::DEV_SECRET_FILE,
-            "no SCORECARD_JWT_SECRET or SCORECARD_JWT_PUBLIC_KEYS: using a generated development secret; \
-             mint tokens with `scorecard token`. Configure real keys in production."
-        );
-    }
-    Verifier::new(
-        secret.as_deref(),
-        auth.jwt_public_keys.as_deref(),
-        auth.jwt_issuer.clone(),
-        auth.jwt_audience.clone(),
-    )
-    .map_err(|e| AppError::Config(e.to_string()))
-}
-
 /// Connects to the database and applies migrations.
-pub async fn open_store(db: &DatabaseArgs) -> Result<Store, AppError> {
-    let store = Store::connect(&db.database_url, db.db_max_connections).await?;
+pub async fn open_store(database_url: &str, max_connections: u32) -> Result<Store, AppError> {
+    let store = Store::connect(database_url, max_connections).await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -253,140 +244,4 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
-}
-
-fn token(args: &TokenArgs) -> Result<String, AppError> {
-    let secret = args
-        .auth
-        .secret_or_dev()
-        .map_err(|e| AppError::Config(format!("development secret: {e}")))?
-        .ok_or_else(|| AppError::Config("minting tokens needs SCORECARD_JWT_SECRET".into()))?;
-    let now = jsonwebtoken::get_current_timestamp();
-    let claims = Claims {
-        sub: args.sub.clone(),
-        org: args.org.clone(),
-        roles: args.roles.clone(),
-        exp: now + args.ttl_seconds,
-        nbf: None,
-        iat: Some(now),
-        iss: args.auth.jwt_issuer.clone(),
-        aud: args.auth.jwt_audience.clone(),
-    };
-    for role in &claims.roles {
-        if crate::domain::Role::parse(role).is_none() {
-            return Err(AppError::Config(format!(
-                "unknown role `{role}`: use integration, interviewer, recruiter or admin"
-            )));
-        }
-    }
-    mint_token(&secret, &claims).map_err(|e| AppError::Config(e.to_string()))
-}
-
-/// Runs one command of the binary.
-pub async fn run(cli: Cli) -> Result<(), AppError> {
-    match cli.command {
-        Command::Serve(args) => {
-            let verifier = Arc::new(verifier(&args.auth)?);
-            let store = open_store(&args.database).await?;
-            let listener = TcpListener::bind(&args.listen)
-                .await
-                .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
-            let http = if args.http_listen.eq_ignore_ascii_case("off") {
-                None
-            } else {
-                let http = TcpListener::bind(&args.http_listen)
-                    .await
-                    .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.http_listen)))?;
-                let addr = http.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
-                tracing::info!(%addr, "serving report pages, /metrics and /healthz over HTTP");
-                Some(http)
-            };
-            tracing::info!(addr = %args.listen, database = store.kind(), "scorecard serving gRPC");
-            // Stop accepting on the signal; give in-flight requests a grace period,
-            // then exit even if a client keeps its connection open.
-            let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                let _ = stopping_tx.send(true);
-            });
-            let mut server_stopping = stopping.clone();
-            let settings = args.settings()?;
-            let server = serve(listener, http, store.clone(), verifier, settings, async move {
-                let _ = server_stopping.wait_for(|s| *s).await;
-            });
-            let mut grace_stopping = stopping;
-            let grace = Duration::from_secs(args.shutdown_grace_seconds);
-            tokio::select! {
-                served = server => served?,
-                () = async move {
-                    let _ = grace_stopping.wait_for(|s| *s).await;
-                    tokio::time::sleep(grace).await;
-                } => tracing::warn!(?grace, "connections still open after the grace period; exiting"),
-            }
-            store.close().await;
-            Ok(())
-        }
-        Command::Migrate(db) => {
-            let store = open_store(&db).await?;
-            tracing::info!(database = store.kind(), "migrations applied");
-            store.close().await;
-            Ok(())
-        }
-        Command::Bench(crate::config::BenchCommand::Calibration { orgs, sizes }) => {
-            crate::bench::calibration(orgs, &sizes, &crate::calibration::raters::Thresholds::default());
-            Ok(())
-        }
-        Command::Bench(crate::config::BenchCommand::Load {
-            addr,
-            token,
-            database_url,
-            connections,
-            concurrency,
-            seconds,
-            mix,
-            candidates,
-            submit_pool,
-            ranking_page_size,
-            server_pid,
-        }) => {
-            let mix = crate::bench_load::parse_mix(&mix).map_err(AppError::Config)?;
-            if !(seconds.is_finite() && seconds > 0.0) {
-                return Err(AppError::Config("--seconds must be positive".into()));
-            }
-            crate::bench_load::run(crate::bench_load::LoadOptions {
-                addr,
-                token,
-                database_url,
-                connections,
-                concurrency: concurrency.max(1),
-                duration: Duration::from_secs_f64(seconds),
-                mix,
-                candidates,
-                submit_pool,
-                ranking_page_size: ranking_page_size as i32,
-                server_pid,
-            })
-            .await
-        }
-        Command::Bench(crate::config::BenchCommand::Import { scorecards, database_url }) => {
-            crate::bench_import::run(scorecards, database_url).await
-        }
-        Command::Demo { listen, http_listen } => crate::demo::run(&listen, &http_listen).await,
-        Command::Ranking { job, client } => {
-            print!("{}", crate::cli::ranking(&client, &job, client.json).await?);
-            Ok(())
-        }
-        Command::Raters { flagged, client } => {
-            print!("{}", crate::cli::raters(&client, flagged, client.json).await?);
-            Ok(())
-        }
-        Command::Reliability { job, client } => {
-            print!("{}", crate::cli::reliability(&client, &job, client.json).await?);
-            Ok(())
-        }
-        Command::Token(args) => {
-            println!("{}", token(&args)?);
-            Ok(())
-        }
-    }
 }

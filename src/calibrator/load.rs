@@ -1,0 +1,249 @@
+//! Loading an organisation's state from the database (at start-up or first
+//! use), and catching up with the scorecard changes other replicas made, so a
+//! read through any replica reflects every acknowledged submission.
+
+use std::sync::{Arc, Mutex};
+
+use crate::calibration::raters::evidence_is_thin;
+use crate::calibration::scores::{Groups, JobRanking};
+use crate::domain::now_micros;
+use crate::error::Error;
+use crate::store::Page;
+
+use super::state::{JobCache, OrgState, ScorecardBeingRead};
+use super::{Calibrator, FIT_SWEEPS, FIT_TOLERANCE, lock};
+
+/// Concurrent reads of one organisation share their look at the database's
+/// latest event sequence. A query that started after a reader arrived has
+/// seen every write acknowledged before that reader arrived, so its answer
+/// serves that reader as well as the one that asked: read your writes across
+/// replicas, with at most one query in flight per organisation instead of one
+/// per read. Queries run one at a time behind the gate, on purpose (it is a
+/// single-flight gate, not a lock on data); a reader waits for at most the
+/// query in flight and one more.
+#[derive(Default)]
+pub(super) struct SequenceCheck {
+    /// Queries started so far.
+    started: std::sync::atomic::AtomicU64,
+    /// The number and answer of the last query that finished.
+    last: tokio::sync::Mutex<(u64, i64)>,
+}
+
+/// Most scorecard changes made through other replicas applied one by one when
+/// catching up; further behind, the organisation is loaded afresh.
+const CATCH_UP_LIMIT: usize = 1_000;
+/// Events read per query when catching up (most are this replica's own).
+const CATCH_UP_PAGE: usize = 1_000;
+
+impl Calibrator {
+    /// Loads and fits every organisation with scorecards (at start-up).
+    /// Derived events (flags raised or cleared while no replica ran) are
+    /// published after each organisation loads.
+    pub async fn warm_up(self: &Arc<Self>) -> Result<(), Error> {
+        for org in self.store.organisations_with_scorecards().await? {
+            self.org(&org).await?;
+            self.request_publish(&org);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn load(&self, org: &str) -> Result<OrgState, Error> {
+        let mut state = OrgState::new();
+        // Read before the data: a change after this point may be read twice
+        // (applying a scorecard again is harmless), never missed.
+        state.synced_sequence = self.store.latest_sequence(org).await?;
+        let mut after = String::new();
+        loop {
+            let (jobs, more) = self.store.list_jobs(org, Page::new(&after, 1000)).await?;
+            for job in &jobs {
+                let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
+                if let Some(rubric) = rubric {
+                    let info = OrgState::job_info(&job.id, &rubric, &mut state.items);
+                    state.jobs.insert(job.id.clone(), info);
+                }
+            }
+            match (more, jobs.last()) {
+                (true, Some(last)) => after = last.id.clone(),
+                _ => break,
+            }
+        }
+        // Each scorecard goes into the model once its last rating has been read;
+        // evidence is reduced to whether it is thin as it arrives.
+        let mut current: Option<ScorecardBeingRead> = None;
+        let put = |state: &mut OrgState, (first, ratings): ScorecardBeingRead| {
+            state.put_scorecard(
+                &first.scorecard_id,
+                &first.job_id,
+                &first.candidate_id,
+                &first.interviewer,
+                first.recommendation,
+                first.submitted_at,
+                &ratings,
+            );
+        };
+        self.store
+            .each_calibration_rating(org, |mut row| {
+                let rating = (std::mem::take(&mut row.competency), row.score, evidence_is_thin(&row.evidence));
+                row.evidence = String::new();
+                match &mut current {
+                    Some((first, ratings)) if first.scorecard_id == row.scorecard_id => ratings.push(rating),
+                    _ => {
+                        if let Some(done) = current.replace((row, vec![rating])) {
+                            put(&mut state, done);
+                        }
+                    }
+                }
+            })
+            .await?;
+        if let Some(done) = current.take() {
+            put(&mut state, done);
+        }
+        let state = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            state.model.fit(FIT_SWEEPS, FIT_TOLERANCE);
+            crate::metrics::global().record_full_fit(state.model.total_ratings(), started.elapsed());
+            state.groups = Groups::from_model(&state.model);
+            state.calibrated_at = now_micros();
+            // Rank every job now, so that no first read after a start-up or a
+            // reload pays for building a ranking (36 ms at 10,000 candidates).
+            let jobs: Vec<String> = state.jobs.keys().cloned().collect();
+            for (job, shape, subjects) in state.ranking_inputs(jobs) {
+                let ranking = JobRanking::build(&state.model, &shape, subjects);
+                state.rankings.insert(job.clone(), JobCache { ranking, ..JobCache::default() });
+                state.ranking(&job); // and its snapshot
+            }
+            state
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("calibration fit: {e}")))?;
+        tracing::info!(org, ratings = state.model.total_ratings(), "calibration loaded");
+        // What the load read and grew through is free now.
+        let _ = tokio::task::spawn_blocking(crate::memory::release_free_memory).await;
+        Ok(state)
+    }
+
+    /// The organisation's state for a read: on PostgreSQL, where several
+    /// replicas may write, first brought up to the database's latest event, so
+    /// that a ranking read through this replica reflects a submission
+    /// acknowledged by another (read your writes across replicas). One cheap
+    /// query when nothing changed elsewhere.
+    pub(super) async fn fresh(self: &Arc<Self>, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+        let state = self.org(org).await?;
+        if self.store.kind() != "postgres" {
+            return Ok(state); // one process owns an SQLite file
+        }
+        let latest = self.latest_sequence(org).await?;
+        if latest <= lock(&state).synced_sequence {
+            return Ok(state);
+        }
+        let gate = lock(&self.catch_ups).entry(org.to_string()).or_default().clone();
+        let _one_at_a_time = gate.lock().await;
+        let state = self.org(org).await?;
+        let synced = lock(&state).synced_sequence;
+        if latest <= synced {
+            return Ok(state); // another read caught up meanwhile
+        }
+        const CHANGES: [&str; 3] = ["scorecard.submitted", "scorecard.amended", "candidate.erased"];
+        let types: Vec<String> = CHANGES.iter().map(|t| t.to_string()).collect();
+        // Page through the changes since the last sync. Most are usually this
+        // replica's own, already applied (their revision says so), and cost one
+        // row each; only changes made through other replicas are read and
+        // applied. Reloading whenever many events had passed reloaded the whole
+        // organisation after every burst of this replica's own submissions.
+        let mut after = synced;
+        // Each scorecard once, at its latest revision, in a deterministic order.
+        let mut foreign = std::collections::BTreeSet::new();
+        let mut reload = false;
+        'pages: loop {
+            let page = self.store.list_events(org, after, &types, CATCH_UP_PAGE).await?;
+            let more = page.len() > CATCH_UP_PAGE;
+            {
+                let s = lock(&state);
+                for event in page.iter().take(CATCH_UP_PAGE) {
+                    if event.sequence > latest {
+                        break 'pages;
+                    }
+                    after = event.sequence;
+                    if event.kind == "candidate.erased" {
+                        reload = true; // evidence erased: load afresh
+                        break 'pages;
+                    }
+                    let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
+                    let revision = serde_json::from_str::<serde_json::Value>(&event.payload)
+                        .ok()
+                        .and_then(|p| p["revision"].as_i64())
+                        .unwrap_or(i64::MAX);
+                    if s.applied_revision(id) < revision && !foreign.contains(id) {
+                        foreign.insert(id.to_string());
+                    }
+                }
+            }
+            if foreign.len() > CATCH_UP_LIMIT {
+                reload = true; // far behind the other replicas
+                break;
+            }
+            if !more {
+                break;
+            }
+        }
+        if reload {
+            let reloaded = Arc::new(Mutex::new(self.load(org).await?));
+            lock(&self.orgs).insert(org.to_string(), reloaded.clone());
+            return Ok(reloaded);
+        }
+        for id in &foreign {
+            let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
+            let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { continue };
+            let Some(rubric) = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await? else { continue };
+            self.scorecard_changed(org, &scorecard, &rubric).await?;
+        }
+        let mut s = lock(&state);
+        s.synced_sequence = s.synced_sequence.max(latest);
+        drop(s);
+        Ok(state)
+    }
+
+    /// The database's latest event sequence of `org`, as of some moment after
+    /// this call began (see [`SequenceCheck`]).
+    pub(super) async fn latest_sequence(&self, org: &str) -> Result<i64, Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let check = lock(&self.sequence_checks).entry(org.to_string()).or_default().clone();
+        let arrived = check.started.load(SeqCst);
+        let mut last = check.last.lock().await;
+        if last.0 > arrived {
+            return Ok(last.1); // started after this reader arrived
+        }
+        let number = check.started.fetch_add(1, SeqCst) + 1;
+        let latest = self.store.latest_sequence(org).await?;
+        *last = (number, latest);
+        Ok(latest)
+    }
+
+    /// The organisation's state, loading it on first use.
+    pub(super) async fn org(&self, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+        if let Some(state) = lock(&self.orgs).get(org) {
+            return Ok(state.clone());
+        }
+        let loaded = Arc::new(Mutex::new(self.load(org).await?));
+        Ok(lock(&self.orgs).entry(org.to_string()).or_insert(loaded).clone())
+    }
+
+    /// Reloads an organisation from the database after a bulk change (import)
+    /// and swaps it in; reads meanwhile use the previous state.
+    pub async fn reload(self: &Arc<Self>, org: &str, jobs: &[String]) -> Result<(), Error> {
+        let state = Arc::new(Mutex::new(self.load(org).await?));
+        lock(&self.orgs).insert(org.to_string(), state);
+        lock(&self.dirty_jobs).entry(org.to_string()).or_default().extend(jobs.iter().cloned());
+        for job in jobs {
+            let _ = self.changes.send((org.to_string(), job.clone()));
+        }
+        self.request_publish(org);
+        Ok(())
+    }
+
+    /// Forgets an organisation's state so it reloads (after an erasure changed
+    /// what evidence says).
+    pub fn invalidate(&self, org: &str) {
+        lock(&self.orgs).remove(org);
+    }
+}

@@ -1,0 +1,423 @@
+//! One organisation's calibration state: the model, dense indexes of raters,
+//! subjects, items and scorecards, per-job rankings kept up to date between
+//! requests, and the rater-report cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::calibration::model::{Model, Obs};
+use crate::calibration::raters::{RaterReport, ScorecardFacts};
+use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score};
+use crate::domain::{Micros, Rubric, now_micros};
+use crate::store::CalibrationRow;
+
+/// Spread (0..1 units) of a candidate's per-scorecard averages, after rater
+/// severity, above which the ranking says the panel disagrees.
+pub(super) const DISAGREEMENT: f64 = 0.15;
+
+/// Dense indices for ids.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Index<K: std::hash::Hash + Eq + Clone> {
+    pub(super) ids: Vec<K>,
+    pub(super) by_id: HashMap<K, u32>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Index<K> {
+    pub(super) fn get_or_insert(&mut self, key: &K) -> u32 {
+        if let Some(&i) = self.by_id.get(key) {
+            return i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.push(key.clone());
+        self.by_id.insert(key.clone(), i);
+        i
+    }
+    pub(super) fn get(&self, key: &K) -> Option<u32> {
+        self.by_id.get(key).copied()
+    }
+}
+
+/// A scorecard while its rows are read at a load: its first row, and each
+/// rating's (competency, score, thin evidence) so far.
+pub(super) type ScorecardBeingRead = (CalibrationRow, Vec<(String, i64, bool)>);
+
+/// The model's numbers for scorecard ids, given on first sight and never looked
+/// up backwards. Ids are the service's own 32-hex-digit UUIDs, kept as 16 bytes
+/// in the table itself: 200,000 ids as strings were 200,000 small allocations,
+/// copied at every refit and left behind as holes in the heap. Any other id (an
+/// older database, a test) is kept as a string.
+#[derive(Debug, Default)]
+pub(super) struct ScorecardNumbers {
+    pub(super) uuids: HashMap<[u8; 16], u32>,
+    pub(super) others: HashMap<Box<str>, u32>,
+}
+
+impl ScorecardNumbers {
+    pub(super) fn uuid(id: &str) -> Option<[u8; 16]> {
+        let digits = id.as_bytes();
+        if digits.len() != 32 || !digits.iter().all(|d| matches!(d, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u128::from_str_radix(id, 16).ok().map(u128::to_be_bytes)
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<u32> {
+        match Self::uuid(id) {
+            Some(key) => self.uuids.get(&key).copied(),
+            None => self.others.get(id).copied(),
+        }
+    }
+
+    pub(super) fn get_or_insert(&mut self, id: &str) -> u32 {
+        let next = (self.uuids.len() + self.others.len()) as u32;
+        match Self::uuid(id) {
+            Some(key) => *self.uuids.entry(key).or_insert(next),
+            None => match self.others.get(id) {
+                Some(&n) => n,
+                None => {
+                    self.others.insert(id.into(), next);
+                    next
+                }
+            },
+        }
+    }
+}
+
+/// A job as calibration sees it: its rubric revision's shape.
+#[derive(Debug, Clone)]
+pub(super) struct JobInfo {
+    /// The job's id, shared by the keys of all its subjects.
+    pub(super) key: Arc<str>,
+    pub(super) shape: RubricShape,
+    /// Shared by every entry of the job's ranking snapshots.
+    pub(super) dimension_keys: Vec<Arc<str>>,
+    pub(super) rubric_id: String,
+    /// competency key → model item
+    pub(super) items: HashMap<String, u32>,
+    pub(super) scale: (i32, i32),
+}
+
+/// Rater reports by rater id, sorted by id.
+pub type RaterReports = Vec<(String, RaterReport)>;
+
+/// One entry of a cached ranking. The strings are shared with the
+/// organisation's state (a snapshot of a 51,000-candidate job was 200,000 small
+/// allocations when each entry had its own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedEntry {
+    pub candidate_id: Arc<str>,
+    pub overall: Score,
+    /// (dimension key, score if assessed)
+    pub dimensions: Vec<(Arc<str>, Option<Score>)>,
+    pub scorecard_count: u32,
+    pub flags: Vec<String>,
+}
+
+/// A job's ranking at one state version.
+#[derive(Debug, Clone)]
+pub struct Ranking {
+    pub entries: Vec<RankedEntry>,
+    pub calibrated_at: Micros,
+}
+
+/// One competency's calibrated score for one candidate.
+#[derive(Debug, Clone)]
+pub struct CompetencyAssessment {
+    pub key: String,
+    pub score: Score,
+}
+
+/// A job's ranking as maintained between requests.
+#[derive(Debug, Default)]
+pub(super) struct JobCache {
+    pub(super) ranking: JobRanking,
+    /// Subjects rescored by updates since the ranking was last brought up to date.
+    pub(super) pending: std::collections::HashSet<u32>,
+    /// Everything changed (a full fit): rebuild before use.
+    pub(super) stale: bool,
+    pub(super) snapshot: Option<(u64, Arc<Ranking>)>,
+}
+
+/// Everything calibrated about one organisation.
+pub(super) struct OrgState {
+    pub(super) model: Model,
+    pub(super) raters: Index<String>,
+    /// (job, candidate) per subject; the job's id is one shared string.
+    pub(super) subjects: Index<(Arc<str>, Arc<str>)>,
+    pub(super) items: Index<(String, String)>,
+    /// Scorecard id → the model's number for it.
+    pub(super) scorecards: ScorecardNumbers,
+    pub(super) facts: Vec<Option<ScorecardFacts>>,
+    pub(super) jobs: HashMap<String, JobInfo>,
+    pub(super) version: u64,
+    pub(super) calibrated_at: Micros,
+    /// Groups of candidates linked by shared interviewers.
+    pub(super) groups: Groups,
+    /// Per job: the incrementally maintained ranking and its last snapshot.
+    pub(super) rankings: HashMap<String, JobCache>,
+    pub(super) reports: Option<(u64, Arc<RaterReports>)>,
+    /// Every scorecard change up to this event sequence is reflected here
+    /// (changes through other replicas are caught up from the event log).
+    pub(super) synced_sequence: i64,
+    /// Per scorecard number: the revision reflected here by a change through
+    /// this replica (0: as loaded), so catching up skips its own changes.
+    pub(super) applied_revisions: Vec<i64>,
+}
+
+impl OrgState {
+    pub(super) fn new() -> Self {
+        OrgState {
+            model: Model::new(),
+            raters: Index::default(),
+            subjects: Index::default(),
+            items: Index::default(),
+            scorecards: ScorecardNumbers::default(),
+            facts: Vec::new(),
+            jobs: HashMap::new(),
+            version: 0,
+            calibrated_at: now_micros(),
+            groups: Groups::default(),
+            rankings: HashMap::new(),
+            reports: None,
+            synced_sequence: 0,
+            applied_revisions: Vec::new(),
+        }
+    }
+
+    pub(super) fn job_info(job_id: &str, rubric: &Rubric, items: &mut Index<(String, String)>) -> JobInfo {
+        let c = &rubric.content;
+        let mut map = HashMap::new();
+        let dimensions = c
+            .dimensions
+            .iter()
+            .map(|d| DimensionShape {
+                weight: d.weight,
+                items: c
+                    .competencies
+                    .iter()
+                    .filter(|k| k.dimension_key == d.key)
+                    .map(|k| {
+                        let item = items.get_or_insert(&(rubric.id.clone(), k.key.clone()));
+                        map.insert(k.key.clone(), item);
+                        (item, k.weight)
+                    })
+                    .collect(),
+            })
+            .collect();
+        JobInfo {
+            key: Arc::from(job_id),
+            shape: RubricShape { scale_min: f64::from(c.scale.min), scale_max: f64::from(c.scale.max), dimensions },
+            dimension_keys: c.dimensions.iter().map(|d| Arc::from(d.key.as_str())).collect(),
+            rubric_id: rubric.id.clone(),
+            items: map,
+            scale: (c.scale.min, c.scale.max),
+        }
+    }
+
+    /// Replaces (or adds) one scorecard's ratings in the model; returns the
+    /// subject and the raters whose parameters it touches.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn put_scorecard(
+        &mut self,
+        scorecard_id: &str,
+        job_id: &str,
+        candidate_id: &str,
+        interviewer: &str,
+        recommendation: i64,
+        submitted_at: Micros,
+        ratings: &[(String, i64, bool)],
+    ) -> Option<(u32, Vec<u32>)> {
+        let job = self.jobs.get(job_id)?;
+        let (min, max) = job.scale;
+        let span = f64::from((max - min).max(1));
+        let subject = self.subjects.get_or_insert(&(job.key.clone(), Arc::from(candidate_id)));
+        let rater = self.raters.get_or_insert(&interviewer.to_string());
+        let sc = self.scorecards.get_or_insert(scorecard_id);
+        let years = submitted_at as f64 / (365.25 * 24.0 * 3600.0 * 1e6);
+        let obs: Vec<Obs> = ratings
+            .iter()
+            .filter_map(|(key, score, _)| {
+                let item = *job.items.get(key)?;
+                Some(Obs::new(rater, item, sc, (*score as f64 - f64::from(min)) / span, years))
+            })
+            .collect();
+        let mut touched = self.model.remove_scorecard(subject, sc);
+        self.model.add(subject, &obs);
+        self.groups.link(subject, rater);
+        touched.push(rater);
+        touched.sort_unstable();
+        touched.dedup();
+        let facts = ScorecardFacts {
+            rater,
+            subject,
+            recommendation: recommendation.clamp(1, 4) as u8,
+            thin_evidence: ratings.iter().filter(|r| r.2).count() as u32,
+            ratings: obs.len() as u32,
+            scale_span: span,
+        };
+        if self.facts.len() <= sc as usize {
+            self.facts.resize(sc as usize + 1, None);
+        }
+        self.facts[sc as usize] = Some(facts);
+        Some((subject, touched))
+    }
+
+    /// The revision of a scorecard reflected through this replica's own changes.
+    pub(super) fn applied_revision(&self, id: &str) -> i64 {
+        self.scorecards.get(id).and_then(|n| self.applied_revisions.get(n as usize)).copied().unwrap_or(0)
+    }
+
+    pub(super) fn note_applied(&mut self, id: &str, revision: i64) {
+        let n = self.scorecards.get_or_insert(id) as usize;
+        if self.applied_revisions.len() <= n {
+            self.applied_revisions.resize(n + 1, 0);
+        }
+        self.applied_revisions[n] = self.applied_revisions[n].max(revision);
+    }
+
+    pub(super) fn facts(&self) -> Vec<ScorecardFacts> {
+        self.facts.iter().flatten().copied().collect()
+    }
+
+    /// Subjects of a job with at least one rating.
+    pub(super) fn job_subjects(&self, job_id: &str) -> Vec<u32> {
+        self.subjects
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|(s, (j, _))| &**j == job_id && !self.model.ratings(*s as u32).is_empty())
+            .map(|(s, _)| s as u32)
+            .collect()
+    }
+
+    /// Every job's subjects with at least one rating, in one pass over the
+    /// organisation's subjects (ranking many jobs costs one pass, not one each).
+    pub(super) fn subjects_by_job(&self) -> HashMap<&str, Vec<u32>> {
+        let mut by_job: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (s, (job, _)) in self.subjects.ids.iter().enumerate() {
+            if !self.model.ratings(s as u32).is_empty() {
+                by_job.entry(&**job).or_default().push(s as u32);
+            }
+        }
+        by_job
+    }
+
+    /// What ranking each of `jobs` afresh needs (its shape and subjects), from
+    /// one pass over the subjects.
+    pub(super) fn ranking_inputs(
+        &self,
+        jobs: impl IntoIterator<Item = String>,
+    ) -> Vec<(String, RubricShape, Vec<u32>)> {
+        let mut by_job = self.subjects_by_job();
+        jobs.into_iter()
+            .filter_map(|job| {
+                let info = self.jobs.get(&job)?;
+                let subjects = by_job.remove(job.as_str()).unwrap_or_default();
+                Some((job, info.shape.clone(), subjects))
+            })
+            .collect()
+    }
+
+    /// Records which subjects an update rescored (`None`: all of them).
+    pub(super) fn mark_changed(&mut self, touched: Option<Vec<u32>>) {
+        match touched {
+            None => self.rankings.values_mut().for_each(|c| c.stale = true),
+            Some(subjects) => {
+                for s in subjects {
+                    if let Some((job, _)) = self.subjects.ids.get(s as usize)
+                        && let Some(cache) = self.rankings.get_mut(&**job)
+                    {
+                        cache.pending.insert(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The job's ranking now: rescoring only what changed since the last read.
+    pub(super) fn ranking(&mut self, job_id: &str) -> Arc<Ranking> {
+        let Some(job) = self.jobs.get(job_id) else {
+            return Arc::new(Ranking { entries: Vec::new(), calibrated_at: self.calibrated_at });
+        };
+        let subjects =
+            if self.rankings.get(job_id).is_none_or(|c| c.stale) { Some(self.job_subjects(job_id)) } else { None };
+        let cache = self.rankings.entry(job_id.to_string()).or_default();
+        if let Some(subjects) = subjects {
+            cache.ranking = JobRanking::build(&self.model, &job.shape, subjects);
+            cache.stale = false;
+            cache.pending.clear();
+            cache.snapshot = None;
+        } else if !cache.pending.is_empty() {
+            cache.ranking.update(&self.model, &job.shape, cache.pending.drain());
+            cache.snapshot = None;
+        }
+        if let Some((version, snapshot)) = &cache.snapshot
+            && *version == self.version
+        {
+            return snapshot.clone();
+        }
+        // Candidates outside the job's largest group of linked candidates cannot
+        // be compared with it.
+        let groups = &mut self.groups;
+        let group_of: Vec<(u32, u32)> =
+            cache.ranking.in_order().map(|e| (e.subject, groups.of_subject(e.subject))).collect();
+        let mut sizes: HashMap<u32, usize> = HashMap::new();
+        for (_, g) in &group_of {
+            *sizes.entry(*g).or_default() += 1;
+        }
+        let main_group = sizes.iter().max_by_key(|(g, n)| (**n, std::cmp::Reverse(**g))).map(|(g, _)| *g);
+        let entries = cache
+            .ranking
+            .in_order()
+            .zip(&group_of)
+            .filter_map(|(e, (_, group))| {
+                let overall = e.scores.overall?;
+                let mut flags = Vec::new();
+                if e.scorecards == 1 {
+                    flags.push("only one interview".to_string());
+                }
+                if e.disagreement > DISAGREEMENT {
+                    flags.push("panel disagrees".to_string());
+                }
+                for (key, score) in job.dimension_keys.iter().zip(&e.scores.dimensions) {
+                    if score.is_none() {
+                        flags.push(format!("{key} not assessed"));
+                    }
+                }
+                if main_group.is_some_and(|g| *group != g) {
+                    flags.push("not comparable: no interviewer links this panel to the rest of the job".to_string());
+                }
+                Some(RankedEntry {
+                    candidate_id: self.subjects.ids[e.subject as usize].1.clone(),
+                    overall,
+                    dimensions: job.dimension_keys.iter().cloned().zip(e.scores.dimensions.iter().copied()).collect(),
+                    scorecard_count: e.scorecards,
+                    flags,
+                })
+            })
+            .collect();
+        let ranking = Arc::new(Ranking { entries, calibrated_at: self.calibrated_at });
+        cache.snapshot = Some((self.version, ranking.clone()));
+        ranking
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ScorecardNumbers;
+
+    #[test]
+    fn scorecard_numbers_are_stable_for_uuid_and_other_ids() {
+        let mut numbers = ScorecardNumbers::default();
+        let uuid = "019bd2f0a1b27c3d8e4f5a6b7c8d9e0f";
+        assert_eq!(numbers.get_or_insert(uuid), 0);
+        assert_eq!(numbers.get_or_insert("sc-1"), 1);
+        // Upper case is not the service's form: kept as a string, its own id.
+        assert_eq!(numbers.get_or_insert(&uuid.to_uppercase()), 2);
+        assert_eq!(numbers.get_or_insert(uuid), 0);
+        assert_eq!(numbers.get("sc-1"), Some(1));
+        assert_eq!(numbers.get("019bd2f0a1b27c3d8e4f5a6b7c8d9e00"), None);
+        assert_eq!(numbers.uuids.len(), 1);
+        assert_eq!(numbers.others.len(), 2);
+    }
+}

@@ -1,0 +1,186 @@
+//! The binary's commands: `serve` and `migrate` run the service library;
+//! `token` mints development tokens; `ranking`, `raters` and `reliability` are
+//! gRPC clients; `demo` serves a seeded organisation; `bench …` measures. None
+//! of this is compiled into the library, so a library user never builds the
+//! load generator.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod synthetic;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scorecard::auth::{Claims, Verifier, mint_token};
+use scorecard::server::{AppError, open_store, serve, shutdown_signal};
+use tokio::net::TcpListener;
+
+use config::{AuthArgs, Cli, Command, TokenArgs};
+
+/// Builds the token verifier from the auth settings (with the development
+/// secret when nothing is configured).
+fn verifier(auth: &AuthArgs) -> Result<Verifier, AppError> {
+    let secret = auth.secret_or_dev().map_err(|e| AppError::Config(format!("development secret: {e}")))?;
+    if auth.jwt_secret.is_none() && auth.jwt_public_keys.is_none() {
+        tracing::warn!(
+            file = config::DEV_SECRET_FILE,
+            "no SCORECARD_JWT_SECRET or SCORECARD_JWT_PUBLIC_KEYS: using a generated development secret; \
+             mint tokens with `scorecard token`. Configure real keys in production."
+        );
+    }
+    Verifier::new(
+        secret.as_deref(),
+        auth.jwt_public_keys.as_deref(),
+        auth.jwt_issuer.clone(),
+        auth.jwt_audience.clone(),
+    )
+    .map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// A token signed with the configured (or development) secret.
+fn token(args: &TokenArgs) -> Result<String, AppError> {
+    let secret = args
+        .auth
+        .secret_or_dev()
+        .map_err(|e| AppError::Config(format!("development secret: {e}")))?
+        .ok_or_else(|| AppError::Config("minting tokens needs SCORECARD_JWT_SECRET".into()))?;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        sub: args.sub.clone(),
+        org: args.org.clone(),
+        roles: args.roles.clone(),
+        exp: now + args.ttl_seconds,
+        nbf: None,
+        iat: Some(now),
+        iss: args.auth.jwt_issuer.clone(),
+        aud: args.auth.jwt_audience.clone(),
+    };
+    for role in &claims.roles {
+        if scorecard::domain::Role::parse(role).is_none() {
+            return Err(AppError::Config(format!(
+                "unknown role `{role}`: use integration, interviewer, recruiter or admin"
+            )));
+        }
+    }
+    mint_token(&secret, &claims).map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// Runs one command of the binary.
+pub async fn run(cli: Cli) -> Result<(), AppError> {
+    match cli.command {
+        Command::Serve(args) => {
+            let verifier = Arc::new(verifier(&args.auth)?);
+            let store = open_store(&args.database.database_url, args.database.db_max_connections).await?;
+            let listener = TcpListener::bind(&args.listen)
+                .await
+                .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+            let http = if args.http_listen.eq_ignore_ascii_case("off") {
+                None
+            } else {
+                let http = TcpListener::bind(&args.http_listen)
+                    .await
+                    .map_err(|e| AppError::Config(format!("cannot listen on {}: {e}", args.http_listen)))?;
+                let addr = http.local_addr().map_err(|e| AppError::Server(e.to_string()))?;
+                tracing::info!(%addr, "serving report pages, /metrics and /healthz over HTTP");
+                Some(http)
+            };
+            tracing::info!(addr = %args.listen, database = store.kind(), "scorecard serving gRPC");
+            // Stop accepting on the signal; give in-flight requests a grace period,
+            // then exit even if a client keeps its connection open.
+            let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stopping_tx.send(true);
+            });
+            let mut server_stopping = stopping.clone();
+            let settings = args.settings()?;
+            let server = serve(listener, http, store.clone(), verifier, settings, async move {
+                let _ = server_stopping.wait_for(|s| *s).await;
+            });
+            let mut grace_stopping = stopping;
+            let grace = Duration::from_secs(args.shutdown_grace_seconds);
+            tokio::select! {
+                served = server => served?,
+                () = async move {
+                    let _ = grace_stopping.wait_for(|s| *s).await;
+                    tokio::time::sleep(grace).await;
+                } => tracing::warn!(?grace, "connections still open after the grace period; exiting"),
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Migrate(db) => {
+            let store = open_store(&db.database_url, db.db_max_connections).await?;
+            tracing::info!(database = store.kind(), "migrations applied");
+            store.close().await;
+            Ok(())
+        }
+        Command::Bench(config::BenchCommand::Calibration { orgs, sizes }) => {
+            bench::calibration::run(orgs, &sizes, &scorecard::calibration::raters::Thresholds::default());
+            Ok(())
+        }
+        Command::Bench(config::BenchCommand::Load {
+            addr,
+            token,
+            database_url,
+            connections,
+            concurrency,
+            seconds,
+            mix,
+            candidates,
+            submit_pool,
+            ranking_page_size,
+            server_pid,
+        }) => {
+            let mix = bench::load::parse_mix(&mix).map_err(AppError::Config)?;
+            if !(seconds.is_finite() && seconds > 0.0) {
+                return Err(AppError::Config("--seconds must be positive".into()));
+            }
+            bench::load::run(bench::load::LoadOptions {
+                addr,
+                token,
+                database_url,
+                connections,
+                concurrency: concurrency.max(1),
+                duration: Duration::from_secs_f64(seconds),
+                mix,
+                candidates,
+                submit_pool,
+                ranking_page_size: ranking_page_size as i32,
+                server_pid,
+            })
+            .await
+        }
+        Command::Bench(config::BenchCommand::Import { scorecards, database_url }) => {
+            bench::import::run(scorecards, database_url).await
+        }
+        Command::Demo { seed_into: Some(database_url), .. } => {
+            let store = open_store(&database_url, 2).await?;
+            let jobs = demo::seed(&store).await;
+            store.close().await;
+            for (name, title) in jobs? {
+                println!("{name}\t{title}");
+            }
+            Ok(())
+        }
+        Command::Demo { listen, http_listen, seed_into: None } => demo::run(&listen, &http_listen).await,
+        Command::Ranking { job, client } => {
+            print!("{}", cli::ranking(&client, &job, client.json).await?);
+            Ok(())
+        }
+        Command::Raters { flagged, client } => {
+            print!("{}", cli::raters(&client, flagged, client.json).await?);
+            Ok(())
+        }
+        Command::Reliability { job, client } => {
+            print!("{}", cli::reliability(&client, &job, client.json).await?);
+            Ok(())
+        }
+        Command::Token(args) => {
+            println!("{}", token(&args)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Candidates: created, read, listed, and erased (personal data and evidence
+//! text gone, anonymised ratings kept).
+
+use super::events::NewEvent;
+use super::events::append_events;
+use super::rows::CandidateRow;
+use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
+use super::{Page, Store, split_page, with_pools};
+use crate::domain::{Candidate, Micros};
+use crate::error::Error;
+
+/// The candidates table's one writer (create and import): inserts
+/// `candidates` of `org` (not erased), skipping any whose external id is
+/// taken; returns how many were inserted.
+pub(super) async fn insert_candidates(conn: &mut Conn<'_>, org: &str, candidates: &[Candidate]) -> Result<u64, Error> {
+    let mut inserted = 0;
+    for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = Statement::new(
+            "insert into candidates (org_id, id, external_id, display_name, email, erased_at, created_at, updated_at)",
+        );
+        insert.values(chunk, |row, c| {
+            row.bind(org)
+                .bind(&c.id)
+                .bind(&c.external_id)
+                .bind(&c.display_name)
+                .bind(&c.email)
+                .bind(None::<i64>)
+                .bind(c.created_at)
+                .bind(c.updated_at);
+        });
+        insert.push(" on conflict do nothing");
+        inserted += conn.execute(&insert).await?;
+    }
+    Ok(inserted)
+}
+
+impl Store {
+    /// `AlreadyExists` when the external id is taken.
+    pub async fn create_candidate(&self, org: &str, c: &Candidate) -> Result<(), Error> {
+        let inserted = with_pools!(self, |_, write| {
+            let mut connection = write.acquire().await?;
+            insert_candidates(&mut Conn::from(&mut *connection), org, std::slice::from_ref(c)).await?
+        });
+        if inserted == 0 {
+            return Err(Error::AlreadyExists(format!(
+                "a candidate with external_id `{}` already exists",
+                c.external_id
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn get_candidate(&self, org: &str, id: &str) -> Result<Option<Candidate>, Error> {
+        let row: Option<CandidateRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select id, external_id, display_name, email, erased_at, created_at, updated_at
+                 from candidates where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_optional(read)
+            .await?
+        });
+        Ok(row.map(Candidate::from))
+    }
+
+    /// Candidates by id; with `interviewer` set, only those they have an interview with.
+    pub async fn list_candidates(
+        &self,
+        org: &str,
+        interviewer: &str,
+        page: Page<'_>,
+    ) -> Result<(Vec<Candidate>, bool), Error> {
+        let rows: Vec<CandidateRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select c.id, c.external_id, c.display_name, c.email, c.erased_at, c.created_at, c.updated_at
+                 from candidates c
+                 where c.org_id = $1 and c.id > $2 and c.updated_at > $5
+                   and ($3 = '' or exists (
+                        select 1 from interviews i
+                        where i.org_id = c.org_id and i.candidate_id = c.id and i.interviewer = $3))
+                 order by c.id limit $4",
+            )
+            .bind(org)
+            .bind(page.after)
+            .bind(interviewer)
+            .bind(page.fetch_limit())
+            .bind(page.updated_after)
+            .fetch_all(read)
+            .await?
+        });
+        let (rows, more) = split_page(rows, page.limit);
+        Ok((rows.into_iter().map(Candidate::from).collect(), more))
+    }
+
+    /// Erases a candidate's personal data and the free text of every scorecard
+    /// about them, in one transaction. Scores stay. `None` if there is no such candidate.
+    pub async fn erase_candidate(&self, org: &str, id: &str, now: Micros) -> Result<Option<Candidate>, Error> {
+        let erased = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            let found = sqlx::query(
+                "update candidates
+                 set display_name = '', email = '', external_id = 'erased:' || id,
+                     erased_at = coalesce(erased_at, $3), updated_at = $3
+                 where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if found > 0 {
+                sqlx::query(
+                    "update ratings set evidence = ''
+                     where org_id = $1 and scorecard_id in
+                        (select s.id from scorecards s where s.org_id = $1 and s.candidate_id = $2)",
+                )
+                .bind(org)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "update scorecard_revisions set summary = '', reason = ''
+                     where org_id = $1 and scorecard_id in
+                        (select s.id from scorecards s where s.org_id = $1 and s.candidate_id = $2)",
+                )
+                .bind(org)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                let events = [NewEvent::new(
+                    "candidate.erased",
+                    format!("candidates/{id}"),
+                    serde_json::json!({ "candidate": format!("candidates/{id}") }),
+                )];
+                append_events(&mut Conn::from(&mut *tx), org, &events, now).await?;
+                tx.commit().await?;
+            }
+            found > 0
+        });
+        if erased {
+            self.events_committed();
+            self.get_candidate(org, id).await
+        } else {
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Jobs: created, read (cached: a job never changes), listed.
+
+use super::rows::JobRow;
+use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
+use super::{Page, Store, split_page, with_pools};
+use crate::domain::Job;
+use crate::error::Error;
+
+/// The jobs table's one writer (create and import): inserts `jobs` of `org`,
+/// skipping any whose external id is taken; returns how many were inserted.
+pub(super) async fn insert_jobs(conn: &mut Conn<'_>, org: &str, jobs: &[Job]) -> Result<u64, Error> {
+    let mut inserted = 0;
+    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = Statement::new(
+            "insert into jobs (org_id, id, title, external_id, rubric_id, rubric_revision, created_at, updated_at)",
+        );
+        insert.values(chunk, |row, j| {
+            row.bind(org)
+                .bind(&j.id)
+                .bind(&j.title)
+                .bind(&j.external_id)
+                .bind(&j.rubric_id)
+                .bind(j.rubric_revision)
+                .bind(j.created_at)
+                .bind(j.updated_at);
+        });
+        insert.push(" on conflict do nothing");
+        inserted += conn.execute(&insert).await?;
+    }
+    Ok(inserted)
+}
+
+impl Store {
+    /// `AlreadyExists` when another job has the same non-empty external id.
+    pub async fn create_job(&self, org: &str, job: &Job) -> Result<(), Error> {
+        let inserted = with_pools!(self, |_, write| {
+            let mut connection = write.acquire().await?;
+            insert_jobs(&mut Conn::from(&mut *connection), org, std::slice::from_ref(job)).await?
+        });
+        if inserted == 0 {
+            return Err(Error::AlreadyExists(format!("a job with external_id `{}` already exists", job.external_id)));
+        }
+        Ok(())
+    }
+
+    pub async fn get_job(&self, org: &str, id: &str) -> Result<Option<Job>, Error> {
+        let key = (org.to_string(), id.to_string());
+        if let Some(job) = self.jobs.get(&key) {
+            return Ok(Some(job));
+        }
+        let row: Option<JobRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
+                 from jobs where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_optional(read)
+            .await?
+        });
+        let job = row.map(Job::from);
+        if let Some(job) = &job {
+            self.jobs.keep(key, job);
+        }
+        Ok(job)
+    }
+
+    pub async fn list_jobs(&self, org: &str, page: Page<'_>) -> Result<(Vec<Job>, bool), Error> {
+        let rows: Vec<JobRow> = with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
+                 from jobs where org_id = $1 and id > $2 and updated_at > $4 order by id limit $3",
+            )
+            .bind(org)
+            .bind(page.after)
+            .bind(page.fetch_limit())
+            .bind(page.updated_after)
+            .fetch_all(read)
+            .await?
+        });
+        let (rows, more) = split_page(rows, page.limit);
+        Ok((rows.into_iter().map(Job::from).collect(), more))
+    }
+}

@@ -1,0 +1,250 @@
+//! Statements written once for both databases, run without macros.
+//!
+//! A [`Statement`] is SQL text and bound values in order; it is replayed into
+//! the backend's own `QueryBuilder` when it runs, so placeholders are each
+//! dialect's own (`$n` on PostgreSQL, `?` on SQLite) exactly as sqlx writes
+//! them. [`Conn`] is a connection (or transaction, or savepoint) of either
+//! backend and [`Tx`] a transaction of either: the row writers of each table
+//! and the group committer are plain async functions over them, with `?` and
+//! `.await` where a reader sees them.
+
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{Database, Encode, FromRow, Postgres, QueryBuilder, Sqlite, Type};
+
+use crate::error::Error;
+
+/// Most rows per multi-row insert: with at most 11 columns a statement stays
+/// far below either database's limit on bound parameters (SQLite: 32,766).
+pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// A value bound to a statement.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Value<'a> {
+    Text(&'a str),
+    Int(i64),
+    MaybeInt(Option<i64>),
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(v: &'a String) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl From<i64> for Value<'_> {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<Option<i64>> for Value<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Value::MaybeInt(v)
+    }
+}
+
+#[derive(Debug)]
+enum Part<'a> {
+    Sql(&'a str),
+    Value(Value<'a>),
+}
+
+/// SQL text and the values bound into it, in order.
+#[derive(Debug, Default)]
+pub(super) struct Statement<'a> {
+    parts: Vec<Part<'a>>,
+}
+
+/// One row of a multi-row `values` list.
+pub(super) struct Row<'s, 'a> {
+    statement: &'s mut Statement<'a>,
+    first: bool,
+}
+
+impl<'a> Row<'_, 'a> {
+    /// The next column's value.
+    pub(super) fn bind(&mut self, value: impl Into<Value<'a>>) -> &mut Self {
+        if !self.first {
+            self.statement.push(", ");
+        }
+        self.first = false;
+        self.statement.bind(value);
+        self
+    }
+}
+
+impl<'a> Statement<'a> {
+    pub(super) fn new(sql: &'a str) -> Self {
+        Statement { parts: vec![Part::Sql(sql)] }
+    }
+
+    pub(super) fn push(&mut self, sql: &'a str) -> &mut Self {
+        self.parts.push(Part::Sql(sql));
+        self
+    }
+
+    pub(super) fn bind(&mut self, value: impl Into<Value<'a>>) -> &mut Self {
+        self.parts.push(Part::Value(value.into()));
+        self
+    }
+
+    /// `values (…), (…)`: one parenthesised row per item, its columns bound by `row`.
+    pub(super) fn values<I>(&mut self, items: impl IntoIterator<Item = I>, mut row: impl FnMut(&mut Row<'_, 'a>, I)) {
+        self.push(" values ");
+        for (n, item) in items.into_iter().enumerate() {
+            self.push(if n == 0 { "(" } else { ", (" });
+            row(&mut Row { statement: self, first: true }, item);
+            self.push(")");
+        }
+    }
+
+    /// The statement in the backend's own query builder.
+    fn replay<DB: Database>(&self) -> QueryBuilder<DB>
+    where
+        for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+        for<'t> i64: Encode<'t, DB> + Type<DB>,
+        for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
+    {
+        let mut builder = QueryBuilder::new("");
+        for part in &self.parts {
+            match part {
+                Part::Sql(sql) => {
+                    builder.push(sql);
+                }
+                Part::Value(Value::Text(v)) => {
+                    builder.push_bind(*v);
+                }
+                Part::Value(Value::Int(v)) => {
+                    builder.push_bind(*v);
+                }
+                Part::Value(Value::MaybeInt(v)) => {
+                    builder.push_bind(*v);
+                }
+            }
+        }
+        builder
+    }
+}
+
+/// A connection, transaction or savepoint of either backend, borrowed.
+pub(super) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl<'c> From<&'c mut SqliteConnection> for Conn<'c> {
+    fn from(c: &'c mut SqliteConnection) -> Self {
+        Conn::Sqlite(c)
+    }
+}
+
+impl<'c> From<&'c mut PgConnection> for Conn<'c> {
+    fn from(c: &'c mut PgConnection) -> Self {
+        Conn::Postgres(c)
+    }
+}
+
+impl Conn<'_> {
+    /// Runs a statement; returns the rows it affected.
+    pub(super) async fn execute(&mut self, statement: &Statement<'_>) -> Result<u64, Error> {
+        Ok(match self {
+            Conn::Sqlite(c) => statement.replay::<Sqlite>().build().execute(&mut **c).await?.rows_affected(),
+            Conn::Postgres(c) => statement.replay::<Postgres>().build().execute(&mut **c).await?.rows_affected(),
+        })
+    }
+
+    /// Runs a statement and reads every row it returns.
+    pub(super) async fn fetch_all<T>(&mut self, statement: &Statement<'_>) -> Result<Vec<T>, Error>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+    {
+        Ok(match self {
+            Conn::Sqlite(c) => statement.replay::<Sqlite>().build_query_as::<T>().fetch_all(&mut **c).await?,
+            Conn::Postgres(c) => statement.replay::<Postgres>().build_query_as::<T>().fetch_all(&mut **c).await?,
+        })
+    }
+}
+
+/// A transaction (or a savepoint inside one) of either backend.
+pub(super) enum Tx<'c> {
+    Sqlite(sqlx::Transaction<'c, Sqlite>),
+    Postgres(sqlx::Transaction<'c, Postgres>),
+}
+
+impl Tx<'_> {
+    /// The transaction's connection, for statements and row writers.
+    pub(super) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(t) => Conn::Sqlite(t),
+            Tx::Postgres(t) => Conn::Postgres(t),
+        }
+    }
+
+    /// A savepoint: committing it keeps its writes in the transaction,
+    /// rolling it back undoes only them.
+    pub(super) async fn savepoint(&mut self) -> Result<Tx<'_>, Error> {
+        Ok(match self {
+            Tx::Sqlite(t) => Tx::Sqlite(sqlx::Acquire::begin(&mut **t).await?),
+            Tx::Postgres(t) => Tx::Postgres(sqlx::Acquire::begin(&mut **t).await?),
+        })
+    }
+
+    pub(super) async fn commit(self) -> Result<(), Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub(super) async fn rollback(self) -> Result<(), Error> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// The pool writes go through: SQLite's single writer connection, or
+/// PostgreSQL's pool.
+#[derive(Clone)]
+pub(super) enum WritePool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl WritePool {
+    pub(super) async fn begin(&self) -> Result<Tx<'static>, Error> {
+        Ok(match self {
+            WritePool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            WritePool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_lists_replay_with_each_dialects_placeholders() {
+        let mut s = Statement::new("insert into t (a, b)");
+        s.values([("x", 1_i64), ("y", 2)], |row, (a, b)| {
+            row.bind(a).bind(b);
+        });
+        s.push(" on conflict do nothing");
+        assert_eq!(
+            s.replay::<Postgres>().sql(),
+            "insert into t (a, b) values ($1, $2), ($3, $4) on conflict do nothing"
+        );
+        assert_eq!(s.replay::<Sqlite>().sql(), "insert into t (a, b) values (?, ?), (?, ?) on conflict do nothing");
+    }
+}
