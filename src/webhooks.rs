@@ -27,7 +27,7 @@ use sha2::Sha256;
 
 use crate::domain::{Micros, now_micros};
 use crate::error::Error;
-use crate::store::{DeliveryState, EventRow, Store, WebhookRow};
+use crate::store::{DeliveryAttempt, DeliveryState, EventRow, Store, WebhookRow};
 
 /// How deliveries behave; from the serve flags.
 #[derive(Debug, Clone)]
@@ -296,7 +296,18 @@ impl Dispatcher {
             };
             let first = if queued.attempts == 0 { now } else { queued.first_attempt_at };
             self.store
-                .record_delivery(org, id, queued.sequence, state, attempts, first, now, &error, None, now)
+                .record_delivery(&DeliveryAttempt {
+                    org,
+                    webhook: id,
+                    sequence: queued.sequence,
+                    state,
+                    attempts,
+                    first_attempt_at: first,
+                    next_attempt_at: now,
+                    last_error: &error,
+                    advance_to: None,
+                    now,
+                })
                 .await?;
         }
 
@@ -330,18 +341,18 @@ impl Dispatcher {
                 Ok(()) => {
                     let done = now_micros();
                     self.store
-                        .record_delivery(
+                        .record_delivery(&DeliveryAttempt {
                             org,
-                            id,
-                            event.sequence,
-                            DeliveryState::Delivered,
+                            webhook: id,
+                            sequence: event.sequence,
+                            state: DeliveryState::Delivered,
                             attempts,
-                            first,
-                            done,
-                            "",
-                            Some(event.sequence),
-                            done,
-                        )
+                            first_attempt_at: first,
+                            next_attempt_at: done,
+                            last_error: "",
+                            advance_to: Some(event.sequence),
+                            now: done,
+                        })
                         .await?;
                     place = event.sequence;
                 }
@@ -351,35 +362,35 @@ impl Dispatcher {
                     if window_over {
                         tracing::warn!(org, webhook = id, sequence = event.sequence, %error, "webhook event dead-lettered");
                         self.store
-                            .record_delivery(
+                            .record_delivery(&DeliveryAttempt {
                                 org,
-                                id,
-                                event.sequence,
-                                DeliveryState::Dead,
+                                webhook: id,
+                                sequence: event.sequence,
+                                state: DeliveryState::Dead,
                                 attempts,
-                                first,
-                                done,
-                                &error,
-                                Some(event.sequence),
-                                done,
-                            )
+                                first_attempt_at: first,
+                                next_attempt_at: done,
+                                last_error: &error,
+                                advance_to: Some(event.sequence),
+                                now: done,
+                            })
                             .await?;
                         place = event.sequence;
                     } else {
                         let delay = backoff(&self.settings, attempts, rand::random::<f64>());
                         self.store
-                            .record_delivery(
+                            .record_delivery(&DeliveryAttempt {
                                 org,
-                                id,
-                                event.sequence,
-                                DeliveryState::Retrying,
+                                webhook: id,
+                                sequence: event.sequence,
+                                state: DeliveryState::Retrying,
                                 attempts,
-                                first,
-                                done + micros_of(delay),
-                                &error,
-                                None,
-                                done,
-                            )
+                                first_attempt_at: first,
+                                next_attempt_at: done + micros_of(delay),
+                                last_error: &error,
+                                advance_to: None,
+                                now: done,
+                            })
                             .await?;
                         return Ok(());
                     }

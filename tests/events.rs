@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Org, TestApp, expect_violations, rating, req, token};
-use scorecard::proto::{self, Recommendation};
+use common::{Org, TestApp, amend, amendment, expect_violations, rating, req, token};
+use scorecard::proto;
 
 on_both_databases!(
     events_are_written_with_their_changes_and_only_then,
@@ -54,19 +54,7 @@ async fn events_are_written_with_their_changes_and_only_then(app: TestApp) {
     expect_violations(app.scorecards().submit_scorecard(req(&me, bad)).await, &["ratings[0].score"]);
 
     let scorecard = org.submit(&app, &interview).await;
-    app.scorecards()
-        .amend_scorecard(req(
-            &me,
-            proto::AmendScorecardRequest {
-                name: scorecard.name.clone(),
-                ratings: vec![rating("api_design", 2)],
-                recommendation: Recommendation::No as i32,
-                reason: "re-read my notes".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("amend");
+    amend(&app, &me, amendment(&scorecard.name, vec![rating("api_design", 2)], "re-read my notes")).await;
     app.hiring()
         .erase_candidate(req(&org.admin, proto::EraseCandidateRequest { name: candidate.name.clone() }))
         .await
@@ -288,19 +276,7 @@ async fn lists_filter_by_update_time(app: TestApp) {
     };
     assert!(scorecards(mark).await.is_empty());
     let me = token("ivan", "acme", &["interviewer"]);
-    app.scorecards()
-        .amend_scorecard(req(
-            &me,
-            proto::AmendScorecardRequest {
-                name: scorecard.name.clone(),
-                ratings: vec![rating("api_design", 2)],
-                recommendation: Recommendation::No as i32,
-                reason: "second look".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("amend");
+    amend(&app, &me, amendment(&scorecard.name, vec![rating("api_design", 2)], "second look")).await;
     let changed = scorecards(mark).await;
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].revision, 2);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Db, Org, TestApp, rating, req, token};
+use common::{Db, Org, TestApp, amend, amendment, rating, req, token};
 use scorecard::proto::{self, Recommendation};
 
 async fn ranking(app: &TestApp, org: &Org) -> proto::Ranking {
@@ -47,19 +47,12 @@ async fn two_replicas_read_each_others_writes() {
     // An amendment through A changes what B reports.
     let before = ranking(&b, &org).await.entries[0].raw_mean;
     let ivan = token("ivan", "acme", &["interviewer"]);
-    a.scorecards()
-        .amend_scorecard(req(
-            &ivan,
-            proto::AmendScorecardRequest {
-                name: card.name.clone(),
-                ratings: vec![rating("api_design", 1), rating("collaboration", 1)],
-                recommendation: Recommendation::StrongNo as i32,
-                reason: "re-read my notes".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("amend through A");
+    let ratings = vec![rating("api_design", 1), rating("collaboration", 1)];
+    let request = proto::AmendScorecardRequest {
+        recommendation: Recommendation::StrongNo as i32,
+        ..amendment(&card.name, ratings, "re-read my notes")
+    };
+    amend(&a, &ivan, request).await;
     let after = ranking(&b, &org).await.entries[0].raw_mean;
     assert!(after < before, "B's raw mean moved with A's amendment: {before} -> {after}");
 

@@ -12,7 +12,7 @@ use crate::domain::validate::{self, limits};
 use crate::domain::{Interview, Role, Rubric, ScorecardContent, new_id, now_micros};
 use crate::error::{Error, Violations};
 use crate::proto::{self, scorecard_service_server::ScorecardService};
-use crate::store::{NewScorecard, ScorecardFilter, SubmitOutcome};
+use crate::store::{Amendment, NewScorecard, ScorecardFilter, SubmitOutcome};
 
 /// Roles that may write scorecards; admins and integrations on behalf of any
 /// interviewer, interviewers for themselves.
@@ -222,7 +222,17 @@ impl ScorecardApi {
         let amended = self
             .state
             .store
-            .amend_scorecard(org, id, i64::from(req.revision), &content, &req.reason, &caller.user, now_micros())
+            .amend_scorecard(
+                org,
+                &Amendment {
+                    id,
+                    expected_revision: i64::from(req.revision),
+                    content: &content,
+                    reason: &req.reason,
+                    author: &caller.user,
+                    now: now_micros(),
+                },
+            )
             .await?;
         tracing::info!(scorecard = %amended.id, revision = amended.revision, "scorecard amended");
         self.state.calibrator.committed(org, &amended, &rubric).await?;

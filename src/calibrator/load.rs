@@ -10,7 +10,7 @@ use crate::domain::now_micros;
 use crate::error::Error;
 use crate::store::Page;
 
-use super::state::{JobCache, OrgState, ScorecardBeingRead};
+use super::state::{CardKeys, JobCache, OrgState, ScorecardBeingRead};
 use super::{Calibrator, FIT_SWEEPS, FIT_TOLERANCE, lock};
 
 /// Concurrent reads of one organisation share their look at the database's
@@ -71,15 +71,15 @@ impl Calibrator {
         // evidence is reduced to whether it is thin as it arrives.
         let mut current: Option<ScorecardBeingRead> = None;
         let put = |state: &mut OrgState, (first, ratings): ScorecardBeingRead| {
-            state.put_scorecard(
-                &first.scorecard_id,
-                &first.job_id,
-                &first.candidate_id,
-                &first.interviewer,
-                first.recommendation,
-                first.submitted_at,
-                &ratings,
-            );
+            let card = CardKeys {
+                scorecard_id: &first.scorecard_id,
+                job_id: &first.job_id,
+                candidate_id: &first.candidate_id,
+                interviewer: &first.interviewer,
+                recommendation: first.recommendation,
+                submitted_at: first.submitted_at,
+            };
+            state.put_scorecard(&card, &ratings);
         };
         self.store
             .each_calibration_rating(org, |mut row| {

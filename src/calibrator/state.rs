@@ -138,6 +138,18 @@ pub(super) struct JobCache {
     pub(super) snapshot: Option<(u64, Arc<Ranking>)>,
 }
 
+/// What calibration needs of a scorecard besides its ratings.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CardKeys<'a> {
+    pub(super) scorecard_id: &'a str,
+    pub(super) job_id: &'a str,
+    pub(super) candidate_id: &'a str,
+    pub(super) interviewer: &'a str,
+    /// 1 strong no … 4 strong yes.
+    pub(super) recommendation: i64,
+    pub(super) submitted_at: Micros,
+}
+
 /// Everything calibrated about one organisation.
 pub(super) struct OrgState {
     pub(super) model: Model,
@@ -214,19 +226,15 @@ impl OrgState {
         }
     }
 
-    /// Replaces (or adds) one scorecard's ratings in the model; returns the
-    /// subject and the raters whose parameters it touches.
-    #[allow(clippy::too_many_arguments)]
+    /// Replaces (or adds) one scorecard's ratings (competency, score, thin
+    /// evidence) in the model; returns the subject and the raters whose
+    /// parameters it touches.
     pub(super) fn put_scorecard(
         &mut self,
-        scorecard_id: &str,
-        job_id: &str,
-        candidate_id: &str,
-        interviewer: &str,
-        recommendation: i64,
-        submitted_at: Micros,
+        card: &CardKeys<'_>,
         ratings: &[(String, i64, bool)],
     ) -> Option<(u32, Vec<u32>)> {
+        let CardKeys { scorecard_id, job_id, candidate_id, interviewer, recommendation, submitted_at } = *card;
         let job = self.jobs.get(job_id)?;
         let (min, max) = job.scale;
         let span = f64::from((max - min).max(1));

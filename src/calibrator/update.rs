@@ -7,7 +7,7 @@ use crate::calibration::raters::evidence_is_thin;
 use crate::domain::{Rubric, Scorecard, now_micros};
 use crate::error::Error;
 
-use super::state::OrgState;
+use super::state::{CardKeys, OrgState};
 use super::{Calibrator, lock};
 
 impl Calibrator {
@@ -42,15 +42,15 @@ impl Calibrator {
                 .iter()
                 .map(|r| (r.competency.clone(), i64::from(r.score), evidence_is_thin(&r.evidence)))
                 .collect();
-            if let Some((subject, raters)) = s.put_scorecard(
-                &scorecard.id,
-                &scorecard.job_id,
-                &scorecard.candidate_id,
-                &scorecard.interviewer,
-                scorecard.content.recommendation.code(),
-                scorecard.submitted_at,
-                &ratings,
-            ) {
+            let card = CardKeys {
+                scorecard_id: &scorecard.id,
+                job_id: &scorecard.job_id,
+                candidate_id: &scorecard.candidate_id,
+                interviewer: &scorecard.interviewer,
+                recommendation: scorecard.content.recommendation.code(),
+                submitted_at: scorecard.submitted_at,
+            };
+            if let Some((subject, raters)) = s.put_scorecard(&card, &ratings) {
                 let started = std::time::Instant::now();
                 let touched = s.model.update_locally(subject, &raters);
                 crate::metrics::global().record_incremental_update(started.elapsed());

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::auth::Caller;
 use crate::domain::{new_id, now_micros};
 use crate::store::{AuditRow, Store};
 
@@ -76,23 +77,14 @@ impl Auditor {
         (Self { queue }, writer)
     }
 
-    /// Queues one row (waits when the queue is full).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record(
-        &self,
-        org: &str,
-        actor: &str,
-        roles: String,
-        method: &str,
-        resource: String,
-        request_id: String,
-        code: tonic::Code,
-    ) {
+    /// Queues the row of one call by `caller` (waits when the queue is full).
+    pub async fn record(&self, caller: &Caller, method: &str, resource: String, request_id: String, code: tonic::Code) {
+        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
         let row = AuditRow {
-            org_id: org.to_string(),
+            org_id: caller.org.clone(),
             id: new_id(),
-            actor: actor.to_string(),
-            roles,
+            actor: caller.user.clone(),
+            roles: roles.join(","),
             method: method.to_string(),
             action: if is_write(method) { "write" } else { "read" }.to_string(),
             resource,

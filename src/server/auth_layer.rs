@@ -145,10 +145,7 @@ where
                         response.headers_mut().insert(REQUEST_ID, h);
                     }
                     if let Some((auditor, caller, slot)) = audit {
-                        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
-                        auditor
-                            .record(&caller.org, &caller.user, roles.join(","), &method, slot.take(), request_id, code)
-                            .await;
+                        auditor.record(&caller, &method, slot.take(), request_id, code).await;
                     }
                 }
                 let elapsed = started.elapsed();

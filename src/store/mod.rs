@@ -34,8 +34,8 @@ use crate::error::Error;
 pub use audit::{AuditFilter, AuditRow};
 pub use events::{EVENT_TYPES, EventRow, NewEvent};
 pub use import::{ImportBatch, ImportedScorecard};
-pub use scorecards::{CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
-pub use webhooks::{DeliveryRow, DeliveryState, WebhookRow};
+pub use scorecards::{Amendment, CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
+pub use webhooks::{DeliveryAttempt, DeliveryRow, DeliveryState, WebhookRow};
 
 /// Rows of each kind kept in memory by [`ImmutableRows`] (a few KB each at most).
 const IMMUTABLE_ROWS: usize = 1_024;

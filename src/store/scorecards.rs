@@ -452,17 +452,8 @@ impl Store {
 
     /// Writes a new revision. `expected_revision` 0 accepts any current revision;
     /// otherwise a mismatch is `Aborted`. `NotFound` if there is no such scorecard.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn amend_scorecard(
-        &self,
-        org: &str,
-        id: &str,
-        expected_revision: i64,
-        content: &ScorecardContent,
-        reason: &str,
-        author: &str,
-        now: Micros,
-    ) -> Result<Scorecard, Error> {
+    pub async fn amend_scorecard(&self, org: &str, amendment: &Amendment<'_>) -> Result<Scorecard, Error> {
+        let Amendment { id, expected_revision, content, reason, author, now } = *amendment;
         let revision: Option<i64> = with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
             let amended: Option<(i64, String, String, String, String)> = sqlx::query_as(
@@ -504,6 +495,19 @@ impl Store {
             None => Err(Error::NotFound(format!("scorecards/{id}"))),
         }
     }
+}
+
+/// A new revision of a scorecard, as its author sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct Amendment<'a> {
+    /// The scorecard's id.
+    pub id: &'a str,
+    /// 0 accepts any current revision; otherwise a mismatch is `Aborted`.
+    pub expected_revision: i64,
+    pub content: &'a ScorecardContent,
+    pub reason: &'a str,
+    pub author: &'a str,
+    pub now: Micros,
 }
 
 /// Most first submissions committed together.

@@ -111,6 +111,26 @@ macro_rules! select_delivery {
     };
 }
 
+/// What an attempt to deliver one event to one webhook came to.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryAttempt<'a> {
+    pub org: &'a str,
+    pub webhook: &'a str,
+    /// The event's sequence number.
+    pub sequence: i64,
+    pub state: DeliveryState,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub first_attempt_at: Micros,
+    /// When to try again (retrying), or when it settled.
+    pub next_attempt_at: Micros,
+    /// '' when delivered.
+    pub last_error: &'a str,
+    /// The event is settled: the webhook's place in the log moves to here.
+    pub advance_to: Option<i64>,
+    pub now: Micros,
+}
+
 impl Store {
     /// Registers a webhook whose deliveries start after the organisation's
     /// latest event.
@@ -328,20 +348,19 @@ impl Store {
 
     /// Records an attempt's result. When `advance_to` is set, the webhook's place
     /// in the log moves there in the same transaction (ordered deliveries).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_delivery(
-        &self,
-        org: &str,
-        webhook: &str,
-        sequence: i64,
-        state: DeliveryState,
-        attempts: i64,
-        first_attempt_at: Micros,
-        next_attempt_at: Micros,
-        last_error: &str,
-        advance_to: Option<i64>,
-        now: Micros,
-    ) -> Result<(), Error> {
+    pub async fn record_delivery(&self, attempt: &DeliveryAttempt<'_>) -> Result<(), Error> {
+        let DeliveryAttempt {
+            org,
+            webhook,
+            sequence,
+            state,
+            attempts,
+            first_attempt_at,
+            next_attempt_at,
+            last_error,
+            advance_to,
+            now,
+        } = *attempt;
         with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
             // A webhook deleted meanwhile has no row to attach the record to.

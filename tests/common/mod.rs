@@ -451,6 +451,23 @@ impl Org {
     }
 }
 
+/// An amendment of the scorecard `name`: `ratings` replace its ratings, the
+/// recommendation becomes NO, for `reason`, whatever its current revision.
+pub fn amendment(name: &str, ratings: Vec<proto::Rating>, reason: &str) -> proto::AmendScorecardRequest {
+    proto::AmendScorecardRequest {
+        name: name.to_string(),
+        ratings,
+        recommendation: proto::Recommendation::No as i32,
+        reason: reason.into(),
+        ..Default::default()
+    }
+}
+
+/// Amends a scorecard as `token`; panics if the server refuses.
+pub async fn amend(app: &TestApp, token: &str, request: proto::AmendScorecardRequest) -> proto::Scorecard {
+    app.scorecards().amend_scorecard(req(token, request)).await.expect("amend").into_inner()
+}
+
 /// Generates one `#[tokio::test]` per database for each named async test
 /// function: `on_both_databases!(a, b)` for functions taking a started
 /// `TestApp`, `on_both_databases!(db: a, b)` for functions taking the `Db` (they

@@ -152,8 +152,7 @@ impl Web {
     /// Records a page view in the audit log, as the API records a call.
     async fn audit(&self, caller: &Caller, page: &str, resource: String, headers: &HeaderMap, code: tonic::Code) {
         let request_id = audit::request_id(headers.get("x-request-id").and_then(|v| v.to_str().ok()));
-        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
-        self.auditor.record(&caller.org, &caller.user, roles.join(","), page, resource, request_id, code).await;
+        self.auditor.record(caller, page, resource, request_id, code).await;
     }
 }
 
