@@ -5,7 +5,7 @@ use super::{PageRequest, State};
 use crate::auth::Caller;
 use crate::domain::names::Collection;
 use crate::domain::validate::{self, limits};
-use crate::domain::{Candidate, Interview, Job, Role, new_id, now_micros};
+use crate::domain::{Candidate, CandidateId, Interview, Job, Role, UserId, new_id, now_micros};
 use crate::error::{Error, Violations};
 use crate::proto::{self, hiring_service_server::HiringService};
 
@@ -154,7 +154,9 @@ impl HiringApi {
         let id = Collection::Candidates.parse_required(&req.name, "name")?;
         let candidate = self.state.store.get_candidate(&caller.org, id).await?;
         let candidate = candidate.ok_or_else(|| Error::NotFound(req.name.clone()))?;
-        if !caller.sees_everything() && !self.state.store.interviews_candidate(&caller.org, &caller.user, id).await? {
+        if !caller.sees_everything()
+            && !self.state.store.interviews_candidate(&caller.org, UserId(&caller.user), CandidateId(id)).await?
+        {
             return Err(Error::PermissionDenied("interviewers can read only candidates they interview".into()));
         }
         Ok((&candidate).into())

@@ -9,7 +9,7 @@ use super::{PageRequest, State};
 use crate::auth::Caller;
 use crate::domain::names::Collection;
 use crate::domain::validate::{self, limits};
-use crate::domain::{Interview, Role, Rubric, ScorecardContent, new_id, now_micros};
+use crate::domain::{CandidateId, Interview, Role, Rubric, ScorecardContent, UserId, new_id, now_micros};
 use crate::error::{Error, Violations};
 use crate::proto::{self, scorecard_service_server::ScorecardService};
 use crate::store::{Amendment, NewScorecard, ScorecardFilter, SubmitOutcome};
@@ -23,10 +23,6 @@ pub struct ScorecardApi {
 }
 
 /// New free text about a candidate whose personal data was erased is refused.
-fn erased() -> Error {
-    Error::FailedPrecondition("the candidate's personal data was erased".into())
-}
-
 fn writes_for_anyone(caller: &Caller) -> bool {
     caller.has(Role::Admin) || caller.has(Role::Integration)
 }
@@ -68,7 +64,7 @@ impl ScorecardApi {
     async fn ensure_not_erased(&self, org: &str, candidate_id: &str) -> Result<(), Error> {
         let candidate = self.state.store.get_candidate(org, candidate_id).await?;
         if candidate.is_some_and(|c| c.erased_at.is_some()) {
-            return Err(erased());
+            return Err(crate::store::erased_candidate());
         }
         Ok(())
     }
@@ -78,7 +74,9 @@ impl ScorecardApi {
         let org = &caller.org;
         let interview_id = Collection::Interviews.parse_required(&req.interview, "interview")?;
         let found = self.state.store.interview_for_submission(org, interview_id).await?;
-        let (interview, candidate_erased) = found.ok_or_else(|| Error::NotFound(req.interview.clone()))?;
+        // Whether the candidate was erased is decided inside the write (the
+        // erasure fence), after a retry's replay: not from this read.
+        let (interview, _) = found.ok_or_else(|| Error::NotFound(req.interview.clone()))?;
         if !writes_for_anyone(&caller) && interview.interviewer != caller.user {
             return Err(Error::PermissionDenied("interviewers can submit only for interviews assigned to them".into()));
         }
@@ -90,9 +88,6 @@ impl ScorecardApi {
         let (content, warnings, rubric) =
             self.checked_content(org, &interview, req.ratings, req.recommendation, req.summary, &mut v).await?;
         v.into_result()?;
-        if candidate_erased {
-            return Err(erased());
-        }
 
         // From here the submission completes even if the caller goes away
         // (deadline, disconnect): once queued it may commit, and a committed
@@ -156,7 +151,11 @@ impl ScorecardApi {
         })?;
         let blind = !caller.sees_everything()
             && scorecard.interviewer != caller.user
-            && !self.state.store.has_submitted_for_candidate(org, &caller.user, &scorecard.candidate_id).await?;
+            && !self
+                .state
+                .store
+                .has_submitted_for_candidate(org, UserId(&caller.user), CandidateId(&scorecard.candidate_id))
+                .await?;
         if blind {
             return Err(Error::PermissionDenied(
                 "blind review: submit your own scorecard for this candidate before reading others'".into(),

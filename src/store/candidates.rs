@@ -1,6 +1,8 @@
 //! Candidates: created, read, listed, and erased (personal data and evidence
 //! text gone, anonymised ratings kept).
 
+use std::collections::HashSet;
+
 use super::events::NewEvent;
 use super::events::append_events;
 use super::rows::CandidateRow;
@@ -32,6 +34,45 @@ pub(super) async fn insert_candidates(conn: &mut Conn<'_>, org: &str, candidates
         inserted += conn.execute(&insert).await?;
     }
     Ok(inserted)
+}
+
+/// Refused: new free text about a candidate whose personal data was erased.
+pub fn erased_candidate() -> Error {
+    Error::FailedPrecondition("the candidate's personal data was erased".into())
+}
+
+/// The erasure fence. Inside the caller's transaction, locks the rows of the
+/// candidates `ids` of `org` that are not erased and returns their ids; a
+/// write that stores free text about a candidate (a scorecard's evidence,
+/// summary or reason) stores it only for the ids returned. An erasure that
+/// committed first is seen: PostgreSQL re-reads a row after waiting for its
+/// lock, and SQLite has a single writer. An erasure that comes later waits for
+/// the lock, that is for the write to commit, and then blanks what it wrote.
+/// (The no-op update is what takes the lock in both dialects.)
+pub(super) async fn lock_unerased_candidates(
+    conn: &mut Conn<'_>,
+    org: &str,
+    ids: &[&str],
+) -> Result<HashSet<String>, Error> {
+    let mut ids: Vec<&str> = ids.to_vec();
+    // One order for every writer, so two of them never wait on each other.
+    ids.sort_unstable();
+    ids.dedup();
+    let mut live = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut lock = Statement::new("update candidates set updated_at = updated_at where org_id = ");
+        lock.bind(org).push(" and erased_at is null and id in (");
+        for (n, id) in chunk.iter().enumerate() {
+            if n > 0 {
+                lock.push(", ");
+            }
+            lock.bind(*id);
+        }
+        lock.push(") returning id");
+        let rows: Vec<(String,)> = conn.fetch_all(&lock).await?;
+        live.extend(rows.into_iter().map(|(id,)| id));
+    }
+    Ok(live)
 }
 
 impl Store {

@@ -3,15 +3,17 @@
 
 use sqlx::FromRow;
 
-use super::candidates::insert_candidates;
+use super::candidates::{insert_candidates, lock_unerased_candidates};
 use super::events::{append_events, interview_event, scorecard_event};
 use super::interviews::insert_interviews;
 use super::jobs::insert_jobs;
 use super::scorecards::{RevisionInsert, ScorecardInsert, insert_scorecards, write_revisions};
-use super::sql::{Conn, ROWS_PER_STATEMENT};
+use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
 use super::{NewEvent, Store, with_pools};
 use crate::domain::{Candidate, Interview, Job, Micros, ScorecardContent};
 use crate::error::Error;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ExternalJob {
@@ -66,54 +68,56 @@ impl ImportBatch {
     }
 }
 
-/// Looks rows up by external id: `$select` with `external_id in (…)` appended.
-macro_rules! by_external_id {
-    ($store:expr, $org:expr, $ids:expr, $select:expr, $row:ty) => {{
-        let mut found: Vec<$row> = Vec::new();
-        for chunk in $ids.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<$row> = with_pools!($store, |read, _| {
-                let mut q = sqlx::QueryBuilder::new($select);
-                // `<> ''` lets the planner use the partial unique indexes on
-                // external ids, which it cannot infer from bound parameters.
-                q.push_bind($org).push(" and x.external_id <> '' and x.external_id in (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                list.push_unseparated(")");
-                // Unprepared: a plan cached while the tables were small (a
-                // sequential scan) would stay in use as they grow.
-                q.build_query_as::<$row>().persistent(false).fetch_all(read).await?
-            });
-            found.extend(rows);
+/// Rows of `org` whose external id is one of `ids`: `select` (ending in
+/// `where x.org_id = `) with the organisation and `external_id in (…)`
+/// appended, many ids a statement.
+async fn by_external_id<T>(store: &Store, org: &str, ids: &[String], select: &'static str) -> Result<Vec<T>, Error>
+where
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    let mut found: Vec<T> = Vec::new();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = Statement::new(select);
+        // `<> ''` lets the planner use the partial unique indexes on
+        // external ids, which it cannot infer from bound parameters.
+        query.bind(org).push(" and x.external_id <> '' and x.external_id in (");
+        for (n, id) in chunk.iter().enumerate() {
+            if n > 0 {
+                query.push(", ");
+            }
+            query.bind(id);
         }
-        found
-    }};
+        query.push(")");
+        // Unprepared: a plan cached while the tables were small (a sequential
+        // scan) would stay in use as they grow.
+        query.unprepared();
+        let rows: Vec<T> = with_pools!(store, |read, _| {
+            let mut connection = read.acquire().await?;
+            Conn::from(&mut *connection).fetch_all(&query).await?
+        });
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 impl Store {
     pub async fn jobs_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<ExternalJob>, Error> {
-        Ok(by_external_id!(
+        by_external_id(
             self,
             org,
             ids,
             "select x.external_id, x.id, x.rubric_id, x.rubric_revision from jobs x where x.org_id = ",
-            ExternalJob
-        ))
+        )
+        .await
     }
 
     pub async fn candidates_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<ExternalCandidate>, Error> {
-        Ok(by_external_id!(
-            self,
-            org,
-            ids,
-            "select x.external_id, x.id, x.erased_at from candidates x where x.org_id = ",
-            ExternalCandidate
-        ))
+        by_external_id(self, org, ids, "select x.external_id, x.id, x.erased_at from candidates x where x.org_id = ")
+            .await
     }
 
     pub async fn interviews_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<ExternalInterview>, Error> {
-        Ok(by_external_id!(
+        by_external_id(
             self,
             org,
             ids,
@@ -125,8 +129,8 @@ impl Store {
                         as erased_at
              from interviews x
              where x.org_id = ",
-            ExternalInterview
-        ))
+        )
+        .await
     }
 
     /// Writes a batch in one transaction, with an `interview.created` or
@@ -181,7 +185,17 @@ impl Store {
             // by a concurrent request, and the whole batch goes back.
             if insert_jobs(&mut conn, org, &batch.jobs).await? != batch.jobs.len() as u64
                 || insert_candidates(&mut conn, org, &batch.candidates).await? != batch.candidates.len() as u64
-                || insert_interviews(&mut conn, org, &batch.interviews).await? != batch.interviews.len() as u64
+            {
+                return Err(lost_race());
+            }
+            // The erasure fence: a candidate erased since the lookup sends the
+            // batch back; the retry reports its items as erased.
+            let about: Vec<&str> = batch.scorecards.iter().map(|s| s.interview.candidate_id.as_str()).collect();
+            let unerased = lock_unerased_candidates(&mut conn, org, &about).await?;
+            if about.iter().any(|c| !unerased.contains(*c)) {
+                return Err(Error::Aborted("a candidate of this batch was erased meanwhile; retry the import".into()));
+            }
+            if insert_interviews(&mut conn, org, &batch.interviews).await? != batch.interviews.len() as u64
                 || insert_scorecards(&mut conn, &scorecards).await?.len() != scorecards.len()
             {
                 return Err(lost_race());

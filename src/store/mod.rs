@@ -13,6 +13,7 @@
 
 mod audit;
 mod candidates;
+pub use candidates::erased_candidate;
 mod events;
 mod import;
 mod interviews;

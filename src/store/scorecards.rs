@@ -6,10 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::FromRow;
 
+use super::candidates::{erased_candidate, lock_unerased_candidates};
 use super::events::{NewEvent, append_events, scorecard_event};
 use super::sql::{Conn, ROWS_PER_STATEMENT, Statement, WritePool};
 use super::{Page, Store, corrupt, split_page, with_pools};
-use crate::domain::{Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent};
+use crate::domain::{CandidateId, Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent, UserId};
 use crate::error::Error;
 
 /// Which scorecards a list returns ('' = any).
@@ -338,8 +339,8 @@ impl Store {
     pub async fn has_submitted_for_candidate(
         &self,
         org: &str,
-        interviewer: &str,
-        candidate: &str,
+        UserId(interviewer): UserId<'_>,
+        CandidateId(candidate): CandidateId<'_>,
     ) -> Result<bool, Error> {
         let found: Option<i64> = with_pools!(self, |read, _| {
             sqlx::query_scalar(
@@ -355,7 +356,12 @@ impl Store {
     }
 
     /// Whether `interviewer` has an interview with `candidate`.
-    pub async fn interviews_candidate(&self, org: &str, interviewer: &str, candidate: &str) -> Result<bool, Error> {
+    pub async fn interviews_candidate(
+        &self,
+        org: &str,
+        UserId(interviewer): UserId<'_>,
+        CandidateId(candidate): CandidateId<'_>,
+    ) -> Result<bool, Error> {
         let found: Option<i64> = with_pools!(self, |read, _| {
             sqlx::query_scalar(
                 "select cast(1 as bigint) from interviews where org_id = $1 and interviewer = $2 and candidate_id = $3 limit 1",
@@ -420,8 +426,8 @@ impl Store {
         };
         let stopped = || Error::Unavailable("the database writer has stopped".into());
         self.submissions.send(queued).await.map_err(|_| stopped())?;
-        let inserted = inserted.await.map_err(|_| stopped())??;
-        if inserted {
+        let written = inserted.await.map_err(|_| stopped())??;
+        if written == Written::Inserted {
             self.events_committed();
             // Exactly what was written: no read-back.
             let i = new.interview;
@@ -439,10 +445,14 @@ impl Store {
                 updated_at: new.now,
             }));
         }
-        // A retry (now or concurrently) with the same request id, or a different
-        // submission for the same interview.
+        // A retry (now or concurrently) with the same request id gets what it
+        // first got, even after an erasure; otherwise a different submission
+        // for the same interview, or one about an erased candidate.
         if let Some(prior) = self.replay(org, new.request_id, new.request_hash).await? {
             return Ok(SubmitOutcome::Replayed(prior));
+        }
+        if written == Written::CandidateErased {
+            return Err(erased_candidate());
         }
         Err(Error::AlreadyExists(format!(
             "interviews/{} already has a scorecard; use AmendScorecard to change it",
@@ -454,33 +464,65 @@ impl Store {
     /// otherwise a mismatch is `Aborted`. `NotFound` if there is no such scorecard.
     pub async fn amend_scorecard(&self, org: &str, amendment: &Amendment<'_>) -> Result<Scorecard, Error> {
         let Amendment { id, expected_revision, content, reason, author, now } = *amendment;
-        let revision: Option<i64> = with_pools!(self, |_, write| {
+        enum Outcome {
+            /// `None`: no such scorecard, or not at the expected revision.
+            Amended(Option<i64>),
+            CandidateErased,
+        }
+        let outcome: Outcome = with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
-            let amended: Option<(i64, String, String, String, String)> = sqlx::query_as(
-                "update scorecards set revision = revision + 1, updated_at = $3
+            // The erasure fence on the scorecard's candidate (which never changes).
+            let candidate: Option<String> =
+                sqlx::query_scalar("select candidate_id from scorecards where org_id = $1 and id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let fenced = match &candidate {
+                Some(c) => !lock_unerased_candidates(&mut Conn::from(&mut *tx), org, &[c.as_str()]).await?.is_empty(),
+                None => true,
+            };
+            if !fenced {
+                tx.rollback().await?;
+                Outcome::CandidateErased
+            } else {
+                let amended: Option<(i64, String, String, String, String)> = sqlx::query_as(
+                    "update scorecards set revision = revision + 1, updated_at = $3
                  where org_id = $1 and id = $2 and ($4 = 0 or revision = $4)
                  returning revision, interview_id, job_id, candidate_id, interviewer",
-            )
-            .bind(org)
-            .bind(id)
-            .bind(now)
-            .bind(expected_revision)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match amended {
-                Some((revision, interview_id, job_id, candidate_id, interviewer)) => {
-                    let revision_row =
-                        RevisionInsert { org, scorecard_id: id, revision, content, reason, author, created_at: now };
-                    write_revisions(&mut Conn::from(&mut *tx), std::slice::from_ref(&revision_row)).await?;
-                    let keys = [interview_id.as_str(), &job_id, &candidate_id, &interviewer];
-                    let events = [scorecard_event("scorecard.amended", id, keys, revision)];
-                    append_events(&mut Conn::from(&mut *tx), org, &events, now).await?;
-                    tx.commit().await?;
-                    Some(revision)
+                )
+                .bind(org)
+                .bind(id)
+                .bind(now)
+                .bind(expected_revision)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match amended {
+                    Some((revision, interview_id, job_id, candidate_id, interviewer)) => {
+                        let revision_row = RevisionInsert {
+                            org,
+                            scorecard_id: id,
+                            revision,
+                            content,
+                            reason,
+                            author,
+                            created_at: now,
+                        };
+                        write_revisions(&mut Conn::from(&mut *tx), std::slice::from_ref(&revision_row)).await?;
+                        let keys = [interview_id.as_str(), &job_id, &candidate_id, &interviewer];
+                        let events = [scorecard_event("scorecard.amended", id, keys, revision)];
+                        append_events(&mut Conn::from(&mut *tx), org, &events, now).await?;
+                        tx.commit().await?;
+                        Outcome::Amended(Some(revision))
+                    }
+                    None => Outcome::Amended(None),
                 }
-                None => None,
             }
         });
+        let revision = match outcome {
+            Outcome::CandidateErased => return Err(erased_candidate()),
+            Outcome::Amended(revision) => revision,
+        };
         if revision.is_some() {
             self.events_committed();
         }
@@ -524,17 +566,39 @@ pub(crate) struct QueuedSubmission {
     request_id: String,
     request_hash: String,
     now: Micros,
-    reply: tokio::sync::oneshot::Sender<Result<bool, Error>>,
+    reply: tokio::sync::oneshot::Sender<Result<Written, Error>>,
+}
+
+/// What the group committer did with one submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    Inserted,
+    /// A unique index turned it into a no-op: the interview already has a
+    /// scorecard, or the request id was used.
+    Conflict,
+    /// Its candidate was erased (the erasure fence): nothing written.
+    CandidateErased,
 }
 
 /// Writes a whole batch of first submissions with a handful of multi-row
-/// statements (scorecards, revisions, ratings, then each organisation's
-/// events); returns whether each was inserted, in batch order. Statement
-/// count, not rows, is what a submission costs here: every statement is a
-/// round trip to the database (a thread hop for SQLite).
-async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> Result<Vec<bool>, Error> {
+/// statements (the erasure fence on their candidates, scorecards, revisions,
+/// ratings, then each organisation's events); returns what became of each, in
+/// batch order. Statement count, not rows, is what a submission costs here:
+/// every statement is a round trip to the database (a thread hop for SQLite).
+async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> Result<Vec<Written>, Error> {
+    let mut orgs: Vec<&str> = batch.iter().map(|s| s.org.as_str()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    let mut unerased: HashSet<(&str, String)> = HashSet::new();
+    for &org in &orgs {
+        let candidates: Vec<&str> =
+            batch.iter().filter(|s| s.org == org).map(|s| s.interview.candidate_id.as_str()).collect();
+        unerased.extend(lock_unerased_candidates(conn, org, &candidates).await?.into_iter().map(|c| (org, c)));
+    }
+    let fenced = |s: &QueuedSubmission| unerased.contains(&(s.org.as_str(), s.interview.candidate_id.clone()));
     let rows: Vec<ScorecardInsert<'_>> = batch
         .iter()
+        .filter(|s| fenced(s))
         .map(|s| ScorecardInsert {
             org: &s.org,
             id: &s.id,
@@ -546,10 +610,18 @@ async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> 
         })
         .collect();
     let created = insert_scorecards(conn, &rows).await?;
-    let inserted: Vec<bool> = batch.iter().map(|s| created.contains(&(s.org.clone(), s.id.clone()))).collect();
-    let written: Vec<&QueuedSubmission> = batch.iter().zip(&inserted).filter(|(_, i)| **i).map(|(s, _)| s).collect();
+    let outcomes: Vec<Written> = batch
+        .iter()
+        .map(|s| match created.contains(&(s.org.clone(), s.id.clone())) {
+            true => Written::Inserted,
+            false if fenced(s) => Written::Conflict,
+            false => Written::CandidateErased,
+        })
+        .collect();
+    let written: Vec<&QueuedSubmission> =
+        batch.iter().zip(&outcomes).filter(|(_, w)| **w == Written::Inserted).map(|(s, _)| s).collect();
     if written.is_empty() {
-        return Ok(inserted);
+        return Ok(outcomes);
     }
     let revisions: Vec<RevisionInsert<'_>> = written
         .iter()
@@ -565,9 +637,6 @@ async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> 
         .collect();
     write_revisions(conn, &revisions).await?;
     // Each organisation's events in one append, in batch order.
-    let mut orgs: Vec<&str> = written.iter().map(|s| s.org.as_str()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
     for org in orgs {
         let mine: Vec<&&QueuedSubmission> = written.iter().filter(|s| s.org == org).collect();
         let events: Vec<NewEvent> = mine
@@ -579,9 +648,11 @@ async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> 
             })
             .collect();
         let now = mine.iter().map(|s| s.now).max().unwrap_or_default();
-        append_events(conn, org, &events, now).await?;
+        if !events.is_empty() {
+            append_events(conn, org, &events, now).await?;
+        }
     }
-    Ok(inserted)
+    Ok(outcomes)
 }
 
 /// The group committer: takes every submission waiting (up to
@@ -610,7 +681,7 @@ async fn group_commit(pool: WritePool, mut queue: tokio::sync::mpsc::Receiver<Qu
 /// and each submission written again in its own savepoint of a new one, so
 /// one bad submission fails alone; a failed commit fails every submission of
 /// the batch (none was acknowledged, none was written).
-async fn write_batch(pool: &WritePool, batch: &[QueuedSubmission]) -> Result<Vec<Result<bool, Error>>, Error> {
+async fn write_batch(pool: &WritePool, batch: &[QueuedSubmission]) -> Result<Vec<Result<Written, Error>>, Error> {
     let mut tx = pool.begin().await?;
     if let Ok(inserted) = insert_submissions(&mut tx.conn(), batch).await {
         tx.commit().await?;
@@ -624,7 +695,7 @@ async fn write_batch(pool: &WritePool, batch: &[QueuedSubmission]) -> Result<Vec
         let mut savepoint = tx.savepoint().await?;
         let one = insert_submissions(&mut savepoint.conn(), std::slice::from_ref(s))
             .await
-            .map(|inserted| inserted.first().copied().unwrap_or(false));
+            .map(|written| written.first().copied().unwrap_or(Written::Conflict));
         match one {
             Ok(_) => savepoint.commit().await?,
             Err(_) => savepoint.rollback().await?,

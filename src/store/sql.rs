@@ -60,6 +60,8 @@ enum Part<'a> {
 #[derive(Debug, Default)]
 pub(super) struct Statement<'a> {
     parts: Vec<Part<'a>>,
+    /// Not kept as a prepared statement on the connection (see [`Statement::unprepared`]).
+    unprepared: bool,
 }
 
 /// One row of a multi-row `values` list.
@@ -82,7 +84,14 @@ impl<'a> Row<'_, 'a> {
 
 impl<'a> Statement<'a> {
     pub(super) fn new(sql: &'a str) -> Self {
-        Statement { parts: vec![Part::Sql(sql)] }
+        Statement { parts: vec![Part::Sql(sql)], unprepared: false }
+    }
+
+    /// Runs without a cached prepared statement, so each run is planned
+    /// afresh (for lookups whose best plan changes as tables grow).
+    pub(super) fn unprepared(&mut self) -> &mut Self {
+        self.unprepared = true;
+        self
     }
 
     pub(super) fn push(&mut self, sql: &'a str) -> &mut Self {
@@ -155,8 +164,14 @@ impl Conn<'_> {
     /// Runs a statement; returns the rows it affected.
     pub(super) async fn execute(&mut self, statement: &Statement<'_>) -> Result<u64, Error> {
         Ok(match self {
-            Conn::Sqlite(c) => statement.replay::<Sqlite>().build().execute(&mut **c).await?.rows_affected(),
-            Conn::Postgres(c) => statement.replay::<Postgres>().build().execute(&mut **c).await?.rows_affected(),
+            Conn::Sqlite(c) => {
+                let mut query = statement.replay::<Sqlite>();
+                query.build().persistent(!statement.unprepared).execute(&mut **c).await?.rows_affected()
+            }
+            Conn::Postgres(c) => {
+                let mut query = statement.replay::<Postgres>();
+                query.build().persistent(!statement.unprepared).execute(&mut **c).await?.rows_affected()
+            }
         })
     }
 
@@ -166,8 +181,14 @@ impl Conn<'_> {
         T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
     {
         Ok(match self {
-            Conn::Sqlite(c) => statement.replay::<Sqlite>().build_query_as::<T>().fetch_all(&mut **c).await?,
-            Conn::Postgres(c) => statement.replay::<Postgres>().build_query_as::<T>().fetch_all(&mut **c).await?,
+            Conn::Sqlite(c) => {
+                let mut query = statement.replay::<Sqlite>();
+                query.build_query_as::<T>().persistent(!statement.unprepared).fetch_all(&mut **c).await?
+            }
+            Conn::Postgres(c) => {
+                let mut query = statement.replay::<Postgres>();
+                query.build_query_as::<T>().persistent(!statement.unprepared).fetch_all(&mut **c).await?
+            }
         })
     }
 }

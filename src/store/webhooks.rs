@@ -6,6 +6,7 @@
 
 use sqlx::FromRow;
 
+use super::sql::{Conn, Statement};
 use super::{Page, Store, split_page, with_pools};
 use crate::domain::Micros;
 use crate::error::Error;
@@ -87,20 +88,15 @@ macro_rules! select_webhook {
     };
 }
 
-/// Moves a webhook's place in the log forward to `$to` inside `$tx`.
-macro_rules! advance {
-    ($tx:expr, $org:expr, $webhook:expr, $to:expr, $now:expr) => {
-        sqlx::query(
-            "update webhooks set delivered_sequence = $3, updated_at = $4
-             where org_id = $1 and id = $2 and delivered_sequence < $3",
-        )
-        .bind($org)
-        .bind($webhook)
-        .bind($to)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?
-    };
+/// Moves a webhook's place in the log forward to `to` (never back), inside
+/// the caller's transaction.
+async fn advance(conn: &mut Conn<'_>, org: &str, webhook: &str, to: i64, now: Micros) -> Result<(), Error> {
+    let mut update = Statement::new("update webhooks set delivered_sequence = ");
+    update.bind(to).push(", updated_at = ").bind(now);
+    update.push(" where org_id = ").bind(org).push(" and id = ").bind(webhook);
+    update.push(" and delivered_sequence < ").bind(to);
+    conn.execute(&update).await?;
+    Ok(())
 }
 
 /// Delivery columns; the caller adds `where`.
@@ -392,7 +388,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 if let Some(to) = advance_to {
-                    advance!(tx, org, webhook, to, now);
+                    advance(&mut Conn::from(&mut *tx), org, webhook, to, now).await?;
                 }
                 tx.commit().await?;
             }
@@ -404,7 +400,7 @@ impl Store {
     pub async fn advance_webhook(&self, org: &str, webhook: &str, to: i64, now: Micros) -> Result<(), Error> {
         with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
-            advance!(tx, org, webhook, to, now);
+            advance(&mut Conn::from(&mut *tx), org, webhook, to, now).await?;
             tx.commit().await?;
         });
         Ok(())
