@@ -41,14 +41,16 @@ pub fn erased_candidate() -> Error {
     Error::FailedPrecondition("the candidate's personal data was erased".into())
 }
 
-/// The erasure fence. Inside the caller's transaction, locks the rows of the
-/// candidates `ids` of `org` that are not erased and returns their ids; a
-/// write that stores free text about a candidate (a scorecard's evidence,
-/// summary or reason) stores it only for the ids returned. An erasure that
-/// committed first is seen: PostgreSQL re-reads a row after waiting for its
-/// lock, and SQLite has a single writer. An erasure that comes later waits for
-/// the lock, that is for the write to commit, and then blanks what it wrote.
-/// (The no-op update is what takes the lock in both dialects.)
+/// The erasure fence. Inside the caller's write transaction, returns which of
+/// the candidates `ids` of `org` are not erased, and keeps them so until the
+/// transaction ends; a write that stores free text about a candidate (a
+/// scorecard's evidence, summary or reason) stores it only for the ids
+/// returned. On PostgreSQL the rows are locked `for share`: an erasure (an
+/// update of the row) that committed first is seen, as a locking read re-reads
+/// a row it waited for, and one that comes later waits for the write to commit
+/// and then blanks what it wrote. SQLite needs no lock: every write
+/// transaction goes through its single writer connection, so no erasure can
+/// commit while this transaction is open.
 pub(super) async fn lock_unerased_candidates(
     conn: &mut Conn<'_>,
     org: &str,
@@ -60,7 +62,7 @@ pub(super) async fn lock_unerased_candidates(
     ids.dedup();
     let mut live = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut lock = Statement::new("update candidates set updated_at = updated_at where org_id = ");
+        let mut lock = Statement::new("select id from candidates where org_id = ");
         lock.bind(org).push(" and erased_at is null and id in (");
         for (n, id) in chunk.iter().enumerate() {
             if n > 0 {
@@ -68,7 +70,10 @@ pub(super) async fn lock_unerased_candidates(
             }
             lock.bind(*id);
         }
-        lock.push(") returning id");
+        lock.push(")");
+        if matches!(conn, Conn::Postgres(_)) {
+            lock.push(" for share");
+        }
         let rows: Vec<(String,)> = conn.fetch_all(&lock).await?;
         live.extend(rows.into_iter().map(|(id,)| id));
     }

@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 
-use super::candidates::{insert_candidates, lock_unerased_candidates};
+use super::candidates::insert_candidates;
 use super::events::{append_events, interview_event, scorecard_event};
 use super::interviews::insert_interviews;
 use super::jobs::insert_jobs;
@@ -177,25 +177,21 @@ impl Store {
                 updated_at: now,
             })
             .collect();
-        let lost_race = || Error::Aborted("another request stored some of these items first; retry the import".into());
+        let lost_race = || {
+            Error::Aborted(
+                "another request stored some of these items first, or erased a candidate; retry the import".into(),
+            )
+        };
         with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
             let mut conn = Conn::from(&mut *tx);
             // Every item is new (looked up before): one that is not was stored
             // by a concurrent request, and the whole batch goes back.
+            // A scorecard whose candidate was erased since the lookup is not
+            // inserted either (the erasure fence): the retry reports it as erased.
             if insert_jobs(&mut conn, org, &batch.jobs).await? != batch.jobs.len() as u64
                 || insert_candidates(&mut conn, org, &batch.candidates).await? != batch.candidates.len() as u64
-            {
-                return Err(lost_race());
-            }
-            // The erasure fence: a candidate erased since the lookup sends the
-            // batch back; the retry reports its items as erased.
-            let about: Vec<&str> = batch.scorecards.iter().map(|s| s.interview.candidate_id.as_str()).collect();
-            let unerased = lock_unerased_candidates(&mut conn, org, &about).await?;
-            if about.iter().any(|c| !unerased.contains(*c)) {
-                return Err(Error::Aborted("a candidate of this batch was erased meanwhile; retry the import".into()));
-            }
-            if insert_interviews(&mut conn, org, &batch.interviews).await? != batch.interviews.len() as u64
+                || insert_interviews(&mut conn, org, &batch.interviews).await? != batch.interviews.len() as u64
                 || insert_scorecards(&mut conn, &scorecards).await?.len() != scorecards.len()
             {
                 return Err(lost_race());

@@ -156,8 +156,14 @@ pub(super) struct ScorecardInsert<'a> {
 
 /// The scorecards table's one writer (first submissions and imports): inserts
 /// `rows` at revision 1, skipping any whose interview or request id already
-/// has a scorecard (also against an earlier row of the same statement);
-/// returns the (organisation, id) of those inserted.
+/// has a scorecard (also against an earlier row of the same statement) and
+/// any whose candidate was erased; returns the (organisation, id) of those
+/// inserted.
+///
+/// The erasure check is a fence, in the same statement so that it costs no
+/// round trip: the candidates are read inside the write transaction, locked
+/// `for share` on PostgreSQL (see [`lock_unerased_candidates`] for why that
+/// holds against a concurrent erasure, and why SQLite needs no lock).
 pub(super) async fn insert_scorecards(
     conn: &mut Conn<'_>,
     rows: &[ScorecardInsert<'_>],
@@ -165,8 +171,20 @@ pub(super) async fn insert_scorecards(
     let mut created = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert = Statement::new(
-            "insert into scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision,
-                request_id, request_hash, submitted_at, updated_at)",
+            "with unerased as (select org_id, id from candidates where erased_at is null and (org_id, id) in (values ",
+        );
+        for (n, s) in chunk.iter().enumerate() {
+            insert.push(if n == 0 { "(" } else { ", (" });
+            insert.bind(s.org).push(", ").bind(&s.interview.candidate_id).push(")");
+        }
+        insert.push(")");
+        if matches!(conn, Conn::Postgres(_)) {
+            insert.push(" for share");
+        }
+        insert.push(
+            ") insert into scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision,
+                request_id, request_hash, submitted_at, updated_at)
+             select * from (",
         );
         insert.values(chunk, |row, s| {
             row.bind(s.org)
@@ -181,7 +199,11 @@ pub(super) async fn insert_scorecards(
                 .bind(s.submitted_at)
                 .bind(s.updated_at);
         });
-        insert.push(" on conflict do nothing returning org_id, id");
+        // VALUES columns are named column1, column2, … in both dialects.
+        insert.push(
+            ") as v where exists (select 1 from unerased u where u.org_id = v.column1 and u.id = v.column5)
+             on conflict do nothing returning org_id, id",
+        );
         created.extend(conn.fetch_all::<(String, String)>(&insert).await?);
     }
     Ok(created)
@@ -426,8 +448,8 @@ impl Store {
         };
         let stopped = || Error::Unavailable("the database writer has stopped".into());
         self.submissions.send(queued).await.map_err(|_| stopped())?;
-        let written = inserted.await.map_err(|_| stopped())??;
-        if written == Written::Inserted {
+        let inserted = inserted.await.map_err(|_| stopped())??;
+        if inserted {
             self.events_committed();
             // Exactly what was written: no read-back.
             let i = new.interview;
@@ -451,7 +473,8 @@ impl Store {
         if let Some(prior) = self.replay(org, new.request_id, new.request_hash).await? {
             return Ok(SubmitOutcome::Replayed(prior));
         }
-        if written == Written::CandidateErased {
+        // Which of the two only decides the error: nothing was written.
+        if self.get_candidate(org, &new.interview.candidate_id).await?.is_some_and(|c| c.erased_at.is_some()) {
             return Err(erased_candidate());
         }
         Err(Error::AlreadyExists(format!(
@@ -566,39 +589,19 @@ pub(crate) struct QueuedSubmission {
     request_id: String,
     request_hash: String,
     now: Micros,
-    reply: tokio::sync::oneshot::Sender<Result<Written, Error>>,
-}
-
-/// What the group committer did with one submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Written {
-    Inserted,
-    /// A unique index turned it into a no-op: the interview already has a
-    /// scorecard, or the request id was used.
-    Conflict,
-    /// Its candidate was erased (the erasure fence): nothing written.
-    CandidateErased,
+    reply: tokio::sync::oneshot::Sender<Result<bool, Error>>,
 }
 
 /// Writes a whole batch of first submissions with a handful of multi-row
-/// statements (the erasure fence on their candidates, scorecards, revisions,
-/// ratings, then each organisation's events); returns what became of each, in
-/// batch order. Statement count, not rows, is what a submission costs here:
-/// every statement is a round trip to the database (a thread hop for SQLite).
-async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> Result<Vec<Written>, Error> {
-    let mut orgs: Vec<&str> = batch.iter().map(|s| s.org.as_str()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    let mut unerased: HashSet<(&str, String)> = HashSet::new();
-    for &org in &orgs {
-        let candidates: Vec<&str> =
-            batch.iter().filter(|s| s.org == org).map(|s| s.interview.candidate_id.as_str()).collect();
-        unerased.extend(lock_unerased_candidates(conn, org, &candidates).await?.into_iter().map(|c| (org, c)));
-    }
-    let fenced = |s: &QueuedSubmission| unerased.contains(&(s.org.as_str(), s.interview.candidate_id.clone()));
+/// statements (scorecards with the erasure fence, revisions, ratings, then
+/// each organisation's events); returns whether each was inserted (not: its
+/// interview or request id already had a scorecard, or its candidate was
+/// erased), in batch order. Statement count, not rows, is what a submission
+/// costs here: every statement is a round trip to the database (a thread hop
+/// for SQLite).
+async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> Result<Vec<bool>, Error> {
     let rows: Vec<ScorecardInsert<'_>> = batch
         .iter()
-        .filter(|s| fenced(s))
         .map(|s| ScorecardInsert {
             org: &s.org,
             id: &s.id,
@@ -610,18 +613,10 @@ async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> 
         })
         .collect();
     let created = insert_scorecards(conn, &rows).await?;
-    let outcomes: Vec<Written> = batch
-        .iter()
-        .map(|s| match created.contains(&(s.org.clone(), s.id.clone())) {
-            true => Written::Inserted,
-            false if fenced(s) => Written::Conflict,
-            false => Written::CandidateErased,
-        })
-        .collect();
-    let written: Vec<&QueuedSubmission> =
-        batch.iter().zip(&outcomes).filter(|(_, w)| **w == Written::Inserted).map(|(s, _)| s).collect();
+    let inserted: Vec<bool> = batch.iter().map(|s| created.contains(&(s.org.clone(), s.id.clone()))).collect();
+    let written: Vec<&QueuedSubmission> = batch.iter().zip(&inserted).filter(|(_, i)| **i).map(|(s, _)| s).collect();
     if written.is_empty() {
-        return Ok(outcomes);
+        return Ok(inserted);
     }
     let revisions: Vec<RevisionInsert<'_>> = written
         .iter()
@@ -637,6 +632,9 @@ async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> 
         .collect();
     write_revisions(conn, &revisions).await?;
     // Each organisation's events in one append, in batch order.
+    let mut orgs: Vec<&str> = written.iter().map(|s| s.org.as_str()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
     for org in orgs {
         let mine: Vec<&&QueuedSubmission> = written.iter().filter(|s| s.org == org).collect();
         let events: Vec<NewEvent> = mine
@@ -648,11 +646,9 @@ async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> 
             })
             .collect();
         let now = mine.iter().map(|s| s.now).max().unwrap_or_default();
-        if !events.is_empty() {
-            append_events(conn, org, &events, now).await?;
-        }
+        append_events(conn, org, &events, now).await?;
     }
-    Ok(outcomes)
+    Ok(inserted)
 }
 
 /// The group committer: takes every submission waiting (up to
@@ -681,7 +677,7 @@ async fn group_commit(pool: WritePool, mut queue: tokio::sync::mpsc::Receiver<Qu
 /// and each submission written again in its own savepoint of a new one, so
 /// one bad submission fails alone; a failed commit fails every submission of
 /// the batch (none was acknowledged, none was written).
-async fn write_batch(pool: &WritePool, batch: &[QueuedSubmission]) -> Result<Vec<Result<Written, Error>>, Error> {
+async fn write_batch(pool: &WritePool, batch: &[QueuedSubmission]) -> Result<Vec<Result<bool, Error>>, Error> {
     let mut tx = pool.begin().await?;
     if let Ok(inserted) = insert_submissions(&mut tx.conn(), batch).await {
         tx.commit().await?;
@@ -695,7 +691,7 @@ async fn write_batch(pool: &WritePool, batch: &[QueuedSubmission]) -> Result<Vec
         let mut savepoint = tx.savepoint().await?;
         let one = insert_submissions(&mut savepoint.conn(), std::slice::from_ref(s))
             .await
-            .map(|written| written.first().copied().unwrap_or(Written::Conflict));
+            .map(|inserted| inserted.first().copied().unwrap_or(false));
         match one {
             Ok(_) => savepoint.commit().await?,
             Err(_) => savepoint.rollback().await?,
