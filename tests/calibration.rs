@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Org, TestApp, expect_code, expect_violations, req, token};
+use common::{Org, TestApp, amendment, expect_code, expect_violations, rating, req, token};
 use scorecard::proto::{self, Recommendation};
 use tonic::Code;
 
@@ -13,6 +13,7 @@ on_both_databases!(
     assessment_reports_and_reliability,
     watch_ranking_streams_changes,
     calibration_reloads_after_a_restart,
+    racing_amendments_leave_the_latest_revision_in_the_assessment,
 );
 
 /// Submits, as `rater`, a scorecard giving `score` on both focus competencies.
@@ -320,5 +321,57 @@ async fn calibration_reloads_after_a_restart(app: TestApp) {
         assert_eq!(a.scorecard_count, b.scorecard_count);
         assert!((a.raw_mean - b.raw_mean).abs() < 1e-9);
         assert!((a.score - b.score).abs() < 0.05, "{a:?} vs {b:?}");
+    }
+}
+
+/// Two amendments of one scorecard racing each other: once both are
+/// acknowledged, the assessment shows the revision the database kept as
+/// current, never the older one (their calibration updates may arrive out of
+/// order). Both databases.
+async fn racing_amendments_leave_the_latest_revision_in_the_assessment(app: TestApp) {
+    let org = Org::new(&app, "acme").await;
+    let recruiter = token("rita", "acme", &["recruiter"]);
+    for round in 0..40 {
+        let candidate = org.candidate(&app, &format!("c-{round}")).await;
+        let interview = org.interview(&app, &candidate, "ivan").await;
+        let card = org.submit(&app, &interview).await;
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let amendments: Vec<_> = [1, 4]
+            .into_iter()
+            .map(|score| {
+                let (start, mut client, admin) = (start.clone(), app.scorecards(), org.admin.clone());
+                let request =
+                    amendment(&card.name, vec![rating("api_design", score), rating("collaboration", score)], "racing");
+                tokio::spawn(async move {
+                    start.wait().await;
+                    client.amend_scorecard(req(&admin, request)).await
+                })
+            })
+            .collect();
+        for amendment in amendments {
+            amendment.await.expect("join").expect("both amendments are acknowledged");
+        }
+        let stored = app
+            .scorecards()
+            .get_scorecard(req(&org.admin, proto::GetScorecardRequest { name: card.name.clone(), revision: 0 }))
+            .await
+            .expect("get")
+            .into_inner();
+        assert_eq!(stored.revision, 3);
+        let assessment = app
+            .calibration()
+            .get_candidate_assessment(req(
+                &recruiter,
+                proto::GetCandidateAssessmentRequest { job: org.job.name.clone(), candidate: candidate.name.clone() },
+            ))
+            .await
+            .expect("assessment")
+            .into_inner();
+        let api_design = assessment.competencies.iter().find(|c| c.competency == "api_design").expect("rated");
+        assert_eq!(
+            api_design.raw_mean,
+            f64::from(stored.ratings[0].score),
+            "round {round}: the assessment shows the current revision's score"
+        );
     }
 }

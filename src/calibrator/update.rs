@@ -31,6 +31,12 @@ impl Calibrator {
         let state = self.org(org).await?;
         {
             let mut s = lock(&state);
+            // Two amendments of one scorecard commit in order but their
+            // updates may arrive here out of order: a revision never replaces
+            // a newer one.
+            if scorecard.revision < s.applied_revision(&scorecard.id) {
+                return Ok(());
+            }
             if !s.jobs.contains_key(&scorecard.job_id) {
                 let info = OrgState::job_info(&scorecard.job_id, rubric, &mut s.items);
                 s.jobs.insert(scorecard.job_id.clone(), info);
