@@ -165,6 +165,15 @@ async fn issuer_and_audience_are_enforced_when_configured() {
     check(&app, &with(Some("https://idp.example"), None), false, "missing aud").await;
     check(&app, &with(Some("https://evil.example"), Some("scorecard")), false, "wrong iss").await;
     check(&app, &with(None, Some("scorecard")), false, "missing iss").await;
+    // `aud` may be an array (RFC 7519 §4.1.3): accepted when it names us.
+    let with_audiences = |audiences: &[&str]| {
+        let mut c = serde_json::to_value(claims("acme")).expect("claims");
+        c["iss"] = serde_json::json!("https://idp.example");
+        c["aud"] = serde_json::json!(audiences);
+        encode(&Header::new(Algorithm::HS256), &c, &secret).expect("sign")
+    };
+    check(&app, &with_audiences(&["billing", "scorecard"]), true, "an aud array naming us").await;
+    check(&app, &with_audiences(&["billing"]), false, "an aud array without us").await;
 }
 
 /// A JWKS file holding only the keys of `jwks.json` whose `kid` is listed.

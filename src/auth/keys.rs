@@ -25,7 +25,8 @@ pub const LEEWAY_SECONDS: u64 = 30;
 pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The claims scorecard reads. `iss`/`aud` are checked by the validator when
-/// configured.
+/// configured; the validator reads `aud` from the token itself, a string or
+/// an array of strings (RFC 7519 §4.1.3), so it is only written here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -38,7 +39,8 @@ pub struct Claims {
     pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written when minting a token; not read back when verifying one.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
 }
 
