@@ -85,6 +85,9 @@ pub fn is_public(ip: IpAddr) -> bool {
             }
             !(v6.is_unspecified()
                 || v6.is_loopback()
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 0x0001) // local-use NAT64 64:ff9b:1::/48 (RFC 8215)
+                || s[0] == 0x2002 // 6to4 2002::/16: relays reach any IPv4 address, private ones too
+                || (s[0] == 0x2001 && s[1] == 0x0000) // Teredo 2001::/32: tunnels to a private network
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
@@ -110,6 +113,21 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
         || (a == 198 && (18..20).contains(&b)) // benchmarking
         || a >= 240) // reserved
+}
+
+/// A webhook URL as logs may show it: without its query string or fragment,
+/// where receivers put tokens.
+pub fn loggable_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => "<invalid url>".into(),
+    }
 }
 
 /// Checks a webhook URL when it is registered. Returns what is wrong with it.
@@ -149,11 +167,12 @@ async fn resolve_public(host: &str, port: u16) -> Result<Vec<SocketAddr>, String
             .map_err(|e| format!("host `{host}` cannot be resolved: {e}"))?
             .collect(),
     };
-    if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+    // Which address is not said: the answer would map the inside of the
+    // network for whoever registers names that resolve into it.
+    if addrs.iter().any(|a| !is_public(a.ip())) {
         return Err(format!(
-            "host `{host}` resolves to {}, a private, loopback or reserved address; webhooks go only to public \
-             addresses unless SCORECARD_WEBHOOK_ALLOW_PRIVATE=true",
-            bad.ip()
+            "host `{host}` resolves to a private, loopback or reserved address; webhooks go only to public \
+             addresses unless SCORECARD_WEBHOOK_ALLOW_PRIVATE=true"
         ));
     }
     Ok(addrs)
@@ -486,6 +505,9 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "2001:db8::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private} must not count as public");
@@ -493,6 +515,22 @@ mod tests {
         for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
             assert!(is_public(public.parse().unwrap()), "{public} is public");
         }
+    }
+
+    #[tokio::test]
+    async fn a_private_answer_is_refused_without_naming_the_address() {
+        let why = check_url("https://localhost/hook", false).await.expect_err("localhost is refused");
+        assert!(why.contains("resolves to a private"), "{why}");
+        assert!(!why.contains("127.0.0.1") && !why.contains("::1"), "the address is not told: {why}");
+    }
+
+    #[test]
+    fn logged_urls_keep_no_query_or_credentials() {
+        assert_eq!(
+            loggable_url("https://user:pw@ats.example.com:8443/hooks/sc?token=s3cret#x"),
+            "https://ats.example.com:8443/hooks/sc"
+        );
+        assert_eq!(loggable_url("not a url"), "<invalid url>");
     }
 
     #[test]

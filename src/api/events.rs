@@ -261,7 +261,7 @@ impl WebhookApi {
         self.state.store.create_webhook(&caller.org, &id, &hook.url, &hook.event_types, &secret, now).await?;
         let row = self.state.store.get_webhook(&caller.org, &id).await?;
         let row = row.ok_or_else(|| Error::Internal("a created webhook cannot be read back".into()))?;
-        tracing::info!(webhook = %id, url = %row.url, "webhook registered");
+        tracing::info!(webhook = %id, url = %crate::webhooks::loggable_url(&row.url), "webhook registered");
         // The only time the secret leaves the service.
         Ok(proto::Webhook { secret, ..webhook(&row) })
     }
