@@ -26,7 +26,7 @@ fn scorecard(dir: &std::path::Path) -> Command {
 /// it logs that it is serving.
 fn serve(dir: &std::path::Path, addr: &str, http: &str) -> Child {
     let mut child = scorecard(dir)
-        .args(["serve", "--listen", addr, "--http-listen", http])
+        .args(["serve", "--dev", "--listen", addr, "--http-listen", http])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -110,4 +110,28 @@ async fn runs_with_no_setup_and_stops_cleanly_on_sigterm() {
     let bad_role =
         scorecard(dir.path()).args(["token", "--sub", "a", "--org", "o", "--role", "root"]).output().expect("token");
     assert!(!bad_role.status.success(), "unknown roles are refused when minting");
+}
+
+/// `serve` refuses to start, and says why, without keys (unless `--dev`) and
+/// with public keys but no audience.
+#[test]
+fn refuses_to_start_without_keys_or_without_an_audience_for_public_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let no_keys =
+        scorecard(dir.path()).args(["serve", "--listen", &addr, "--http-listen", "off"]).output().expect("run serve");
+    assert!(!no_keys.status.success(), "serve without keys must not start");
+    let why = String::from_utf8_lossy(&no_keys.stderr);
+    assert!(why.contains("no token keys configured") && why.contains("--dev"), "{why}");
+    assert!(!dir.path().join("scorecard-dev.secret").exists(), "no development secret is written without --dev");
+
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/jwks.json");
+    let no_audience = scorecard(dir.path())
+        .args(["serve", "--listen", &addr, "--http-listen", "off", "--jwt-public-keys"])
+        .arg(&keys)
+        .output()
+        .expect("run serve");
+    assert!(!no_audience.status.success(), "public keys without an audience must not start");
+    let why = String::from_utf8_lossy(&no_audience.stderr);
+    assert!(why.contains("SCORECARD_JWT_AUDIENCE"), "{why}");
 }

@@ -203,7 +203,8 @@ pub struct DatabaseArgs {
 #[derive(Debug, Args, Clone)]
 pub struct AuthArgs {
     /// HS256 shared secret (at least 32 bytes). Without it and without public
-    /// keys, a development secret is generated into ./scorecard-dev.secret.
+    /// keys, `serve --dev` and `token` use a development secret generated into
+    /// ./scorecard-dev.secret.
     #[arg(long, env = "SCORECARD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
     /// PEM public key or JWKS file for RS256 / ES256 / EdDSA tokens.
@@ -219,6 +220,11 @@ pub struct AuthArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
+    /// Development mode: without SCORECARD_JWT_SECRET or public keys, sign
+    /// and verify tokens with a generated secret (./scorecard-dev.secret).
+    /// Without it, `serve` refuses to start unless keys are configured.
+    #[arg(long, env = "SCORECARD_DEV", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub dev: bool,
     /// Address the gRPC server listens on.
     #[arg(long, env = "SCORECARD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: String,

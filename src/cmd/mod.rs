@@ -21,7 +21,23 @@ use config::{AuthArgs, Cli, Command, TokenArgs};
 
 /// Builds the token verifier from the auth settings (with the development
 /// secret when nothing is configured).
-fn verifier(auth: &AuthArgs) -> Result<Verifier, AppError> {
+fn verifier(auth: &AuthArgs, dev: bool) -> Result<Verifier, AppError> {
+    if auth.jwt_public_keys.is_some() && auth.jwt_audience.is_none() {
+        return Err(AppError::Config(
+            "SCORECARD_JWT_PUBLIC_KEYS needs SCORECARD_JWT_AUDIENCE: without an audience, any token of the same \
+             identity provider that carries `org` and `roles` would be accepted. Set it to the `aud` your identity \
+             provider writes into scorecard's tokens."
+                .into(),
+        ));
+    }
+    if auth.jwt_secret.is_none() && auth.jwt_public_keys.is_none() && !dev {
+        return Err(AppError::Config(
+            "no token keys configured: set SCORECARD_JWT_SECRET (HS256) or SCORECARD_JWT_PUBLIC_KEYS with \
+             SCORECARD_JWT_AUDIENCE, or pass --dev to run with a generated development secret \
+             (./scorecard-dev.secret; mint tokens with `scorecard token`)"
+                .into(),
+        ));
+    }
     let secret = auth.secret_or_dev().map_err(|e| AppError::Config(format!("development secret: {e}")))?;
     if auth.jwt_secret.is_none() && auth.jwt_public_keys.is_none() {
         tracing::warn!(
@@ -71,7 +87,7 @@ fn token(args: &TokenArgs) -> Result<String, AppError> {
 pub async fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Serve(args) => {
-            let verifier = Arc::new(verifier(&args.auth)?);
+            let verifier = Arc::new(verifier(&args.auth, args.dev)?);
             let store = open_store(&args.database.database_url, args.database.db_max_connections).await?;
             let listener = TcpListener::bind(&args.listen)
                 .await
