@@ -33,7 +33,9 @@ impl Calibrator {
             let mut s = lock(&state);
             // Two amendments of one scorecard commit in order but their
             // updates may arrive here out of order: a revision never replaces
-            // a newer one.
+            // a newer one. (A load records no revisions, applied 0: an update
+            // that arrives after a load which already read a newer revision is
+            // still applied; issue 16's reload work closes that corner.)
             if scorecard.revision < s.applied_revision(&scorecard.id) {
                 return Ok(());
             }
