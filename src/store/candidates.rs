@@ -1,8 +1,6 @@
 //! Candidates: created, read, listed, and erased (personal data and evidence
 //! text gone, anonymised ratings kept).
 
-use std::collections::HashSet;
-
 use super::events::NewEvent;
 use super::events::append_events;
 use super::rows::CandidateRow;
@@ -41,43 +39,25 @@ pub fn erased_candidate() -> Error {
     Error::FailedPrecondition("the candidate's personal data was erased".into())
 }
 
-/// The erasure fence. Inside the caller's write transaction, returns which of
-/// the candidates `ids` of `org` are not erased, and keeps them so until the
-/// transaction ends; a write that stores free text about a candidate (a
-/// scorecard's evidence, summary or reason) stores it only for the ids
-/// returned. On PostgreSQL the rows are locked `for share`: an erasure (an
-/// update of the row) that committed first is seen, as a locking read re-reads
-/// a row it waited for, and one that comes later waits for the write to commit
-/// and then blanks what it wrote. SQLite needs no lock: every write
-/// transaction goes through its single writer connection, so no erasure can
-/// commit while this transaction is open.
-pub(super) async fn lock_unerased_candidates(
-    conn: &mut Conn<'_>,
-    org: &str,
-    ids: &[&str],
-) -> Result<HashSet<String>, Error> {
-    let mut ids: Vec<&str> = ids.to_vec();
-    // One order for every writer, so two of them never wait on each other.
-    ids.sort_unstable();
-    ids.dedup();
-    let mut live = HashSet::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut lock = Statement::new("select id from candidates where org_id = ");
-        lock.bind(org).push(" and erased_at is null and id in (");
-        for (n, id) in chunk.iter().enumerate() {
-            if n > 0 {
-                lock.push(", ");
-            }
-            lock.bind(*id);
-        }
-        lock.push(")");
-        if matches!(conn, Conn::Postgres(_)) {
-            lock.push(" for share");
-        }
-        let rows: Vec<(String,)> = conn.fetch_all(&lock).await?;
-        live.extend(rows.into_iter().map(|(id,)| id));
+/// The erasure fence, for a write about one candidate. Inside the caller's
+/// write transaction, says whether candidate `id` of `org` is not erased, and
+/// keeps it so until the transaction ends; a write that stores free text about
+/// a candidate (a scorecard's evidence, summary or reason) stores it only then.
+/// On PostgreSQL the row is locked `for share`: an erasure (an update of the
+/// row) that committed first is seen, as a locking read re-reads a row it
+/// waited for, and one that comes later waits for the write to commit and then
+/// blanks what it wrote. SQLite needs no lock: every write transaction goes
+/// through its single writer connection, so no erasure can commit while this
+/// one is open. (Writes of many scorecards fence inside their insert:
+/// `insert_scorecards`.)
+pub(super) async fn lock_unerased_candidate(conn: &mut Conn<'_>, org: &str, id: &str) -> Result<bool, Error> {
+    let mut lock = Statement::new("select id from candidates where org_id = ");
+    lock.bind(org).push(" and id = ").bind(id).push(" and erased_at is null");
+    if matches!(conn, Conn::Postgres(_)) {
+        lock.push(" for share");
     }
-    Ok(live)
+    let rows: Vec<(String,)> = conn.fetch_all(&lock).await?;
+    Ok(!rows.is_empty())
 }
 
 impl Store {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::FromRow;
 
-use super::candidates::{erased_candidate, lock_unerased_candidates};
+use super::candidates::{erased_candidate, lock_unerased_candidate};
 use super::events::{NewEvent, append_events, scorecard_event};
 use super::sql::{Conn, ROWS_PER_STATEMENT, Statement, WritePool};
 use super::{Page, Store, corrupt, split_page, with_pools};
@@ -162,7 +162,7 @@ pub(super) struct ScorecardInsert<'a> {
 ///
 /// The erasure check is a fence, in the same statement so that it costs no
 /// round trip: the candidates are read inside the write transaction, locked
-/// `for share` on PostgreSQL (see [`lock_unerased_candidates`] for why that
+/// `for share` on PostgreSQL (see [`lock_unerased_candidate`] for why that
 /// holds against a concurrent erasure, and why SQLite needs no lock).
 pub(super) async fn insert_scorecards(
     conn: &mut Conn<'_>,
@@ -502,7 +502,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             let fenced = match &candidate {
-                Some(c) => !lock_unerased_candidates(&mut Conn::from(&mut *tx), org, &[c.as_str()]).await?.is_empty(),
+                Some(c) => lock_unerased_candidate(&mut Conn::from(&mut *tx), org, c).await?,
                 None => true,
             };
             if !fenced {
