@@ -98,6 +98,8 @@ pub struct Metrics {
     /// Public key files taken after a change, and changed files that did not load.
     key_reloads_loaded: AtomicU64,
     key_reloads_failed: AtomicU64,
+    /// Organisations loaded from the database into calibration state.
+    org_loads: AtomicU64,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -144,6 +146,7 @@ impl Metrics {
             page_views: RwLock::new(BTreeMap::new()),
             key_reloads_loaded: AtomicU64::new(0),
             key_reloads_failed: AtomicU64::new(0),
+            org_loads: AtomicU64::new(0),
         }
     }
 
@@ -175,6 +178,17 @@ impl Metrics {
     /// Records an incremental calibration update (one scorecard).
     pub fn record_incremental_update(&self, elapsed: Duration) {
         self.incremental_updates.observe(elapsed);
+    }
+
+    /// Counts one organisation loaded from the database (start-up, first use,
+    /// reload after an import, or far behind other replicas).
+    pub fn record_org_load(&self) {
+        self.org_loads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Organisations loaded so far.
+    pub fn org_loads(&self) -> u64 {
+        self.org_loads.load(Ordering::Relaxed)
     }
 
     /// Counts one look at a changed public key file: taken, or refused (the
@@ -230,6 +244,9 @@ impl Metrics {
         out.push_str("# HELP scorecard_calibration_update_seconds Incremental updates after one scorecard.\n");
         out.push_str("# TYPE scorecard_calibration_update_seconds histogram\n");
         self.incremental_updates.write(&mut out, "scorecard_calibration_update_seconds", "");
+        out.push_str("# HELP scorecard_calibration_loads_total Organisations loaded from the database.\n");
+        out.push_str("# TYPE scorecard_calibration_loads_total counter\n");
+        let _ = writeln!(out, "scorecard_calibration_loads_total {}", self.org_loads.load(Ordering::Relaxed));
         out.push_str("# HELP scorecard_calibration_last_fit_ratings Ratings in the most recent full fit.\n");
         out.push_str("# TYPE scorecard_calibration_last_fit_ratings gauge\n");
         let _ =

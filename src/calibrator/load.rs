@@ -48,6 +48,7 @@ impl Calibrator {
     }
 
     pub(super) async fn load(&self, org: &str) -> Result<OrgState, Error> {
+        crate::metrics::global().record_org_load();
         let mut state = OrgState::new();
         // Read before the data: a change after this point may be read twice
         // (applying a scorecard again is harmless), never missed.
@@ -221,6 +222,12 @@ impl Calibrator {
 
     /// The organisation's state, loading it on first use.
     pub(super) async fn org(&self, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+        if let Some(state) = lock(&self.orgs).get(org) {
+            return Ok(state.clone());
+        }
+        // One load at a time: a reader that waited finds the state loaded.
+        let gate = lock(&self.loads).entry(org.to_string()).or_default().clone();
+        let _one_at_a_time = gate.lock().await;
         if let Some(state) = lock(&self.orgs).get(org) {
             return Ok(state.clone());
         }

@@ -55,6 +55,9 @@ pub struct Calibrator {
     publishers: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Per organisation: one catch-up from the event log at a time.
     catch_ups: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per organisation: one load from the database at a time; concurrent
+    /// first reads wait for it instead of each loading and fitting.
+    loads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per organisation: jobs whose scorecards changed since the last publication.
     dirty_jobs: Mutex<HashMap<String, std::collections::HashSet<String>>>,
     /// Per organisation: the shared check of the database's latest event.
@@ -78,6 +81,7 @@ impl Calibrator {
             refits: Mutex::new(HashMap::new()),
             publishers: Mutex::new(HashMap::new()),
             catch_ups: Mutex::new(HashMap::new()),
+            loads: Mutex::new(HashMap::new()),
             dirty_jobs: Mutex::new(HashMap::new()),
             sequence_checks: Mutex::new(HashMap::new()),
         })
