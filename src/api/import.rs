@@ -230,7 +230,7 @@ impl<'a> Importer<'a> {
             );
         };
         if erased {
-            return failed("interview.candidate_external_id", "the candidate's personal data was erased");
+            return failed("interview.candidate_external_id", crate::store::ERASED_CANDIDATE);
         }
         super::hiring::focus_in_rubric(&mut v, &rubric, &i.focus_competencies);
         if !v.is_empty() {
@@ -293,7 +293,7 @@ impl<'a> Importer<'a> {
             return Err(Error::Internal(format!("interview {} has no job rubric", known.interview.id)));
         };
         if known.candidate_erased {
-            return Ok(failed("scorecard.interview_external_id", "the candidate's personal data was erased"));
+            return Ok(failed("scorecard.interview_external_id", crate::store::ERASED_CANDIDATE));
         }
         let recommendation = recommendation_from_proto(s.recommendation);
         let mut inner = Violations::new();

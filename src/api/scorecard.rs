@@ -22,7 +22,7 @@ pub struct ScorecardApi {
     state: State,
 }
 
-/// New free text about a candidate whose personal data was erased is refused.
+/// Whether the caller may submit and amend for any interviewer, not only for their own interviews.
 fn writes_for_anyone(caller: &Caller) -> bool {
     caller.has(Role::Admin) || caller.has(Role::Integration)
 }

@@ -34,9 +34,12 @@ pub(super) async fn insert_candidates(conn: &mut Conn<'_>, org: &str, candidates
     Ok(inserted)
 }
 
+/// Why new free text about an erased candidate is refused.
+pub const ERASED_CANDIDATE: &str = "the candidate's personal data was erased";
+
 /// Refused: new free text about a candidate whose personal data was erased.
 pub fn erased_candidate() -> Error {
-    Error::FailedPrecondition("the candidate's personal data was erased".into())
+    Error::FailedPrecondition(ERASED_CANDIDATE.into())
 }
 
 /// The erasure fence, for a write about one candidate. Inside the caller's

@@ -13,7 +13,7 @@
 
 mod audit;
 mod candidates;
-pub use candidates::erased_candidate;
+pub use candidates::{ERASED_CANDIDATE, erased_candidate};
 mod events;
 mod import;
 mod interviews;
