@@ -37,7 +37,7 @@ pub use state::{CompetencyAssessment, RankedEntry, Ranking, RaterReports};
 
 /// Sweeps and tolerance of a full fit: no severity or item mean moves by more
 /// than this share of the scale (0.0004 points on a 1..5 scale).
-const FIT_SWEEPS: usize = 200;
+pub const FIT_SWEEPS: usize = 200;
 pub const FIT_TOLERANCE: f64 = 1e-4;
 /// Quiet time after the last change before the background refit.
 const REFIT_DELAY: Duration = Duration::from_millis(500);

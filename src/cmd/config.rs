@@ -161,6 +161,25 @@ pub enum BenchCommand {
         #[arg(long, requires = "addr")]
         server_pid: Option<u32>,
     },
+    /// Fits a CSV of ratings (`rater,subject,item,scorecard,score`) as the
+    /// service fits an organisation and prints each subject's calibrated
+    /// overall score (`bench/realdata/compare.py` compares it with others).
+    ///
+    /// Example: scorecard bench ratings --input instevalA.csv --scale 1,5
+    Ratings {
+        /// The CSV file, or `-` for standard input.
+        #[arg(long)]
+        input: String,
+        /// The rating scale as `min,max`; default the smallest and largest score seen.
+        #[arg(long, value_parser = parse_scale)]
+        scale: Option<(f64, f64)>,
+        /// Most sweeps of the fit (default: the service's).
+        #[arg(long)]
+        sweeps: Option<usize>,
+        /// Convergence tolerance of the fit (default: the service's).
+        #[arg(long)]
+        tolerance: Option<f64>,
+    },
     /// Back-fill speed: imports a synthetic ATS history (jobs, candidates,
     /// interviews, scorecards) through ImportScorecards into a server of its own.
     ///
@@ -174,6 +193,14 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+}
+
+/// `min,max` of a rating scale.
+fn parse_scale(text: &str) -> Result<(f64, f64), String> {
+    let (lo, hi) = text.split_once(',').ok_or("expected min,max")?;
+    let parse = |v: &str| v.trim().parse::<f64>().map_err(|_| format!("{v} is not a number"));
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if lo < hi { Ok((lo, hi)) } else { Err("min must be below max".into()) }
 }
 
 /// How the CLI reaches a server.
