@@ -14,6 +14,9 @@ and dealt alternately into two halves; each half is fitted on its own by
              effects when a scorecard holds several items)
   scorecard  this project's model, as the service fits it (`scorecard bench
              ratings`, same sweeps and tolerance)
+  live       (ask for it with --methods) the same, but a fifth of each half
+             arrives after the fit through the live update, read before any
+             background refit
 
 and the Spearman correlation of the subjects' scores between the two halves is
 printed (subjects present in both). Higher is better: a method that recovers
@@ -184,8 +187,8 @@ def read_scores(path_or_text, column="score"):
     return {row["subject"]: float(row[column]) for row in csv.DictReader(f)}
 
 
-def ours(binary, path, scale):
-    extra = os.environ.get("SCORECARD_RATINGS_ARGS", "").split()
+def ours(binary, path, scale, live=False):
+    extra = os.environ.get("SCORECARD_RATINGS_ARGS", "").split() + (["--live", "5"] if live else [])
     out = subprocess.run([binary, "bench", "ratings", "--input", path, "--scale", f"{scale[0]},{scale[1]}"] + extra,
                          check=True, capture_output=True, text=True)
     return read_scores(out.stdout)
@@ -233,6 +236,8 @@ def main():
                         fa, fb = read_scores(pa + ".lmer"), read_scores(pb + ".lmer")
                     elif method == "scorecard":
                         fa, fb = ours(args.binary, pa, scales[name]), ours(args.binary, pb, scales[name])
+                    elif method == "live":
+                        fa, fb = ours(args.binary, pa, scales[name], True), ours(args.binary, pb, scales[name], True)
                     else:
                         sys.exit(f"unknown method {method}")
                     results.setdefault((name, method), []).append(stability(fa, fb))

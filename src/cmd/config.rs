@@ -179,6 +179,11 @@ pub enum BenchCommand {
         /// Convergence tolerance of the fit (default: the service's).
         #[arg(long)]
         tolerance: Option<f64>,
+        /// Live reads: every N-th scorecard arrives after the fit, one by one
+        /// through the service's live update, and the scores are read before
+        /// any refit (5: a fifth of the data arrives live).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
+        live: Option<u32>,
     },
     /// Back-fill speed: imports a synthetic ATS history (jobs, candidates,
     /// interviews, scorecards) through ImportScorecards into a server of its own.

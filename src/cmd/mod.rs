@@ -169,10 +169,10 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             })
             .await
         }
-        Command::Bench(config::BenchCommand::Ratings { input, scale, sweeps, tolerance }) => {
+        Command::Bench(config::BenchCommand::Ratings { input, scale, sweeps, tolerance, live }) => {
             let sweeps = sweeps.unwrap_or(scorecard::calibrator::FIT_SWEEPS);
             let tolerance = tolerance.unwrap_or(scorecard::calibrator::FIT_TOLERANCE);
-            bench::ratings::run(&input, scale, sweeps, tolerance).map_err(AppError::Config)
+            bench::ratings::run(&input, scale, sweeps, tolerance, live).map_err(AppError::Config)
         }
         Command::Bench(config::BenchCommand::Import { scorecards, database_url }) => {
             bench::import::run(scorecards, database_url).await

@@ -34,7 +34,13 @@ impl Interner {
     }
 }
 
-pub fn run(input: &str, scale: Option<(f64, f64)>, sweeps: usize, tolerance: f64) -> Result<(), String> {
+pub fn run(
+    input: &str,
+    scale: Option<(f64, f64)>,
+    sweeps: usize,
+    tolerance: f64,
+    live: Option<u32>,
+) -> Result<(), String> {
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -73,13 +79,25 @@ pub fn run(input: &str, scale: Option<(f64, f64)>, sweeps: usize, tolerance: f64
     let span = (hi - lo).max(f64::MIN_POSITIVE);
     // The service adds a scorecard's ratings together, subject by subject.
     rows.sort_by_key(|r| (r.1, r.3, r.2, r.0));
+    let cards: Vec<(u32, Vec<Obs>)> = rows
+        .chunk_by(|a, b| (a.1, a.3) == (b.1, b.3))
+        .map(|chunk| {
+            (chunk[0].1, chunk.iter().map(|&(r, _, k, j, v)| Obs::new(r, k, j, (v - lo) / span, 0.0)).collect())
+        })
+        .collect();
+    // With --live: every `live`-th scorecard (a share spread over the file)
+    // arrives after the fit through the live path, with no refit after it.
+    let arrives_live = |card: &(u32, Vec<Obs>)| live.is_some_and(|every| card.1[0].scorecard.is_multiple_of(every));
     let mut model = Model::new();
-    for chunk in rows.chunk_by(|a, b| (a.1, a.3) == (b.1, b.3)) {
-        let obs: Vec<Obs> = chunk.iter().map(|&(r, _, k, j, v)| Obs::new(r, k, j, (v - lo) / span, 0.0)).collect();
-        model.add(chunk[0].1, &obs);
+    for card in cards.iter().filter(|c| !arrives_live(c)) {
+        model.add(card.0, &card.1);
     }
     let started = Instant::now();
     let report = model.fit(sweeps, tolerance);
+    for card in cards.iter().filter(|c| arrives_live(c)) {
+        model.add(card.0, &card.1);
+        model.update_locally(card.0, &[card.1[0].rater]);
+    }
     let shape = RubricShape {
         scale_min: lo,
         scale_max: hi,
