@@ -828,7 +828,9 @@ impl Model {
                     specific_ss += d * d + 1.0 / p.d + share * share * inv_s;
                     specific_n += 1.0;
                 }
-                for &(j, _, _, r) in &scratch.occasions {
+                // Only scorecards of several ratings say how large occasion
+                // effects are; a lone rating's is its noise (see shares_occasion).
+                for &(j, _, _, r) in scratch.occasions.iter().filter(|o| self.scorecard_size[o.0 as usize] >= 2) {
                     let (g, v) = (self.occasion[j as usize], self.occasion_var[j as usize]);
                     occasion_ss += g * g + v;
                     occasion_n += 1.0;
