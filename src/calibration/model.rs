@@ -29,13 +29,13 @@ const MIN_VAR: f64 = 1e-6;
 /// organisation's, before the data say how much raters really differ (the
 /// centre of [`variance_prior`]'s prior).
 const VARIANCE_PRIOR_DF: f64 = 8.0;
-/// Prior strength (pseudo-scorecards) pulling a rater's occasion spread to the
-/// organisation's.
-const OCCASION_PRIOR_DF: f64 = 4.0;
-/// Range of that strength: from raters nearly free to their own value to one
-/// value shared by all.
+/// Range of that strength: from raters nearly free to their own noise to one
+/// noise shared by all.
 const MIN_PRIOR_DF: f64 = 2.0;
 const MAX_PRIOR_DF: f64 = 1e4;
+/// Prior strength (pseudo-scorecards) pulling a rater's occasion spread to the
+/// organisation's (fixed; see docs/calibration.md, "Real data").
+const OCCASION_PRIOR_DF: f64 = 4.0;
 /// Below this many ratings an update refits everything (milliseconds).
 const FULL_FIT_BELOW: usize = 2_000;
 /// A rater's severity or range use must move this much (0..1 scale) since it
@@ -92,9 +92,11 @@ fn variance_prior(stats: &[(f64, f64)]) -> Option<(f64, f64)> {
     }
     let count = stats.len() as f64;
     let pooled = stats.iter().map(|s| s.0).sum::<f64>() / stats.iter().map(|s| s.1).sum::<f64>();
-    // For a given ν the best s² solves count/s² = Σ (n+ν)/(ss+ν s²).
+    // For a given ν the best s² solves count/s² = Σ (n+ν)/(ss+ν s²); started
+    // from the last ν's, as the search's steps are small.
+    let last = std::cell::Cell::new(pooled);
     let scale = |nu: f64| {
-        let mut s2 = pooled;
+        let mut s2 = last.get();
         for _ in 0..30 {
             let next = count / stats.iter().map(|&(ss, n)| (n + nu) / (ss + nu * s2)).sum::<f64>();
             let done = (next - s2).abs() <= 1e-10 * s2;
@@ -103,7 +105,9 @@ fn variance_prior(stats: &[(f64, f64)]) -> Option<(f64, f64)> {
                 break;
             }
         }
-        s2.max(MIN_VAR)
+        let s2 = s2.max(MIN_VAR);
+        last.set(s2);
+        s2
     };
     let log_posterior = |log_nu: f64| {
         let nu = log_nu.exp();
@@ -938,7 +942,7 @@ impl Model {
                 noise: pooled,
             };
             // Occasion spreads keep a fixed prior strength: estimated like the
-            // noises' (below), it let halo raters' large spreads make everyone
+            // noises' (above), it let halo raters' large spreads make everyone
             // else's look small, and 90% intervals covered 0.84 instead of 0.88
             // on the benchmark.
             let pooled_occasion = self.hyper.occasion;
