@@ -61,7 +61,11 @@ pub fn run(
         }
         let f: Vec<&str> = line.trim().split(',').collect();
         let field = |i: usize| f.get(i).copied().ok_or(format!("line {}: too few fields", n + 2));
-        let score: f64 = field(vc)?.parse().map_err(|_| format!("line {}: score is not a number", n + 2))?;
+        let score: f64 = field(vc)?
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or(format!("line {}: score is not a finite number", n + 2))?;
         rows.push((
             raters.id(field(rc)?),
             subjects.id(field(sc)?),
