@@ -499,16 +499,16 @@ impl Model {
         self.scorecard_size[o.scorecard as usize] >= 2
     }
 
-    /// The occasion effect subtracted from the rating (0 when integrated out).
-    fn occasion_of(&self, o: &Obs) -> f64 {
-        if self.shares_occasion(o) { self.occasion[o.scorecard as usize] } else { 0.0 }
-    }
-
-    /// The rating's precision given the candidate's level (and, when it shares
-    /// its scorecard, the occasion).
-    fn rating_weight(&self, o: &Obs) -> f64 {
+    /// The occasion effect subtracted from the rating (0 when integrated out)
+    /// and the rating's precision given the candidate's level (and, when it
+    /// shares its scorecard, the occasion): one look-up for the hot loops.
+    fn occasion_and_weight(&self, o: &Obs) -> (f64, f64) {
         let r = o.rater as usize;
-        if self.shares_occasion(o) { self.weight[r] } else { self.single_weight[r] }
+        if self.shares_occasion(o) {
+            (self.occasion[o.scorecard as usize], self.weight[r])
+        } else {
+            (0.0, self.single_weight[r])
+        }
     }
 
     /// Recomputes the cached precisions after the noises or occasion spreads change.
@@ -542,9 +542,9 @@ impl Model {
                 continue;
             }
             let r = obs.rater as usize;
-            let w = self.rating_weight(obs);
+            let (g, w) = self.occasion_and_weight(obs);
             let l = self.range[r];
-            let e = obs.value() - self.item_mean[obs.item as usize] - self.severity[r] - self.occasion_of(obs);
+            let e = obs.value() - self.item_mean[obs.item as usize] - self.severity[r] - g;
             match (items.last_mut(), residuals.last_mut()) {
                 (Some(last), Some(res)) if last.item == obs.item => {
                     last.precision += l * l * w;
@@ -615,7 +615,7 @@ impl Model {
         let mut per_item: Vec<Touch> = Vec::new();
         for obs in self.ratings(subject) {
             let Some(p) = post.item(obs.item) else { continue };
-            let w = self.rating_weight(obs) * self.range[obs.rater as usize];
+            let w = self.occasion_and_weight(obs).1 * self.range[obs.rater as usize];
             let share = rated.iter().find(|(q, _)| q.item == obs.item).map_or(0.0, |(_, v)| v / total);
             let (uw, direct) = (p.u * w, share * w / p.d);
             // An occasion integrated out is already in the rating's noise.
@@ -722,7 +722,8 @@ impl Model {
         let mut acc = RaterSums::default();
         for &c in &self.rater_subjects[rater as usize] {
             for o in self.subjects[c as usize].iter().filter(|o| o.rater == rater) {
-                acc.add(o.value() - self.item_mean[o.item as usize] - self.occasion_of(o), o, self.rating_weight(o));
+                let (g, w) = self.occasion_and_weight(o);
+                acc.add(o.value() - self.item_mean[o.item as usize] - g, o, w);
             }
         }
         self.solve_rater(rater as usize, &acc);
@@ -843,8 +844,8 @@ impl Model {
                 }
                 // The raters' sufficient statistics, while the subject is in cache.
                 for o in &self.subjects[c] {
-                    let e = o.value() - self.item_mean[o.item as usize] - self.occasion_of(o);
-                    sums[o.rater as usize].add(e, o, self.rating_weight(o));
+                    let (g, w) = self.occasion_and_weight(o);
+                    sums[o.rater as usize].add(o.value() - self.item_mean[o.item as usize] - g, o, w);
                 }
             }
             // 2. Severities and range use given θ.
@@ -894,9 +895,10 @@ impl Model {
                     let j = o.scorecard as usize;
                     let l = self.range[r];
                     let rest = o.value() - self.severity[r] - l * o.theta();
-                    item_sum[o.item as usize] += rest - self.occasion_of(o);
+                    let (g, w) = self.occasion_and_weight(o);
+                    item_sum[o.item as usize] += rest - g;
                     item_n[o.item as usize] += 1.0;
-                    item_noise[o.item as usize] += 1.0 / self.rating_weight(o);
+                    item_noise[o.item as usize] += 1.0 / w;
                     // The noise's share of the residual: after the occasion's
                     // posterior mean, whether that is subtracted above or
                     // integrated out (expectation–maximisation splits it).

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::calibration::Index;
 use crate::calibration::model::{Model, Obs};
 use crate::calibration::raters::{RaterReport, ScorecardFacts};
 use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score};
@@ -14,28 +15,6 @@ use crate::store::CalibrationRow;
 /// Spread (0..1 units) of a candidate's per-scorecard averages, after rater
 /// severity, above which the ranking says the panel disagrees.
 pub(super) const DISAGREEMENT: f64 = 0.15;
-
-/// Dense indices for ids.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Index<K: std::hash::Hash + Eq + Clone> {
-    pub(super) ids: Vec<K>,
-    pub(super) by_id: HashMap<K, u32>,
-}
-
-impl<K: std::hash::Hash + Eq + Clone> Index<K> {
-    pub(super) fn get_or_insert(&mut self, key: &K) -> u32 {
-        if let Some(&i) = self.by_id.get(key) {
-            return i;
-        }
-        let i = self.ids.len() as u32;
-        self.ids.push(key.clone());
-        self.by_id.insert(key.clone(), i);
-        i
-    }
-    pub(super) fn get(&self, key: &K) -> Option<u32> {
-        self.by_id.get(key).copied()
-    }
-}
 
 /// A scorecard while its rows are read at a load: its first row, and each
 /// rating's (competency, score, thin evidence) so far.

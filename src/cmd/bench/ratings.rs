@@ -10,29 +10,12 @@
 //! equally. Output: `subject,score,lower,upper,raw` on stdout, fit summary on
 //! stderr.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
+use scorecard::calibration::Index;
 use scorecard::calibration::model::{Model, Obs};
 use scorecard::calibration::scores::{DimensionShape, RubricShape, ranking_scores};
-
-struct Interner(HashMap<String, u32>, Vec<String>);
-
-impl Interner {
-    fn new() -> Self {
-        Interner(HashMap::new(), Vec::new())
-    }
-    fn id(&mut self, key: &str) -> u32 {
-        if let Some(&id) = self.0.get(key) {
-            return id;
-        }
-        let id = self.1.len() as u32;
-        self.0.insert(key.to_owned(), id);
-        self.1.push(key.to_owned());
-        id
-    }
-}
 
 pub fn run(
     input: &str,
@@ -52,7 +35,7 @@ pub fn run(
     let at = |name: &str| columns.iter().position(|c| *c == name).ok_or(format!("no column {name}"));
     let (rc, sc, ic, jc, vc) = (at("rater")?, at("subject")?, at("item")?, at("scorecard")?, at("score")?);
     let (mut raters, mut subjects, mut items, mut scorecards) =
-        (Interner::new(), Interner::new(), Interner::new(), Interner::new());
+        (Index::default(), Index::default(), Index::default(), Index::default());
     let mut rows: Vec<(u32, u32, u32, u32, f64)> = Vec::new();
     for (n, line) in lines.enumerate() {
         let line = line.map_err(|e| e.to_string())?;
@@ -67,10 +50,10 @@ pub fn run(
             .filter(|v: &f64| v.is_finite())
             .ok_or(format!("line {}: score is not a finite number", n + 2))?;
         rows.push((
-            raters.id(field(rc)?),
-            subjects.id(field(sc)?),
-            items.id(field(ic)?),
-            scorecards.id(field(jc)?),
+            raters.get_or_insert(&field(rc)?.to_owned()),
+            subjects.get_or_insert(&field(sc)?.to_owned()),
+            items.get_or_insert(&field(ic)?.to_owned()),
+            scorecards.get_or_insert(&field(jc)?.to_owned()),
             score,
         ));
     }
@@ -105,14 +88,17 @@ pub fn run(
     let shape = RubricShape {
         scale_min: lo,
         scale_max: hi,
-        dimensions: vec![DimensionShape { weight: 1.0, items: (0..items.1.len() as u32).map(|k| (k, 1.0)).collect() }],
+        dimensions: vec![DimensionShape {
+            weight: 1.0,
+            items: (0..items.ids.len() as u32).map(|k| (k, 1.0)).collect(),
+        }],
     };
     eprintln!(
         "{} ratings, {} subjects, {} raters, {} items, scale {lo}..{hi}: {} sweeps (converged {}), {:.0} ms; hyper {:?}",
         rows.len(),
-        subjects.1.len(),
-        raters.1.len(),
-        items.1.len(),
+        subjects.ids.len(),
+        raters.ids.len(),
+        items.ids.len(),
         report.sweeps,
         report.converged,
         started.elapsed().as_secs_f64() * 1e3,
@@ -121,7 +107,7 @@ pub fn run(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let write = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| e.to_string());
     write(&mut out, "subject,score,lower,upper,raw\n".into())?;
-    for (s, name) in subjects.1.iter().enumerate() {
+    for (s, name) in subjects.ids.iter().enumerate() {
         if let Some(o) = ranking_scores(&model, s as u32, &shape).overall {
             write(&mut out, format!("{name},{},{},{},{}\n", o.mean, o.lower, o.upper, o.raw_mean))?;
         }
