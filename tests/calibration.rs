@@ -98,9 +98,13 @@ async fn rankings_read_their_writes_and_correct_a_harsh_rater(app: TestApp) {
         assert!(e.raw_mean >= 1.0 && e.raw_mean <= 4.0);
         assert_eq!(e.dimensions.len(), 2, "technical and communication");
     }
-    // Calibration lifts candidate 3 above its raw mean (the harsh 2 pulled it down).
+    // The harsh 2 pulls candidate 3's raw mean down by half a point; once the
+    // harsh rater is calibrated it costs the calibrated score far less.
     let top = &r.entries[0];
-    assert!(top.score > top.raw_mean, "{top:?}");
+    let earlier = before.entries.iter().find(|e| e.candidate == top.candidate).expect("ranked before");
+    let (raw_drop, calibrated_drop) = (earlier.raw_mean - top.raw_mean, earlier.score - top.score);
+    assert!((raw_drop - 0.5).abs() < 1e-6, "{earlier:?} → {top:?}");
+    assert!(calibrated_drop < 0.5 * raw_drop, "calibrated {calibrated_drop}, raw {raw_drop}: {earlier:?} → {top:?}");
 
     // An amendment replaces the scorecard's ratings in the ranking at once.
     let me = token("harsh", "acme", &["interviewer"]);

@@ -51,7 +51,7 @@ proptest! {
         let mut before = rebuild(&ratings, |s, o| (s, o));
         before.fit(2_000, 1e-9);
         let mut after = rebuild(&ratings, |s, mut o| {
-            if o.rater == rater { o = Obs::new(o.rater, o.item, o.scorecard, o.value() + shift, o.time); }
+            if o.rater == rater { o = Obs::new(o.rater, o.item, o.scorecard, o.value() + shift, o.time()); }
             (s, o)
         });
         after.fit(2_000, 1e-9);

@@ -3,6 +3,7 @@
 //! input always gives the same output.
 
 pub mod model;
+pub mod normal;
 pub mod raters;
 pub mod reliability;
 pub mod scores;

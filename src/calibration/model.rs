@@ -22,6 +22,8 @@
 //! empirical Bayes. Every division is by a quantity bounded away from zero, so
 //! no input yields NaN or infinity. See docs/calibration.md.
 
+use super::normal;
+
 /// Smallest variance any component may take (in squared 0..1 units): keeps
 /// degenerate data (every rating equal) finite.
 const MIN_VAR: f64 = 1e-6;
@@ -36,6 +38,10 @@ const MAX_PRIOR_DF: f64 = 1e4;
 /// Prior strength (pseudo-scorecards) pulling a rater's occasion spread to the
 /// organisation's (fixed; see docs/calibration.md, "Real data").
 const OCCASION_PRIOR_DF: f64 = 4.0;
+/// How far a cold fit goes with ordinal ratings at face value before it
+/// turns to their likelihood (largest change of a severity or item mean in a
+/// sweep, 0..1 units).
+const FACE_VALUE_TOLERANCE: f64 = 1e-3;
 /// Below this many ratings an update refits everything (milliseconds).
 const FULL_FIT_BELOW: usize = 2_000;
 /// A rater's severity or range use must move this much (0..1 scale) since it
@@ -151,6 +157,8 @@ fn variance_prior(stats: &[(f64, f64)]) -> Option<(f64, f64)> {
 /// Step factor of the rater updates after the first sweeps (1 = plain
 /// coordinate ascent).
 const OVER_RELAXATION: f64 = 1.5;
+/// The same for the noises' expectation–maximisation steps (on their log).
+const NOISE_OVER_RELAXATION: f64 = 2.0;
 /// Bounds of a rater's range use: never reversed, never wildly stretched.
 const MIN_RANGE: f64 = 0.05;
 const MAX_RANGE: f64 = 3.0;
@@ -163,17 +171,21 @@ pub struct Obs {
     /// Index of the scorecard the rating belongs to (for replacing it on amendment).
     pub scorecard: u32,
     /// The score mapped to 0..1 of its scale. The rating record keeps its
-    /// values as `f32` (32 bytes a rating instead of 48; a million ratings are
-    /// the largest part of the server's memory): 7 significant digits, far
-    /// finer than any rubric's steps or the fit's tolerance. Read through
-    /// [`Obs::value`].
+    /// values as `f32` (32 bytes a rating; a million ratings are the largest
+    /// part of the server's memory): 7 significant digits, far finer than any
+    /// rubric's steps or the fit's tolerance. Read through [`Obs::value`].
     value: f32,
-    /// When it was given, in years (any fixed origin).
-    pub time: f64,
+    /// When it was given, in years (any fixed origin; to about an hour over a
+    /// century).
+    time: f32,
     /// Posterior mean of `a_c + d_ck` at the last update.
     theta: f32,
     /// Posterior variance of `a_c + d_ck` at the last update.
     theta_var: f32,
+    /// The rater's latent judgement behind an ordinal rating, expected given
+    /// its category and the model at the last update (the rating itself on a
+    /// continuous item): what item means and noises are estimated from.
+    latent: f32,
 }
 
 // The rating record's size is what a million ratings cost: keep it at 32 bytes.
@@ -181,11 +193,28 @@ const _: () = assert!(std::mem::size_of::<Obs>() == 32);
 
 impl Obs {
     pub fn new(rater: u32, item: u32, scorecard: u32, value: f64, time: f64) -> Self {
-        Obs { rater, item, scorecard, value: value as f32, time, theta: 0.0, theta_var: 0.0 }
+        Obs {
+            rater,
+            item,
+            scorecard,
+            value: value as f32,
+            time: time as f32,
+            theta: 0.0,
+            theta_var: 0.0,
+            latent: value as f32,
+        }
     }
     /// The score mapped to 0..1 of its scale.
     pub fn value(&self) -> f64 {
         f64::from(self.value)
+    }
+    /// When it was given, in years.
+    pub fn time(&self) -> f64 {
+        f64::from(self.time)
+    }
+    /// The expected latent judgement behind the rating (see the field).
+    pub fn latent(&self) -> f64 {
+        f64::from(self.latent)
     }
     fn theta(&self) -> f64 {
         f64::from(self.theta)
@@ -254,12 +283,43 @@ struct RaterSums {
 }
 
 impl RaterSums {
-    fn add(&mut self, e: f64, o: &Obs, w: f64) {
+    /// Adds a rating of precision `w` whose residual, times `w`, is `we`
+    /// (passed premultiplied: a working residual alone can be huge where its
+    /// precision is tiny).
+    fn add(&mut self, we: f64, o: &Obs, w: f64) {
         self.n += w;
-        self.e += w * e;
+        self.e += we;
         self.theta += w * o.theta();
         self.theta2 += w * (o.theta() * o.theta() + o.theta_var());
-        self.e_theta += w * e * o.theta();
+        self.e_theta += we * o.theta();
+    }
+}
+
+/// How a rating enters the fit, linearised around `predicted`, the model's
+/// current prediction of the rater's latent judgement (item mean, severity,
+/// range use × the candidate's level, occasion). A continuous rating is its
+/// own latent value. An ordinal one says only that the latent value fell in
+/// its category's interval: `latent` is its expectation there (what the
+/// expectation–maximisation steps for item means and noises use) and `info`
+/// the share of a point observation's precision the category carries, with
+/// which the Newton steps for candidates, severities and occasions weigh it
+/// (their working value is `predicted + (latent − predicted)/info`).
+#[derive(Debug, Clone, Copy)]
+struct Working {
+    predicted: f64,
+    /// latent − predicted.
+    shift: f64,
+    info: f64,
+}
+
+impl Working {
+    fn latent(&self) -> f64 {
+        self.predicted + self.shift
+    }
+    /// `w` × info × (working value − `base`): the precision-weighted residual
+    /// of a Newton step for a parameter whose rest of the prediction is `base`.
+    fn weighted_residual(&self, base: f64, w: f64) -> f64 {
+        w * (self.info * (self.predicted - base) + self.shift)
     }
 }
 
@@ -269,6 +329,8 @@ struct Scratch {
     items: Vec<ItemPosterior>,
     residuals: Vec<f64>,
     occasions: Vec<(u32, f64, f64, u32)>,
+    /// One per rating of the subject, in its order, from the last solve.
+    working: Vec<Working>,
 }
 
 /// Summary of one fit.
@@ -315,6 +377,17 @@ pub struct Model {
     pub occasion_var: Vec<f64>,
     /// Ratings on each scorecard.
     scorecard_size: Vec<u32>,
+    /// Steps of each item's ordinal scale (max − min of its rubric's scale);
+    /// 0 for a continuous item, whose ratings are taken at face value.
+    item_steps: Vec<u32>,
+    /// The latent noise variance of a typical rater (the median over raters
+    /// of σ_r² + τ_g,r²): what an average interviewer's ratings scatter by
+    /// around their judgement, which turns a latent level into the rating
+    /// such an interviewer is expected to give (see [`Model::expected_score`]).
+    pub typical_noise: f64,
+    /// While set, ordinal ratings are taken at face value (as continuous): the
+    /// first sweeps of a cold fit, which only need to get near the answer.
+    face_value: bool,
     pub rating_count: Vec<u32>,
     /// Each rater's (severity, range use) when their other subjects were last
     /// re-solved with it (see [`PROPAGATE_CHANGE`]).
@@ -348,6 +421,9 @@ impl Model {
             occasion: Vec::new(),
             occasion_var: Vec::new(),
             scorecard_size: Vec::new(),
+            item_steps: Vec::new(),
+            typical_noise: 0.025,
+            face_value: false,
             rating_count: Vec::new(),
             propagated: Vec::new(),
             hyper: Hyper { ability: 0.04, specific: 0.01, severity: 0.01, occasion: 0.005, range: 0.04, noise: 0.02 },
@@ -427,14 +503,60 @@ impl Model {
             self.occasion_var.resize(j + 1, var);
             self.scorecard_size.resize(j + 1, 0);
         }
-        if self.item_mean.len() <= k {
-            self.item_mean.resize(k + 1, f64::NAN);
-            self.item_mean_var.resize(k + 1, 0.0);
-        }
+        self.grow_items(k);
         if self.item_mean[k].is_nan() {
             // A new item starts at its first rating; the next sweep re-estimates it.
             self.item_mean[k] = obs.value();
         }
+    }
+
+    fn grow_items(&mut self, k: usize) {
+        if self.item_mean.len() <= k {
+            self.item_mean.resize(k + 1, f64::NAN);
+            self.item_mean_var.resize(k + 1, 0.0);
+            self.item_steps.resize(k + 1, 0);
+        }
+    }
+
+    /// Declares `item` ordinal with `steps` steps (the rubric's max − min; 0:
+    /// continuous, the default). Its ratings then count as categories of a
+    /// cumulative-probit model whose cut-points are the half-steps.
+    pub fn set_item_steps(&mut self, item: u32, steps: u32) {
+        self.grow_items(item as usize);
+        self.item_steps[item as usize] = steps;
+    }
+
+    /// The steps of `item`'s scale (0: continuous).
+    pub fn item_steps(&self, item: u32) -> u32 {
+        self.item_steps.get(item as usize).copied().unwrap_or(0)
+    }
+
+    /// The rating (0..1 of its scale) an average interviewer is expected to
+    /// give on `item` to a candidate whose latent level there (item mean
+    /// included) is `x`: the latent level itself on a continuous item.
+    pub fn expected_score(&self, item: u32, x: f64) -> f64 {
+        normal::expected_rating(x, self.item_steps(item), self.typical_noise.sqrt())
+    }
+
+    /// Its derivative in `x`.
+    pub fn expected_score_slope(&self, item: u32, x: f64) -> f64 {
+        normal::expected_rating_slope(x, self.item_steps(item), self.typical_noise.sqrt())
+    }
+
+    /// How rating `o` enters the fit when the model predicts `predicted` for
+    /// its latent value and its noise precision is `w` (see [`Working`]).
+    fn working(&self, o: &Obs, predicted: f64, w: f64) -> Working {
+        let steps = self.item_steps(o.item);
+        if steps == 0 || self.face_value {
+            return Working { predicted, shift: o.value() - predicted, info: 1.0 };
+        }
+        let n = f64::from(steps);
+        let k = (o.value() * n).round();
+        let sd = w.recip().sqrt();
+        let lower = if k <= 0.0 { f64::NEG_INFINITY } else { ((k - 0.5) / n - predicted) / sd };
+        let upper = if k >= n { f64::INFINITY } else { ((k + 0.5) / n - predicted) / sd };
+        let (mean, info) = normal::interval_moments(lower, upper);
+        Working { predicted, shift: sd * mean, info }
     }
 
     /// Adds ratings of one subject (e.g. one scorecard). Call [`Model::fit`] or
@@ -537,22 +659,28 @@ impl Model {
         let residuals = &mut scratch.residuals;
         items.clear();
         residuals.clear();
+        scratch.working.clear();
         for obs in self.ratings(subject) {
-            if Some(obs.rater) == without_rater {
-                continue;
-            }
             let r = obs.rater as usize;
             let (g, w) = self.occasion_and_weight(obs);
             let l = self.range[r];
-            let e = obs.value() - self.item_mean[obs.item as usize] - self.severity[r] - g;
+            // One Newton step from the level stored on the rating (exact for
+            // continuous ratings, which are linear in it).
+            let base = self.item_mean[obs.item as usize] + self.severity[r] + g;
+            let work = self.working(obs, base + l * obs.theta(), w);
+            scratch.working.push(work);
+            if Some(obs.rater) == without_rater {
+                continue;
+            }
+            let (wf, we) = (w * work.info, work.weighted_residual(base, w));
             match (items.last_mut(), residuals.last_mut()) {
                 (Some(last), Some(res)) if last.item == obs.item => {
-                    last.precision += l * l * w;
-                    *res += l * w * e;
+                    last.precision += l * l * wf;
+                    *res += l * we;
                 }
                 _ => {
-                    items.push(ItemPosterior { item: obs.item, precision: l * l * w, d: 0.0, u: 0.0, theta: 0.0 });
-                    residuals.push(l * w * e);
+                    items.push(ItemPosterior { item: obs.item, precision: l * l * wf, d: 0.0, u: 0.0, theta: 0.0 });
+                    residuals.push(l * we);
                 }
             }
         }
@@ -615,7 +743,10 @@ impl Model {
         let mut per_item: Vec<Touch> = Vec::new();
         for obs in self.ratings(subject) {
             let Some(p) = post.item(obs.item) else { continue };
-            let w = self.occasion_and_weight(obs).1 * self.range[obs.rater as usize];
+            let r = obs.rater as usize;
+            let (g, precision) = self.occasion_and_weight(obs);
+            let predicted = self.item_mean[obs.item as usize] + self.severity[r] + self.range[r] * obs.theta() + g;
+            let w = precision * self.working(obs, predicted, precision).info * self.range[r];
             let share = rated.iter().find(|(q, _)| q.item == obs.item).map_or(0.0, |(_, v)| v / total);
             let (uw, direct) = (p.u * w, share * w / p.d);
             // An occasion integrated out is already in the rating's noise.
@@ -662,8 +793,8 @@ impl Model {
         for _ in 0..2 {
             self.sweep_subject(subject, scratch);
         }
-        let (ability, s) = self.solve_into(subject, None, scratch);
-        self.store_theta(subject, ability, s, &scratch.items);
+        let (_, s) = self.solve_into(subject, None, scratch);
+        self.store_theta(subject, s, scratch);
     }
 
     /// One step for one subject: solve (a, d) given the occasions, store θ, then
@@ -671,17 +802,21 @@ impl Model {
     /// with the item posteriors in `scratch.items`.
     fn sweep_subject(&mut self, subject: u32, scratch: &mut Scratch) -> (f64, f64) {
         let (ability, s) = self.solve_into(subject, None, scratch);
-        self.store_theta(subject, ability, s, &scratch.items);
-        self.refresh_occasions(subject, &mut scratch.occasions);
+        self.store_theta(subject, s, scratch);
+        self.refresh_occasions(subject, scratch);
         (ability, s)
     }
 
-    fn store_theta(&mut self, subject: u32, _ability: f64, s: f64, items: &[ItemPosterior]) {
+    /// Stores the solve's θ and its variance, and the expected latent value of
+    /// each rating, on the subject's ratings.
+    fn store_theta(&mut self, subject: u32, s: f64, scratch: &Scratch) {
         let inv_s = 1.0 / s;
+        let items = &scratch.items;
         let Some(list) = self.subjects.get_mut(subject as usize) else { return };
         // Both are sorted by item: walk them together.
         let mut at = 0;
-        for obs in list.iter_mut() {
+        for (obs, work) in list.iter_mut().zip(&scratch.working) {
+            obs.latent = work.latent() as f32;
             while at < items.len() && items[at].item != obs.item {
                 at += 1;
             }
@@ -694,20 +829,30 @@ impl Model {
         }
     }
 
-    /// Posterior of each occasion effect of the subject's scorecards given θ;
-    /// leaves (scorecard, rater) of each in `occasions`.
-    fn refresh_occasions(&mut self, subject: u32, occasions: &mut Vec<(u32, f64, f64, u32)>) {
+    /// Posterior of each occasion effect of the subject's scorecards given θ
+    /// (a Newton step from the last solve's linearisation, in
+    /// `scratch.working`); leaves (scorecard, Σ, precision, rater) of each in
+    /// `scratch.occasions`. A lone rating's occasion is integrated out of its
+    /// fit; its posterior here only splits the rating's residual between
+    /// occasion and noise for the noise's estimate (expectation–maximisation).
+    fn refresh_occasions(&mut self, subject: u32, scratch: &mut Scratch) {
+        let occasions = &mut scratch.occasions;
         occasions.clear();
-        for o in self.ratings(subject) {
+        for (o, work) in self.ratings(subject).iter().zip(&scratch.working) {
             let r = o.rater as usize;
             let w = self.weight[r];
-            let e = o.value() - self.item_mean[o.item as usize] - self.severity[r] - self.range[r] * o.theta();
+            let base = self.item_mean[o.item as usize] + self.severity[r] + self.range[r] * o.theta();
+            let (we, w) = if self.shares_occasion(o) {
+                (work.weighted_residual(base, w), w * work.info)
+            } else {
+                (w * (work.latent() - base), w)
+            };
             match occasions.iter_mut().find(|x| x.0 == o.scorecard) {
                 Some(x) => {
-                    x.1 += w * e;
+                    x.1 += we;
                     x.2 += w;
                 }
-                None => occasions.push((o.scorecard, w * e, w, o.rater)),
+                None => occasions.push((o.scorecard, we, w, o.rater)),
             }
         }
         for &(j, we, w, r) in occasions.iter() {
@@ -720,10 +865,13 @@ impl Model {
     /// Re-estimates one rater's severity and range use from their ratings' current θ.
     fn refresh_severity(&mut self, rater: u32) {
         let mut acc = RaterSums::default();
-        for &c in &self.rater_subjects[rater as usize] {
+        let r = rater as usize;
+        for &c in &self.rater_subjects[r] {
             for o in self.subjects[c as usize].iter().filter(|o| o.rater == rater) {
                 let (g, w) = self.occasion_and_weight(o);
-                acc.add(o.value() - self.item_mean[o.item as usize] - g, o, w);
+                let base = self.item_mean[o.item as usize] + g;
+                let work = self.working(o, base + self.severity[r] + self.range[r] * o.theta(), w);
+                acc.add(work.weighted_residual(base, w), o, w * work.info);
             }
         }
         self.solve_rater(rater as usize, &acc);
@@ -804,6 +952,10 @@ impl Model {
         }
         if !self.fitted {
             self.initialise();
+            // A cold fit first settles the model with ratings at face value
+            // (no interval computations, which cost as much as the rest of
+            // a sweep), then moves to the ordinal likelihood from there.
+            self.face_value = self.item_steps.iter().any(|&s| s > 0);
         }
         let mut report = FitReport { sweeps: 0, converged: false, last_change: f64::INFINITY };
         let mut sums = vec![RaterSums::default(); raters];
@@ -812,8 +964,15 @@ impl Model {
         let mut ss = vec![0.0; raters];
         let mut occasion_by_rater = vec![(0.0_f64, 0.0_f64); raters];
         let mut scratch = Scratch::default();
+        // The uncertain part of each rater's squared residuals (Σ over their
+        // ratings, see below), and each item's Σ 1/information, for the item
+        // mean's variance.
+        let mut uncertain_ss = vec![0.0; raters];
+        let mut item_noise = vec![0.0; items];
         for sweep in 1..=max_sweeps {
             occasion_by_rater.iter_mut().for_each(|x| *x = (0.0, 0.0));
+            uncertain_ss.iter_mut().for_each(|x| *x = 0.0);
+            item_noise.iter_mut().for_each(|x| *x = 0.0);
             // 1. Subjects: exact posteriors given raters; accumulate τ_a², τ_d².
             let (mut ability_ss, mut ability_n, mut specific_ss, mut specific_n) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
             let (mut occasion_ss, mut occasion_n) = (0.0_f64, 0.0_f64);
@@ -843,9 +1002,32 @@ impl Model {
                     occasion_by_rater[r as usize].1 += 1.0;
                 }
                 // The raters' sufficient statistics, while the subject is in cache.
-                for o in &self.subjects[c] {
+                for (o, work) in self.subjects[c].iter().zip(&scratch.working) {
+                    let r = o.rater as usize;
                     let (g, w) = self.occasion_and_weight(o);
-                    sums[o.rater as usize].add(o.value() - self.item_mean[o.item as usize] - g, o, w);
+                    let base = self.item_mean[o.item as usize] + g;
+                    sums[r].add(work.weighted_residual(base, w), o, w * work.info);
+                    item_noise[o.item as usize] += 1.0 / (w * work.info);
+                    // E[ε²] beyond the squared residual at the posterior mode
+                    // (expectation–maximisation): what the category leaves
+                    // unknown of the latent value, Var(y* | category) = (1 − f)/w,
+                    // and the uncertainty V of the prediction — but only f²V of
+                    // it, because the latent value moves with the prediction
+                    // inside its category (by 1 − f per unit). ε takes the share
+                    // σ_r²/(σ_r² + τ_g,r²) of a lone rating's deviation (the rest
+                    // is its occasion's, whose split adds its own variance).
+                    let f = work.info;
+                    let share = w / self.weight[r];
+                    let l = self.range[r];
+                    let j = o.scorecard as usize;
+                    let mut predicted_var = l * l * o.theta_var() + self.severity_var[r];
+                    let mut split_var = 0.0;
+                    if self.shares_occasion(o) {
+                        predicted_var += self.occasion_var[j];
+                    } else {
+                        split_var = self.occasion_var[j];
+                    }
+                    uncertain_ss[r] += share * share * ((1.0 - f) / w + f * f * predicted_var) + split_var;
                 }
             }
             // 2. Severities and range use given θ.
@@ -887,23 +1069,21 @@ impl Model {
             // sweep: a coordinate step that reaches the same fixed point).
             item_sum.iter_mut().for_each(|x| *x = 0.0);
             item_n.iter_mut().for_each(|x| *x = 0.0);
-            let mut item_noise = vec![0.0; items];
-            ss.iter_mut().for_each(|x| *x = 0.0);
+            ss.copy_from_slice(&uncertain_ss);
             for list in &self.subjects {
                 for o in list {
                     let r = o.rater as usize;
                     let j = o.scorecard as usize;
                     let l = self.range[r];
-                    let rest = o.value() - self.severity[r] - l * o.theta();
-                    let (g, w) = self.occasion_and_weight(o);
+                    let rest = o.latent() - self.severity[r] - l * o.theta();
+                    let g = if self.shares_occasion(o) { self.occasion[j] } else { 0.0 };
                     item_sum[o.item as usize] += rest - g;
                     item_n[o.item as usize] += 1.0;
-                    item_noise[o.item as usize] += 1.0 / w;
                     // The noise's share of the residual: after the occasion's
                     // posterior mean, whether that is subtracted above or
                     // integrated out (expectation–maximisation splits it).
                     let e = rest - self.occasion[j] - self.item_mean[o.item as usize];
-                    ss[r] += e * e + l * l * o.theta_var() + self.severity_var[r] + self.occasion_var[j];
+                    ss[r] += e * e;
                 }
             }
             for k in 0..items {
@@ -921,8 +1101,19 @@ impl Model {
             // have few ratings each, share one noise; raters who really differ
             // keep their own.
             let (df, scale) = variance_prior(&stats).unwrap_or((VARIANCE_PRIOR_DF, pooled));
+            // The organisation's noise keeps the weak prior every variance has:
+            // raters who agree on every category of a handful of ratings would
+            // otherwise drive it to zero (ordinal data separated perfectly have
+            // their likelihood's maximum at zero noise).
+            let scale = (scale * total_n + PRIOR_NOISE.0 * PRIOR_NOISE.1) / (total_n + PRIOR_NOISE.1);
+            // Ordinal ratings hide part of each latent value, and expectation–
+            // maximisation then creeps to the noise (each step recovers only the
+            // information the categories keep): step further along the ratio it
+            // moves by, as the severities do, once past the first sweeps.
+            let step = if sweep > 2 && !self.face_value { NOISE_OVER_RELAXATION } else { 1.0 };
             for ((noise, &n), sum) in self.noise_var.iter_mut().zip(&self.rating_count).zip(&ss) {
-                *noise = ((sum + df * scale) / (f64::from(n) + df)).max(MIN_VAR);
+                let em = ((sum + df * scale) / (f64::from(n) + df)).max(MIN_VAR);
+                *noise = (*noise * (em / *noise).powf(step)).max(MIN_VAR);
             }
             self.refresh_weights();
             // 5. Hyper-parameters (empirical Bayes).
@@ -952,15 +1143,32 @@ impl Model {
                 *spread = ((sum + OCCASION_PRIOR_DF * pooled_occasion) / (n + OCCASION_PRIOR_DF)).max(MIN_VAR);
             }
             self.refresh_weights();
+            if self.face_value {
+                if change < FACE_VALUE_TOLERANCE.max(tolerance) {
+                    self.face_value = false;
+                }
+                continue;
+            }
             report = FitReport { sweeps: sweep, converged: change < tolerance, last_change: change };
             if report.converged {
                 break;
             }
         }
-        // Leave θ consistent with the final parameters.
+        self.face_value = false;
+        let mut spreads: Vec<f64> = (0..raters)
+            .filter(|&r| self.rating_count[r] > 0)
+            .map(|r| self.noise_var[r] + self.occasion_spread[r])
+            .collect();
+        spreads.sort_by(f64::total_cmp);
+        if let Some(&median) = spreads.get(spreads.len() / 2) {
+            self.typical_noise = median;
+        }
+        // Leave θ and the occasions consistent with the final parameters: one
+        // step more for each subject (the parameters moved by less than the
+        // tolerance in the last sweep).
         for c in 0..self.subjects.len() {
             if !self.subjects[c].is_empty() {
-                self.refresh_subject(c as u32, &mut scratch);
+                self.sweep_subject(c as u32, &mut scratch);
             }
         }
         for (r, passed_on) in self.propagated.iter_mut().enumerate() {
@@ -1281,7 +1489,15 @@ mod tests {
         let mut skipped = 0;
         for i in 0..40u32 {
             let subject = others[i as usize % others.len()];
-            let obs: Vec<Obs> = (0..4).map(|k| Obs::new(rater, k, 2_000_000 + i, 0.5, 0.5)).collect();
+            // A second scorecard that says what the rater already said of the
+            // candidate: it barely moves the rater.
+            let obs: Vec<Obs> = org
+                .model
+                .ratings(subject)
+                .iter()
+                .filter(|o| o.rater == rater)
+                .map(|o| Obs::new(rater, o.item, 2_000_000 + i, o.value(), 0.5))
+                .collect();
             org.model.add(subject, &obs);
             let touched = org.model.update_locally(subject, &[rater]).expect("a local update");
             assert!(touched.contains(&subject), "the submitted subject is always re-solved");
@@ -1329,5 +1545,42 @@ mod tests {
         m.update_locally(0, &[0]);
         assert_eq!(m.rating_count[0], 1);
         assert!(m.severity.iter().all(|s| s.is_finite()));
+    }
+
+    /// Ordinal ratings (1..5, a latent judgement cut at the half-points, as
+    /// the benchmark's raters give them): the latent noise and the spread of
+    /// candidates come out as they were generated, as they do from the
+    /// latent values themselves. Taken at face value the categories' rounding
+    /// would add to the noise, and the floor and ceiling take from the spread.
+    #[test]
+    fn ordinal_ratings_recover_the_latent_noise_and_spread() {
+        for steps in [0, 4] {
+            let mut draws = Draws(11);
+            let mut m = Model::new();
+            for k in 0..3 {
+                m.set_item_steps(k, steps);
+            }
+            for c in 0..400u32 {
+                let level = 0.25 * draws.normal();
+                for r in 0..6u32 {
+                    let ratings: Vec<Obs> = (0..3)
+                        .map(|k| {
+                            let latent = 0.5 + level + 0.125 * draws.normal();
+                            let value = if steps == 0 { latent } else { (latent * 4.0).round().clamp(0.0, 4.0) / 4.0 };
+                            Obs::new(r, k, c * 6 + r, value, 0.0)
+                        })
+                        .collect();
+                    m.add(c, &ratings);
+                }
+            }
+            let report = m.fit(5000, 1e-7);
+            assert!(report.converged, "{report:?}");
+            // In scale points (× 4): noise 0.5, candidates' spread 1.
+            let noise = m.noise_var.iter().map(|v| v.sqrt() * 4.0).sum::<f64>() / 6.0;
+            let spread = (m.hyper.ability + m.hyper.specific).sqrt() * 4.0;
+            assert!((noise - 0.5).abs() < 0.03, "steps {steps}: noise {noise}");
+            assert!((spread - 1.0).abs() < 0.08, "steps {steps}: spread {spread}");
+            assert!((m.typical_noise.sqrt() * 4.0 - 0.5).abs() < 0.05, "steps {steps}: {}", m.typical_noise);
+        }
     }
 }

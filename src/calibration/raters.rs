@@ -196,7 +196,11 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
     let raters = model.rater_count();
     // Per rater: the panel's view of each rating, leaving the rater out.
     struct Point {
+        /// The rating, and the model's expectation of the latent judgement
+        /// behind it (different on an ordinal scale: a 5 from a rater who
+        /// expected 6 is a 6 latent, not a 5), less item mean and severity.
         y: f64,
+        latent: f64,
         ability: f64,
         theta: f64,
         theta_var: f64,
@@ -221,8 +225,9 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
                     None => (post.ability, model.hyper.specific + inv_s),
                 };
                 let mu = model.item_mean[o.item as usize];
-                let y = o.value() - mu - model.severity[r as usize];
-                points[r as usize].push(Point { y, ability: post.ability, theta, theta_var, time: o.time });
+                let (y, latent) =
+                    (o.value() - mu - model.severity[r as usize], o.latent() - mu - model.severity[r as usize]);
+                points[r as usize].push(Point { y, latent, ability: post.ability, theta, theta_var, time: o.time() });
                 match by_scorecard.iter_mut().find(|(s, _)| *s == o.scorecard) {
                     Some((_, v)) => v.push((o.value(), mu + theta)),
                     None => by_scorecard.push((o.scorecard, vec![(o.value(), mu + theta)])),
@@ -243,7 +248,10 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
     let fitted: Vec<Option<(Regression, Regression, f64)>> = points
         .iter()
         .map(|p| {
-            let by_ability = regress(&p.iter().map(|q| (q.ability, q.y)).collect::<Vec<_>>())?;
+            // Range use on the latent scale: the ends of an ordinal scale
+            // compress every rater's ratings of strong and weak candidates, most
+            // on short scales, which is not the rater's central tendency.
+            let by_ability = regress(&p.iter().map(|q| (q.ability, q.latent)).collect::<Vec<_>>())?;
             let by_theta = regress(&p.iter().map(|q| (q.theta, q.y)).collect::<Vec<_>>())?;
             let mean_theta_var = p.iter().map(|q| q.theta_var).sum::<f64>() / p.len() as f64;
             let noise = (by_theta.residual_var - by_theta.slope.powi(2) * mean_theta_var).max(1e-6).sqrt();

@@ -2,7 +2,7 @@
 //! each with a 90% interval and the raw mean beside it.
 
 use super::Z90;
-use super::model::{Model, SubjectPosterior};
+use super::model::{ItemPosterior, Model, SubjectPosterior};
 
 /// How a rubric combines competencies: dimensions with weights, each holding
 /// competencies (model items) with weights inside it.
@@ -47,6 +47,17 @@ impl RubricShape {
     fn to_scale(&self, x: f64) -> f64 {
         (self.scale_min + x * self.span()).clamp(self.scale_min, self.scale_max)
     }
+    /// The score of a weighted composite of competencies. Each competency's
+    /// score is the rating an average interviewer is expected to give
+    /// ([`Model::expected_score`] of its latent level), so the composite is a
+    /// non-linear function of the candidate's Gaussian posterior. Its interval
+    /// is found along the direction in which the posterior moves the composite
+    /// most: the latent levels are shifted by ±z90 times the composite's
+    /// standard deviation along it (their covariance with the composite's
+    /// linearisation) and passed through the expected rating. For one
+    /// competency that gives the exact quantiles; on a continuous scale, the
+    /// Gaussian interval. Near an end of an ordinal scale the interval is
+    /// asymmetric and never leaves the scale.
     fn score(
         &self,
         model: &Model,
@@ -55,15 +66,44 @@ impl RubricShape {
         weights: &[(u32, f64)],
         raw: &[(u32, f64)],
     ) -> Option<Score> {
-        let (mean, var) = model.composite_with(subject, post, weights)?;
-        let half = Z90 * var.sqrt();
-        let total: f64 = weights.iter().filter(|(k, _)| raw.iter().any(|r| r.0 == *k)).map(|w| w.1).sum();
+        let rated: Vec<(&ItemPosterior, f64)> =
+            weights.iter().filter_map(|&(k, w)| post.item(k).map(|p| (p, w))).filter(|(_, w)| *w > 0.0).collect();
+        let total: f64 = rated.iter().map(|(_, w)| w).sum();
+        if rated.is_empty() || total <= 0.0 {
+            return None;
+        }
+        let level = |p: &ItemPosterior| model.item_mean[p.item as usize] + p.theta;
+        // The linearised composite Σ g_k θ_k, g_k = ω_k × slope of the expected
+        // rating (floored: far past an end the slope underflows, and the
+        // direction then falls back to the weights').
+        let slopes: Vec<(u32, f64)> = rated
+            .iter()
+            .map(|&(p, w)| (p.item, w / total * model.expected_score_slope(p.item, level(p)).max(1e-9)))
+            .collect();
+        let sum_g: f64 = slopes.iter().map(|s| s.1).sum();
+        let (_, var) = model.composite_with(subject, post, &slopes)?;
+        let var_linear = var * sum_g * sum_g;
+        let g_u: f64 = rated.iter().zip(&slopes).map(|((p, _), (_, g))| g * p.u).sum();
+        let var_posterior: f64 =
+            rated.iter().zip(&slopes).map(|((p, _), (_, g))| g * g / p.d).sum::<f64>() + g_u * g_u / post.s;
+        let stretch = if var_posterior > 0.0 { var_linear.sqrt() / var_posterior } else { 0.0 };
+        let at = |z: f64| -> f64 {
+            rated
+                .iter()
+                .zip(&slopes)
+                .map(|((p, w), (_, g))| {
+                    let shift = (g / p.d + p.u * g_u / post.s) * stretch;
+                    w / total * model.expected_score(p.item, level(p) + z * shift)
+                })
+                .sum()
+        };
+        let total_raw: f64 = weights.iter().filter(|(k, _)| raw.iter().any(|r| r.0 == *k)).map(|w| w.1).sum();
         let raw_mean = weights.iter().filter_map(|(k, w)| raw.iter().find(|r| r.0 == *k).map(|r| w * r.1)).sum::<f64>()
-            / total.max(f64::MIN_POSITIVE);
+            / total_raw.max(f64::MIN_POSITIVE);
         Some(Score {
-            mean: self.to_scale(mean),
-            lower: self.to_scale(mean - half),
-            upper: self.to_scale(mean + half),
+            mean: self.to_scale(at(0.0)),
+            lower: self.to_scale(at(-Z90)),
+            upper: self.to_scale(at(Z90)),
             raw_mean: self.to_scale(raw_mean),
         })
     }

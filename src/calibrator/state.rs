@@ -228,6 +228,11 @@ impl OrgState {
                 Some(Obs::new(rater, item, sc, (*score as f64 - f64::from(min)) / span, years))
             })
             .collect();
+        // Rubric scales are integer points: every competency is ordinal.
+        let steps = (max - min).max(1) as u32;
+        for o in &obs {
+            self.model.set_item_steps(o.item, steps);
+        }
         let mut touched = self.model.remove_scorecard(subject, sc);
         self.model.add(subject, &obs);
         self.groups.link(subject, rater);

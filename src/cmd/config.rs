@@ -116,6 +116,9 @@ pub enum BenchCommand {
         /// Rating counts for the speed runs.
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
         sizes: Vec<usize>,
+        /// Scales of the accuracy runs, as points (5: ratings 1..5; 4: 1..4).
+        #[arg(long, value_delimiter = ',', default_value = "5,4", value_parser = clap::value_parser!(u8).range(2..=11))]
+        points: Vec<u8>,
     },
     /// Throughput and latency per RPC (submit, ranking of a 1,000-candidate
     /// job, list) beside the health-check ceiling of the same server.

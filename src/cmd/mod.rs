@@ -133,8 +133,8 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             store.close().await;
             Ok(())
         }
-        Command::Bench(config::BenchCommand::Calibration { orgs, sizes }) => {
-            bench::calibration::run(orgs, &sizes, &scorecard::calibration::raters::Thresholds::default());
+        Command::Bench(config::BenchCommand::Calibration { orgs, sizes, points }) => {
+            bench::calibration::run(orgs, &sizes, &points, &scorecard::calibration::raters::Thresholds::default());
             Ok(())
         }
         Command::Bench(config::BenchCommand::Load {

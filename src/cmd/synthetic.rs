@@ -86,6 +86,9 @@ pub struct Spec {
     /// An extra job whose candidates are interviewed only by this many extra
     /// raters, linked to nobody else: a disconnected group.
     pub island: Option<(usize, usize)>,
+    /// Points of the rubric's scale (1..points): 5 by default, 4 for the
+    /// other common interview scale.
+    pub points: u8,
 }
 
 impl Spec {
@@ -108,6 +111,7 @@ impl Spec {
             raters,
             selective_rater_above: None,
             island: None,
+            points: 5,
         }
     }
 
@@ -125,12 +129,16 @@ impl Spec {
             raters: vec![RaterKind::Normal; (candidates / 25).max(6)],
             selective_rater_above: None,
             island: None,
+            points: 5,
         }
     }
 }
 
-/// Latent thresholds of the 1..5 scale.
-const THRESHOLDS: [f64; 4] = [-1.5, -0.5, 0.5, 1.5];
+/// Latent thresholds of a 1..points scale, one latent unit apart and centred
+/// (−1.5, −0.5, 0.5, 1.5 for 1..5; −1, 0, 1 for 1..4).
+fn thresholds(points: u8) -> impl Iterator<Item = f64> {
+    (1..points).map(move |i| f64::from(i) - f64::from(points) / 2.0)
+}
 /// Noise of a normal rater (latent units).
 pub const NORMAL_NOISE: f64 = 0.5;
 /// Spread of normal raters' severities (latent units ≈ scale points).
@@ -147,6 +155,8 @@ pub struct Org {
     /// Each subject's true latent ability per competency.
     pub truth_theta: Vec<[f64; COMPETENCIES]>,
     pub rater_kinds: Vec<RaterKind>,
+    /// Points of the scale (1..points).
+    pub points: u8,
     /// Index of the selective rater, if any.
     pub selective_rater: Option<u32>,
     /// Subjects of the island job, if any.
@@ -154,13 +164,13 @@ pub struct Org {
 }
 
 /// What an average rater (severity 0, normal noise) is expected to give, on the
-/// 1..5 scale, to a latent level θ.
-pub fn expected_rating(theta: f64) -> f64 {
-    1.0 + THRESHOLDS.iter().map(|t| normal_cdf((theta - t) / NORMAL_NOISE)).sum::<f64>()
+/// 1..points scale, to a latent level θ.
+pub fn expected_rating(theta: f64, points: u8) -> f64 {
+    1.0 + thresholds(points).map(|t| normal_cdf((theta - t) / NORMAL_NOISE)).sum::<f64>()
 }
 
-fn ordinal(latent: f64) -> u8 {
-    1 + THRESHOLDS.iter().filter(|&&t| latent > t).count() as u8
+fn ordinal(latent: f64, points: u8) -> u8 {
+    1 + thresholds(points).filter(|&t| latent > t).count() as u8
 }
 
 impl Org {
@@ -190,15 +200,20 @@ impl Org {
         let mut severity = severity;
         severity.resize(kinds.len(), 0.0);
 
+        let points = spec.points;
+        let steps = f64::from(points - 1);
         let shape = RubricShape {
             scale_min: 1.0,
-            scale_max: 5.0,
+            scale_max: f64::from(points),
             dimensions: vec![
                 DimensionShape { weight: 0.5, items: (0..5).map(|k| (k, 1.0)).collect() },
                 DimensionShape { weight: 0.5, items: (5..10).map(|k| (k, 1.0)).collect() },
             ],
         };
         let mut model = Model::new();
+        for k in 0..COMPETENCIES as u32 {
+            model.set_item_steps(k, u32::from(points - 1));
+        }
         let mut scorecards = Vec::new();
         let mut subject_job = Vec::new();
         let mut truth_theta = Vec::new();
@@ -276,35 +291,46 @@ impl Org {
                             RaterKind::CentralTendency => 0.35 * th + s + 0.35 * rng.normal(),
                             _ => th + s + NORMAL_NOISE * rng.normal(),
                         };
-                        let score = ordinal(latent);
+                        let score = ordinal(latent, points);
                         total += f64::from(score);
-                        obs.push(Obs::new(r, k, scorecard, f64::from(score - 1) / 4.0, t));
+                        obs.push(Obs::new(r, k, scorecard, f64::from(score - 1) / steps, t));
                     }
                     model.add(subject, &obs);
-                    let mean = total / focus.len() as f64;
+                    // The mean rating's place on the scale (3.5, 3 and 2 on 1..5).
+                    let mean = (total / focus.len() as f64 - 1.0) / steps;
                     scorecards.push(ScorecardFacts {
                         rater: r,
                         subject,
-                        recommendation: if mean >= 3.5 {
+                        recommendation: if mean >= 0.625 {
                             4
-                        } else if mean >= 3.0 {
+                        } else if mean >= 0.5 {
                             3
-                        } else if mean >= 2.0 {
+                        } else if mean >= 0.25 {
                             2
                         } else {
                             1
                         },
                         thin_evidence: 0,
                         ratings: focus.len() as u32,
-                        scale_span: 4.0,
+                        scale_span: steps,
                     });
                 }
             }
         }
-        Org { model, scorecards, shape, subject_job, truth_theta, rater_kinds: kinds, selective_rater, island_job }
+        Org {
+            model,
+            scorecards,
+            shape,
+            subject_job,
+            truth_theta,
+            rater_kinds: kinds,
+            points,
+            selective_rater,
+            island_job,
+        }
     }
 
-    /// The subject's true overall on the 1..5 scale over `items` with the
+    /// The subject's true overall on the 1..points scale over `items` with the
     /// rubric's weights (renormalised over those items, like the estimate).
     pub fn truth(&self, subject: u32, items: &[u32]) -> f64 {
         let theta = &self.truth_theta[subject as usize];
@@ -320,7 +346,7 @@ impl Org {
         for d in dims.iter().filter(|d| !d.is_empty()) {
             for &k in d {
                 let w = 1.0 / present / d.len() as f64;
-                total += w * expected_rating(theta[k as usize]);
+                total += w * expected_rating(theta[k as usize], self.points);
                 weight += w;
             }
         }

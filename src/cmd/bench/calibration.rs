@@ -36,8 +36,22 @@ struct Accuracy {
     flags: HashMap<FlagKind, (usize, usize, usize)>,
     normal_flagged_per_org: Vec<usize>,
     sweeps: Vec<usize>,
-    /// Per half-point band of the truth (1–1.5, …, 4.5–5): (intervals, covered, Σ error).
-    bands: [(usize, usize, f64); 8],
+    /// Per half-point band of the truth (1–1.5, …): (intervals, covered, Σ error),
+    /// of the overall scores and of the competency scores.
+    bands: Vec<(usize, usize, f64)>,
+    competency_bands: Vec<(usize, usize, f64)>,
+}
+
+/// Adds one interval to its half-point band of the truth.
+fn add_to_band(bands: &mut [(usize, usize, f64)], truth: f64, lower: f64, mean: f64, upper: f64) -> bool {
+    let last = bands.len().saturating_sub(1);
+    let band = (((truth - 1.0) * 2.0).floor().max(0.0) as usize).min(last);
+    let covered = lower <= truth && truth <= upper;
+    let b = &mut bands[band];
+    b.0 += 1;
+    b.1 += usize::from(covered);
+    b.2 += mean - truth;
+    covered
 }
 
 fn top_precision(estimate: &[f64], truth: &[f64], share: f64) -> f64 {
@@ -68,19 +82,13 @@ fn evaluate(org: &mut Org, thresholds: &Thresholds, acc: &mut Accuracy) {
             truth.push(org.truth(s, &(0..10).collect::<Vec<_>>()));
             let assessed = org.truth(s, &org.rated_items(s));
             acc.intervals += 1;
-            let covered = overall.lower <= assessed && assessed <= overall.upper;
-            if covered {
+            if add_to_band(&mut acc.bands, assessed, overall.lower, overall.mean, overall.upper) {
                 acc.covered += 1;
             }
-            let band = ((assessed - 1.0) * 2.0).floor().clamp(0.0, 7.0) as usize;
-            let b = &mut acc.bands[band];
-            b.0 += 1;
-            b.1 += usize::from(covered);
-            b.2 += overall.mean - assessed;
             for (item, score) in &scores.competencies {
                 let t = org.truth(s, &[*item]);
                 acc.competency_intervals += 1;
-                if score.lower <= t && t <= score.upper {
+                if add_to_band(&mut acc.competency_bands, t, score.lower, score.mean, score.upper) {
                     acc.competency_covered += 1;
                 }
             }
@@ -152,8 +160,10 @@ pub struct AccuracySummary {
     pub top_raw: f64,
     pub coverage: f64,
     pub competency_coverage: f64,
-    /// Per half-point band of the truth from 1: (intervals, coverage, mean error).
+    /// Per half-point band of the truth from 1: (intervals, coverage, mean
+    /// error), of the overall scores and of the competency scores.
     pub coverage_by_truth: Vec<(usize, f64, f64)>,
+    pub competency_coverage_by_truth: Vec<(usize, f64, f64)>,
     /// (kind, precision, recall, flagged, planted)
     pub flags: Vec<(FlagKind, f64, f64, usize, usize)>,
     pub normal_flagged_mean: f64,
@@ -161,14 +171,21 @@ pub struct AccuracySummary {
     pub mean_sweeps: f64,
 }
 
-/// Fits `orgs` reference organisations (seeds 1000…) and measures them against
-/// their truth.
-pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
-    let mut acc = Accuracy::default();
+/// Fits `orgs` reference organisations (seeds 1000…) rated on a 1..`points`
+/// scale and measures them against their truth.
+pub fn accuracy(orgs: usize, points: u8, thresholds: &Thresholds) -> AccuracySummary {
+    let bands = 2 * usize::from(points.max(2) - 1);
+    let mut acc =
+        Accuracy { bands: vec![(0, 0, 0.0); bands], competency_bands: vec![(0, 0, 0.0); bands], ..Accuracy::default() };
     for seed in 0..orgs as u64 {
-        let mut org = Org::generate(&Spec::reference(1000 + seed));
+        let mut spec = Spec::reference(1000 + seed);
+        spec.points = points;
+        let mut org = Org::generate(&spec);
         evaluate(&mut org, thresholds, &mut acc);
     }
+    let summarise = |bands: &[(usize, usize, f64)]| -> Vec<(usize, f64, f64)> {
+        bands.iter().map(|&(n, c, e)| (n, c as f64 / n.max(1) as f64, e / n.max(1) as f64)).collect()
+    };
     let mut kinds: Vec<_> = acc.flags.keys().copied().collect();
     kinds.sort();
     let flags = kinds
@@ -188,11 +205,8 @@ pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
         top_raw: mean(&acc.top_raw),
         coverage: acc.covered as f64 / acc.intervals.max(1) as f64,
         competency_coverage: acc.competency_covered as f64 / acc.competency_intervals.max(1) as f64,
-        coverage_by_truth: acc
-            .bands
-            .iter()
-            .map(|&(n, c, e)| (n, c as f64 / n.max(1) as f64, e / n.max(1) as f64))
-            .collect(),
+        coverage_by_truth: summarise(&acc.bands),
+        competency_coverage_by_truth: summarise(&acc.competency_bands),
         flags,
         normal_flagged_mean: mean(&acc.normal_flagged_per_org.iter().map(|&n| n as f64).collect::<Vec<_>>()),
         normal_flagged_max: acc.normal_flagged_per_org.iter().max().copied().unwrap_or(0),
@@ -200,16 +214,44 @@ pub fn accuracy(orgs: usize, thresholds: &Thresholds) -> AccuracySummary {
     }
 }
 
+/// The coverage table by half-point band of the truth, one line.
+fn bands_line(bands: &[(usize, f64, f64)]) -> String {
+    let bands: Vec<String> = bands
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.0 > 0)
+        .map(|(i, (n, c, e))| {
+            format!("{:.1}–{:.1}: {c:.2} (n {n}, error {e:+.2})", 1.0 + i as f64 / 2.0, 1.5 + i as f64 / 2.0)
+        })
+        .collect();
+    bands.join("; ")
+}
+
 /// Runs the benchmark and prints its report. `orgs`: replicate reference
-/// organisations; `sizes`: rating counts for the speed runs.
-pub fn run(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
+/// organisations; `sizes`: rating counts for the speed runs; `points`: the
+/// scales of the accuracy runs.
+pub fn run(orgs: usize, sizes: &[usize], points: &[u8], thresholds: &Thresholds) {
     println!("# scorecard calibration benchmark");
+    for &points in points {
+        report_accuracy(orgs, points, thresholds);
+    }
+    let live_orgs = orgs.min(20);
+    let (live, settled) = live_against_settled(live_orgs);
+    println!(
+        "live reads ({live_orgs} organisations on 1..5; a fifth of the scorecards arrive one by one after a fit, no refit): spearman {live:.4}, settled {settled:.4}, gap {:+.4}",
+        live - settled
+    );
+    report_hard_scenarios(thresholds);
+    report_speed(sizes, thresholds);
+}
+
+fn report_accuracy(orgs: usize, points: u8, thresholds: &Thresholds) {
     println!();
     println!(
-        "## Accuracy: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)"
+        "## Accuracy on 1..{points}: {orgs} reference organisations (300 candidates × 5 interviews × 3–5 focus competencies, 36 raters, 12 planted)"
     );
     let started = Instant::now();
-    let a = accuracy(orgs, thresholds);
+    let a = accuracy(orgs, points, thresholds);
     println!(
         "spearman vs truth per job (mean of {} jobs): calibrated {:.3}, raw mean {:.3}, gain {:+.3}",
         a.jobs,
@@ -219,16 +261,8 @@ pub fn run(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     );
     println!("top-10% precision per job: calibrated {:.3}, raw mean {:.3}", a.top_calibrated, a.top_raw);
     println!("90% interval coverage: overall {:.3}, competency {:.3}", a.coverage, a.competency_coverage);
-    let bands: Vec<String> = a
-        .coverage_by_truth
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.0 > 0)
-        .map(|(i, (n, c, e))| {
-            format!("{:.1}–{:.1}: {c:.2} (n {n}, error {e:+.2})", 1.0 + i as f64 / 2.0, 1.5 + i as f64 / 2.0)
-        })
-        .collect();
-    println!("  overall coverage by true score: {}", bands.join("; "));
+    println!("  overall coverage by true score: {}", bands_line(&a.coverage_by_truth));
+    println!("  competency coverage by true score: {}", bands_line(&a.competency_coverage_by_truth));
     println!("flags (over all organisations):");
     println!("  {:<26} {:>9} {:>7} {:>8} {:>8}", "kind", "precision", "recall", "flagged", "planted");
     for (kind, precision, recall, flagged, planted) in &a.flags {
@@ -236,12 +270,9 @@ pub fn run(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
     }
     println!("normal raters flagged per organisation: mean {:.2}, max {}", a.normal_flagged_mean, a.normal_flagged_max);
     println!("fit sweeps: mean {:.1}; accuracy runs took {:.1}s", a.mean_sweeps, started.elapsed().as_secs_f64());
-    let live_orgs = orgs.min(20);
-    let (live, settled) = live_against_settled(live_orgs);
-    println!(
-        "live reads ({live_orgs} organisations; a fifth of the scorecards arrive one by one after a fit, no refit): spearman {live:.4}, settled {settled:.4}, gap {:+.4}",
-        live - settled
-    );
+}
+
+fn report_hard_scenarios(thresholds: &Thresholds) {
     println!();
     println!("## Hard scenarios");
     let mut spec = Spec::reference(77);
@@ -288,7 +319,9 @@ pub fn run(orgs: usize, sizes: &[usize], thresholds: &Thresholds) {
         distinct.len(),
         !island_groups.is_disjoint(&main_groups)
     );
+}
 
+fn report_speed(sizes: &[usize], thresholds: &Thresholds) {
     println!();
     println!("## Speed and memory (one core)");
     println!(
@@ -428,7 +461,7 @@ mod tests {
 
     #[test]
     fn reference_organisations_are_calibrated_and_their_planted_raters_found() {
-        let a = accuracy(3, &Thresholds::default());
+        let a = accuracy(3, 5, &Thresholds::default());
         assert!(a.spearman_calibrated >= 0.95, "{a:?}");
         assert!(a.spearman_calibrated > a.spearman_raw + 0.01, "calibration beats the raw mean: {a:?}");
         assert!(a.top_calibrated > a.top_raw, "{a:?}");

@@ -76,6 +76,14 @@ pub fn run(
     // arrives after the fit through the live path, with no refit after it.
     let arrives_live = |card: &(u32, Vec<Obs>)| live.is_some_and(|every| card.1[0].scorecard.is_multiple_of(every));
     let mut model = Model::new();
+    // Whole-number scores on a whole-number scale are ordinal, as a rubric's
+    // are in the service; anything else is taken as continuous.
+    let whole = |x: f64| x.fract() == 0.0;
+    if whole(lo) && whole(hi) && rows.iter().all(|r| whole(r.4)) {
+        for k in 0..items.ids.len() as u32 {
+            model.set_item_steps(k, span as u32);
+        }
+    }
     for card in cards.iter().filter(|c| !arrives_live(c)) {
         model.add(card.0, &card.1);
     }
@@ -94,11 +102,12 @@ pub fn run(
         }],
     };
     eprintln!(
-        "{} ratings, {} subjects, {} raters, {} items, scale {lo}..{hi}: {} sweeps (converged {}), {:.0} ms; hyper {:?}",
+        "{} ratings, {} subjects, {} raters, {} items, scale {lo}..{hi}{}: {} sweeps (converged {}), {:.0} ms; hyper {:?}",
         rows.len(),
         subjects.ids.len(),
         raters.ids.len(),
         items.ids.len(),
+        if model.item_steps(0) > 0 { " (ordinal)" } else { "" },
         report.sweeps,
         report.converged,
         started.elapsed().as_secs_f64() * 1e3,
