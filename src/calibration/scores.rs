@@ -261,6 +261,38 @@ mod tests {
     }
 
     #[test]
+    fn on_an_ordinal_scale_intervals_at_the_top_stay_on_the_scale_and_open_downwards() {
+        // 1..5; five raters who agree within a point; candidate 0 earns a 5
+        // from everyone, the others spread over the scale.
+        let mut m = Model::new();
+        m.set_item_steps(0, 4);
+        let mut sc = 0;
+        for c in 0..30u32 {
+            for r in 0..5u32 {
+                let score = if c == 0 { 4 } else { (c % 5 + (c + r) % 3).saturating_sub(1).min(4) };
+                m.add(c, &[Obs::new(r, 0, sc, f64::from(score) / 4.0, 0.0)]);
+                sc += 1;
+            }
+        }
+        m.fit(2000, 1e-8);
+        let shape = RubricShape {
+            scale_min: 1.0,
+            scale_max: 5.0,
+            dimensions: vec![DimensionShape { weight: 1.0, items: vec![(0, 1.0)] }],
+        };
+        let top = subject_scores(&m, 0, &shape).overall.expect("rated");
+        assert_eq!(top.raw_mean, 5.0);
+        assert!(top.upper <= 5.0 && top.mean > 4.5, "{top:?}");
+        assert!(top.mean - top.lower > 2.0 * (top.upper - top.mean), "asymmetric, open downwards: {top:?}");
+        // Every other candidate is below, with an interval inside the scale.
+        for c in 1..30 {
+            let s = subject_scores(&m, c, &shape).overall.expect("rated");
+            assert!(s.mean < top.mean && s.lower >= 1.0 && s.upper <= 5.0, "{s:?}");
+            assert!(s.lower <= s.mean && s.mean <= s.upper);
+        }
+    }
+
+    #[test]
     fn incremental_ranking_matches_a_fresh_one_within_the_lag_bound() {
         use crate::calibration::synthetic::{Org, Spec};
         // Above the size where updates stay local.
