@@ -969,10 +969,13 @@ impl Model {
         // mean's variance.
         let mut uncertain_ss = vec![0.0; raters];
         let mut item_noise = vec![0.0; items];
+        // Newton steps for the item means of ordinal items: Σ w f (working − rest), Σ w f.
+        let mut item_newton = vec![(0.0_f64, 0.0_f64); items];
         for sweep in 1..=max_sweeps {
             occasion_by_rater.iter_mut().for_each(|x| *x = (0.0, 0.0));
             uncertain_ss.iter_mut().for_each(|x| *x = 0.0);
             item_noise.iter_mut().for_each(|x| *x = 0.0);
+            item_newton.iter_mut().for_each(|x| *x = (0.0, 0.0));
             // 1. Subjects: exact posteriors given raters; accumulate τ_a², τ_d².
             let (mut ability_ss, mut ability_n, mut specific_ss, mut specific_n) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
             let (mut occasion_ss, mut occasion_n) = (0.0_f64, 0.0_f64);
@@ -1008,6 +1011,11 @@ impl Model {
                     let base = self.item_mean[o.item as usize] + g;
                     sums[r].add(work.weighted_residual(base, w), o, w * work.info);
                     item_noise[o.item as usize] += 1.0 / (w * work.info);
+                    let l = self.range[r];
+                    let rest = self.severity[r] + l * o.theta() + g;
+                    let newton = &mut item_newton[o.item as usize];
+                    newton.0 += work.weighted_residual(rest, w);
+                    newton.1 += w * work.info;
                     // E[ε²] beyond the squared residual at the posterior mode
                     // (expectation–maximisation): what the category leaves
                     // unknown of the latent value, Var(y* | category) = (1 − f)/w,
@@ -1088,10 +1096,23 @@ impl Model {
             }
             for k in 0..items {
                 if item_n[k] > 0.0 {
-                    let new = item_sum[k] / item_n[k];
+                    // Ordinal items by a Newton step through their categories
+                    // (an average of expected latent values, the expectation–
+                    // maximisation step, creeps: each step recovers only the
+                    // information the categories keep, and the item means and
+                    // the candidates' levels drift together along the one
+                    // direction the data barely pin down).
+                    // Its variance is the inverse of the information the
+                    // categories hold (a category far past the prediction holds
+                    // almost none, and must not count as a huge variance).
+                    let (new, var) = if self.item_steps[k] > 0 && !self.face_value && item_newton[k].1 > 0.0 {
+                        (item_newton[k].0 / item_newton[k].1, 1.0 / item_newton[k].1)
+                    } else {
+                        (item_sum[k] / item_n[k], item_noise[k] / (item_n[k] * item_n[k]))
+                    };
                     change = change.max((new - self.item_mean[k]).abs());
                     self.item_mean[k] = new;
-                    self.item_mean_var[k] = item_noise[k] / (item_n[k] * item_n[k]);
+                    self.item_mean_var[k] = var;
                 }
             }
             let pooled = with_prior(ss.iter().sum::<f64>(), total_n, PRIOR_NOISE);
@@ -1283,6 +1304,28 @@ mod tests {
         m.fit(200, 1e-9);
         assert!(finite(&m));
         assert!(m.composite(0, &[(1, 1.0)]).is_none(), "no rating on the weighted item");
+
+        // Ordinal ratings that every rater gives alike (the categories separate
+        // perfectly: the likelihood alone would put the noise at zero), and
+        // ratings all in the top category.
+        for top_only in [false, true] {
+            let mut m = Model::new();
+            m.set_item_steps(0, 4);
+            m.set_item_steps(1, 4);
+            for c in 0..6u32 {
+                let value = if top_only { 1.0 } else { f64::from(c % 5) / 4.0 };
+                for r in 0..3 {
+                    m.add(c, &[Obs::new(r, 0, c * 3 + r, value, 0.0), Obs::new(r, 1, c * 3 + r, value, 0.0)]);
+                }
+            }
+            m.fit(500, 1e-9);
+            assert!(finite(&m) && m.noise_var.iter().all(|&v| v > 1e-4), "{:?}", m.noise_var);
+            for c in 0..6 {
+                let (mean, var) = m.composite(c, &[(0, 1.0), (1, 1.0)]).expect("rated");
+                assert!(mean.is_finite() && var.is_finite() && var > 0.0, "{mean} {var}");
+                assert!((0.0..=1.0).contains(&m.expected_score(0, mean)));
+            }
+        }
     }
 
     #[test]
