@@ -9,7 +9,7 @@
 //! - `api`: one file per gRPC service, proto <-> domain
 //! - `calibrator`, `store`, `webhooks`, `auth`: state, persistence, delivery, callers
 //! - `calibration`, `domain`: pure numbers and rules
-//! - `error`, `metrics`, `memory`, `telemetry`, `proto`: leaves every layer may use
+//! - `error`, `metrics`, `memory`, `telemetry`, `pauses`, `proto`: leaves every layer may use
 
 // Lets files shared with the binary's tools (the synthetic organisations the
 // engine's tests borrow) name this crate `scorecard` from either side.
@@ -49,5 +49,7 @@ pub mod error;
 pub mod memory;
 /// Prometheus metrics: the registry every layer records into.
 pub mod metrics;
+/// Named pause points that tests arm to reproduce races.
+pub mod pauses;
 /// Logging set-up.
 pub mod telemetry;

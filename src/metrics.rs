@@ -100,6 +100,9 @@ pub struct Metrics {
     key_reloads_failed: AtomicU64,
     /// Organisations loaded from the database into calibration state.
     org_loads: AtomicU64,
+    /// Background refits swapped in, and the changes replayed onto them.
+    refits_landed: AtomicU64,
+    refit_replayed_changes: AtomicU64,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -147,6 +150,8 @@ impl Metrics {
             key_reloads_loaded: AtomicU64::new(0),
             key_reloads_failed: AtomicU64::new(0),
             org_loads: AtomicU64::new(0),
+            refits_landed: AtomicU64::new(0),
+            refit_replayed_changes: AtomicU64::new(0),
         }
     }
 
@@ -184,6 +189,18 @@ impl Metrics {
     /// reload after an import, or far behind other replicas).
     pub fn record_org_load(&self) {
         self.org_loads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one background refit swapped in, with the changes that arrived
+    /// during its fit and were replayed onto it.
+    pub fn record_refit_landed(&self, replayed: usize) {
+        self.refits_landed.fetch_add(1, Ordering::Relaxed);
+        self.refit_replayed_changes.fetch_add(replayed as u64, Ordering::Relaxed);
+    }
+
+    /// Background refits swapped in so far.
+    pub fn refits_landed(&self) -> u64 {
+        self.refits_landed.load(Ordering::Relaxed)
     }
 
     /// Organisations loaded so far.
@@ -247,6 +264,18 @@ impl Metrics {
         out.push_str("# HELP scorecard_calibration_loads_total Organisations loaded from the database.\n");
         out.push_str("# TYPE scorecard_calibration_loads_total counter\n");
         let _ = writeln!(out, "scorecard_calibration_loads_total {}", self.org_loads.load(Ordering::Relaxed));
+        out.push_str("# HELP scorecard_calibration_refits_total Background refits swapped in.\n");
+        out.push_str("# TYPE scorecard_calibration_refits_total counter\n");
+        let _ = writeln!(out, "scorecard_calibration_refits_total {}", self.refits_landed.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP scorecard_calibration_refit_replayed_changes_total Changes that arrived during a refit's fit, replayed onto it.\n",
+        );
+        out.push_str("# TYPE scorecard_calibration_refit_replayed_changes_total counter\n");
+        let _ = writeln!(
+            out,
+            "scorecard_calibration_refit_replayed_changes_total {}",
+            self.refit_replayed_changes.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP scorecard_calibration_last_fit_ratings Ratings in the most recent full fit.\n");
         out.push_str("# TYPE scorecard_calibration_last_fit_ratings gauge\n");
         let _ =

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     // pure: numbers and rules (time and ids live in domain)
     &["calibration", "domain"],
     // leaves every layer may use
-    &["error", "metrics", "memory", "telemetry", "proto"],
+    &["error", "metrics", "memory", "telemetry", "pauses", "proto"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -10,7 +10,7 @@ use crate::domain::now_micros;
 use crate::error::Error;
 use crate::store::Page;
 
-use super::state::{CardKeys, JobCache, OrgState, ScorecardBeingRead};
+use super::state::{CardKeys, Committed, JobCache, OrgState, ScorecardBeingRead};
 use super::{Calibrator, FIT_SWEEPS, FIT_TOLERANCE, lock};
 
 /// Concurrent reads of one organisation share their look at the database's
@@ -81,6 +81,7 @@ impl Calibrator {
                 submitted_at: first.submitted_at,
             };
             state.put_scorecard(&card, &ratings);
+            state.note_applied(&first.scorecard_id, first.revision);
         };
         self.store
             .each_calibration_rating(org, |mut row| {
@@ -188,15 +189,13 @@ impl Calibrator {
             }
         }
         if reload {
-            let reloaded = Arc::new(Mutex::new(self.load(org).await?));
-            lock(&self.orgs).insert(org.to_string(), reloaded.clone());
-            return Ok(reloaded);
+            return self.replace_with_reload(org).await;
         }
         for id in &foreign {
             let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
             let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { continue };
             let Some(rubric) = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await? else { continue };
-            self.scorecard_changed(org, &scorecard, &rubric).await?;
+            self.scorecard_changed(org, Arc::new(Committed { scorecard, rubric })).await?;
         }
         let mut s = lock(&state);
         s.synced_sequence = s.synced_sequence.max(latest);
@@ -226,20 +225,34 @@ impl Calibrator {
             return Ok(state.clone());
         }
         // One load at a time: a reader that waited finds the state loaded.
-        let gate = lock(&self.loads).entry(org.to_string()).or_default().clone();
+        let gate = self.load_gate(org);
         let _one_at_a_time = gate.lock().await;
-        if let Some(state) = lock(&self.orgs).get(org) {
-            return Ok(state.clone());
+        loop {
+            if let Some(state) = lock(&self.orgs).get(org) {
+                return Ok(state.clone());
+            }
+            let epoch = self.epoch(org);
+            let loaded = self.load(org).await?;
+            let mut orgs = lock(&self.orgs);
+            if self.epoch(org) != epoch {
+                continue; // an erasure committed during the load: read again
+            }
+            return Ok(orgs.entry(org.to_string()).or_insert_with(|| Arc::new(Mutex::new(loaded))).clone());
         }
-        let loaded = Arc::new(Mutex::new(self.load(org).await?));
-        Ok(lock(&self.orgs).entry(org.to_string()).or_insert(loaded).clone())
+    }
+
+    fn load_gate(&self, org: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.loads).entry(org.to_string()).or_default().clone()
+    }
+
+    fn epoch(&self, org: &str) -> u64 {
+        lock(&self.epochs).get(org).copied().unwrap_or(0)
     }
 
     /// Reloads an organisation from the database after a bulk change (import)
     /// and swaps it in; reads meanwhile use the previous state.
     pub async fn reload(self: &Arc<Self>, org: &str, jobs: &[String]) -> Result<(), Error> {
-        let state = Arc::new(Mutex::new(self.load(org).await?));
-        lock(&self.orgs).insert(org.to_string(), state);
+        self.replace_with_reload(org).await?;
         lock(&self.dirty_jobs).entry(org.to_string()).or_default().extend(jobs.iter().cloned());
         for job in jobs {
             let _ = self.changes.send((org.to_string(), job.clone()));
@@ -248,9 +261,58 @@ impl Calibrator {
         Ok(())
     }
 
+    /// Loads the organisation afresh while the current state keeps serving and
+    /// taking updates, then swaps the new state in. Updates that arrive during
+    /// the load are journaled on the current state and replayed onto the new
+    /// one in the same critical section that retires the old: a scorecard
+    /// acknowledged during a reload is never lost (its revision decides
+    /// whether the load already read it).
+    async fn replace_with_reload(self: &Arc<Self>, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+        let one_at_a_time = self.load_gate(org);
+        let one_at_a_time = one_at_a_time.lock().await;
+        let epoch = self.epoch(org);
+        let current = lock(&self.orgs).get(org).cloned();
+        if let Some(current) = &current {
+            lock(current).reload_journal = Some(Vec::new());
+        }
+        let loaded = self.load(org).await;
+        crate::pauses::point("calibrator.reload.loaded", org).await;
+        let fresh = {
+            let mut old = current.as_ref().map(|c| lock(c));
+            let journal = old.as_mut().and_then(|o| o.reload_journal.take()).unwrap_or_default();
+            let mut fresh = loaded?; // on failure the current state keeps serving
+            if old.as_ref().is_some_and(|o| o.retired) || self.epoch(org) != epoch {
+                None // invalidated meanwhile (an erasure): load again below
+            } else {
+                for change in &journal {
+                    super::update::apply(&mut fresh, change);
+                }
+                if let Some(old) = &mut old {
+                    fresh.version = fresh.version.max(old.version + 1);
+                    old.retired = true;
+                }
+                let fresh = Arc::new(Mutex::new(fresh));
+                // Swapped in while the old state is still locked: an update
+                // that finds the old state retired finds this one in its place.
+                lock(&self.orgs).insert(org.to_string(), fresh.clone());
+                Some(fresh)
+            }
+        };
+        drop(one_at_a_time);
+        match fresh {
+            Some(fresh) => Ok(fresh),
+            None => self.org(org).await,
+        }
+    }
+
     /// Forgets an organisation's state so it reloads (after an erasure changed
-    /// what evidence says).
+    /// what evidence says). A load or reload in flight, which may have read
+    /// before the erasure, is not kept.
     pub fn invalidate(&self, org: &str) {
-        lock(&self.orgs).remove(org);
+        *lock(&self.epochs).entry(org.to_string()).or_default() += 1;
+        let removed = lock(&self.orgs).remove(org);
+        if let Some(state) = removed {
+            lock(&state).retired = true;
+        }
     }
 }

@@ -49,7 +49,7 @@ pub struct Calibrator {
     orgs: Mutex<HashMap<String, Arc<Mutex<OrgState>>>>,
     /// (org, job) after every change, for `WatchRanking`.
     changes: broadcast::Sender<(String, String)>,
-    refits: Mutex<HashMap<String, u64>>,
+    refits: Mutex<HashMap<String, refit::RefitSchedule>>,
     /// Per organisation: wakes its publisher of `ranking.changed` and
     /// `rater.flagged` events.
     publishers: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
@@ -58,6 +58,9 @@ pub struct Calibrator {
     /// Per organisation: one load from the database at a time; concurrent
     /// first reads wait for it instead of each loading and fitting.
     loads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per organisation: bumped by every invalidation, so that a load that
+    /// may have read before it is not kept.
+    epochs: Mutex<HashMap<String, u64>>,
     /// Per organisation: jobs whose scorecards changed since the last publication.
     dirty_jobs: Mutex<HashMap<String, std::collections::HashSet<String>>>,
     /// Per organisation: the shared check of the database's latest event.
@@ -82,6 +85,7 @@ impl Calibrator {
             publishers: Mutex::new(HashMap::new()),
             catch_ups: Mutex::new(HashMap::new()),
             loads: Mutex::new(HashMap::new()),
+            epochs: Mutex::new(HashMap::new()),
             dirty_jobs: Mutex::new(HashMap::new()),
             sequence_checks: Mutex::new(HashMap::new()),
         })

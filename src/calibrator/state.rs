@@ -9,7 +9,7 @@ use crate::calibration::Index;
 use crate::calibration::model::{Model, Obs};
 use crate::calibration::raters::{RaterReport, ScorecardFacts};
 use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score};
-use crate::domain::{Micros, Rubric, now_micros};
+use crate::domain::{Micros, Rubric, Scorecard, now_micros};
 use crate::store::CalibrationRow;
 
 /// Spread (0..1 units) of a candidate's per-scorecard averages, after rater
@@ -153,6 +153,49 @@ pub(super) struct OrgState {
     /// Per scorecard number: the revision reflected here by a change through
     /// this replica (0: as loaded), so catching up skips its own changes.
     pub(super) applied_revisions: Vec<i64>,
+    /// While a reload of the organisation is in flight: every change applied
+    /// here since it began, to replay onto the reloaded state (a change that
+    /// commits after the reload read the database would otherwise be lost
+    /// when the reloaded state replaces this one).
+    pub(super) reload_journal: Option<Vec<Arc<Committed>>>,
+    /// While a background refit is in flight: the model changes made since it
+    /// copied the model, to replay onto the fitted copy instead of discarding it.
+    pub(super) refit_journal: Option<Vec<ModelChange>>,
+    /// Replaced by a reload: updates go to the state that replaced this one.
+    pub(super) retired: bool,
+}
+
+/// A committed scorecard with the rubric revision it was rated on, as the
+/// calibrator applies it.
+pub(super) struct Committed {
+    pub(super) scorecard: Scorecard,
+    pub(super) rubric: Rubric,
+}
+
+/// One scorecard's change to the model, replayable onto another copy of it.
+pub(super) struct ModelChange {
+    pub(super) subject: u32,
+    pub(super) scorecard: u32,
+    pub(super) rater: u32,
+    pub(super) steps: u32,
+    pub(super) obs: Vec<Obs>,
+}
+
+impl ModelChange {
+    /// Applies the change to `model` with its local update; returns the
+    /// subjects the update rescored (`None`: all).
+    pub(super) fn replay(&self, model: &mut Model, groups: &mut Groups) -> Option<Vec<u32>> {
+        for o in &self.obs {
+            model.set_item_steps(o.item, self.steps);
+        }
+        let mut touched = model.remove_scorecard(self.subject, self.scorecard);
+        model.add(self.subject, &self.obs);
+        groups.link(self.subject, self.rater);
+        touched.push(self.rater);
+        touched.sort_unstable();
+        touched.dedup();
+        model.update_locally(self.subject, &touched)
+    }
 }
 
 impl OrgState {
@@ -172,6 +215,9 @@ impl OrgState {
             reports: None,
             synced_sequence: 0,
             applied_revisions: Vec::new(),
+            reload_journal: None,
+            refit_journal: None,
+            retired: false,
         }
     }
 
@@ -235,6 +281,9 @@ impl OrgState {
         }
         let mut touched = self.model.remove_scorecard(subject, sc);
         self.model.add(subject, &obs);
+        if let Some(journal) = &mut self.refit_journal {
+            journal.push(ModelChange { subject, scorecard: sc, rater, steps, obs: obs.clone() });
+        }
         self.groups.link(subject, rater);
         touched.push(rater);
         touched.sort_unstable();

@@ -718,6 +718,8 @@ pub(super) fn start_group_commit(backend: &super::Backend) -> tokio::sync::mpsc:
 #[derive(Debug, Clone, FromRow)]
 pub struct CalibrationRow {
     pub scorecard_id: String,
+    /// The scorecard's current revision.
+    pub revision: i64,
     pub job_id: String,
     pub candidate_id: String,
     pub interviewer: String,
@@ -736,7 +738,7 @@ impl Store {
         use tokio_stream::StreamExt;
         with_pools!(self, |read, _| {
             let mut rows = sqlx::query_as::<_, CalibrationRow>(
-                "select s.id as scorecard_id, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
+                "select s.id as scorecard_id, s.revision, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
                         s.submitted_at, r.competency, r.score, r.evidence
                  from scorecards s
                  join scorecard_revisions v on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision
