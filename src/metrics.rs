@@ -103,6 +103,8 @@ pub struct Metrics {
     /// Background refits swapped in, and the changes replayed onto them.
     refits_landed: AtomicU64,
     refit_replayed_changes: AtomicU64,
+    /// Supervised background tasks restarted after a panic, by task.
+    task_restarts: RwLock<BTreeMap<&'static str, u64>>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -152,6 +154,7 @@ impl Metrics {
             org_loads: AtomicU64::new(0),
             refits_landed: AtomicU64::new(0),
             refit_replayed_changes: AtomicU64::new(0),
+            task_restarts: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -196,6 +199,17 @@ impl Metrics {
     pub fn record_refit_landed(&self, replayed: usize) {
         self.refits_landed.fetch_add(1, Ordering::Relaxed);
         self.refit_replayed_changes.fetch_add(replayed as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one restart of a supervised background task after it panicked.
+    pub fn record_task_restart(&self, task: &'static str) {
+        let mut restarts = self.task_restarts.write().unwrap_or_else(|p| p.into_inner());
+        *restarts.entry(task).or_default() += 1;
+    }
+
+    /// Restarts of `task` so far.
+    pub fn task_restarts(&self, task: &str) -> u64 {
+        self.task_restarts.read().unwrap_or_else(|p| p.into_inner()).get(task).copied().unwrap_or(0)
     }
 
     /// Background refits swapped in so far.
@@ -276,6 +290,11 @@ impl Metrics {
             "scorecard_calibration_refit_replayed_changes_total {}",
             self.refit_replayed_changes.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP scorecard_task_restarts_total Supervised background tasks restarted after a panic.\n");
+        out.push_str("# TYPE scorecard_task_restarts_total counter\n");
+        for (task, n) in self.task_restarts.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "scorecard_task_restarts_total{{task=\"{task}\"}} {n}");
+        }
         out.push_str("# HELP scorecard_calibration_last_fit_ratings Ratings in the most recent full fit.\n");
         out.push_str("# TYPE scorecard_calibration_last_fit_ratings gauge\n");
         let _ =

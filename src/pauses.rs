@@ -3,6 +3,9 @@
 //! organisation, the code path that reaches it stops there until the test
 //! releases it, and the test does the racing work in between.
 //!
+//! A point can also be armed to panic ([`arm_panic`]), to show that a task
+//! which dies there is restarted and that nothing acknowledged is lost.
+//!
 //! Nothing in the service arms a point; disarmed, [`point`] costs one atomic
 //! load. A point fires once per arming.
 
@@ -25,6 +28,8 @@ fn armed() -> &'static Mutex<HashMap<Key, Arc<Gate>>> {
 struct Gate {
     arrived: Semaphore,
     go: Semaphore,
+    /// Panic at the point instead of waiting.
+    panic: bool,
 }
 
 /// An armed pause point: [`Pause::reached`] waits until the code stops there,
@@ -36,7 +41,17 @@ pub struct Pause {
 
 /// Arms `name` for `org`: the next path to reach it for that organisation stops.
 pub fn arm(name: &'static str, org: &str) -> Pause {
-    let gate = Arc::new(Gate { arrived: Semaphore::new(0), go: Semaphore::new(0) });
+    arm_gate(name, org, false)
+}
+
+/// Arms `name` for `org` to panic: the next path to reach it for that
+/// organisation panics there ([`Pause::reached`] returns once it has).
+pub fn arm_panic(name: &'static str, org: &str) -> Pause {
+    arm_gate(name, org, true)
+}
+
+fn arm_gate(name: &'static str, org: &str, panic: bool) -> Pause {
+    let gate = Arc::new(Gate { arrived: Semaphore::new(0), go: Semaphore::new(0), panic });
     let key = (name, org.to_string());
     let mut points = armed().lock().unwrap_or_else(|p| p.into_inner());
     if points.insert(key.clone(), gate.clone()).is_none() {
@@ -78,6 +93,9 @@ pub async fn point(name: &'static str, org: &str) {
         gate
     };
     gate.arrived.add_permits(1);
+    if gate.panic {
+        panic!("pause point {name} armed to panic");
+    }
     if let Ok(permit) = gate.go.acquire().await {
         permit.forget();
     }

@@ -3,13 +3,16 @@
 //! refuses (here: for an interview that does not exist, which the API never
 //! sends) makes its batch's multi-row statements fail; the committer then
 //! writes each submission of the batch in its own savepoint, so only that one
-//! fails and the others are stored once, with one event each.
+//! fails and the others are stored once, with one event each. And if the
+//! committer dies, it is restarted: the batch in hand fails unacknowledged,
+//! later submissions are served, a retry is stored once.
 
 mod common;
 
-use common::{Db, Org, TestApp};
+use common::{Db, Org, TestApp, req, token};
 use scorecard::domain::{Rating, Recommendation, ScorecardContent, new_id, now_micros};
 use scorecard::store::{NewScorecard, Store, SubmitOutcome};
+use tonic::Code;
 
 async fn one_bad_submission_fails_alone(db: Db) {
     let app = TestApp::start(db).await;
@@ -95,4 +98,41 @@ async fn futures_join(
     outcomes
 }
 
-on_both_databases!(db: one_bad_submission_fails_alone);
+async fn a_committer_that_dies_is_restarted_and_loses_nothing_acknowledged(db: Db) {
+    let app = TestApp::start(db).await;
+    let id = format!("committer-{db:?}").to_lowercase();
+    let org = Org::new(&app, &id).await;
+    let first = org.candidate(&app, "c-1").await;
+    let first = org.interview(&app, &first, "ivan").await;
+    let second = org.candidate(&app, "c-2").await;
+    let second = org.interview(&app, &second, "ivan").await;
+    let ivan = token("ivan", &id, &["interviewer"]);
+
+    let crash = scorecard::pauses::arm_panic("store.group_commit.batch", &id);
+    let restarts = scorecard::metrics::global().task_restarts("group_commit");
+    let lost = app.scorecards().submit_scorecard(req(&ivan, Org::submission(&first, "first-try"))).await;
+    crash.reached().await;
+    let status = lost.expect_err("the batch in hand when the committer died fails");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+
+    // The restarted committer serves the next submission and the retry.
+    let next = org.submit(&app, &second).await;
+    assert_eq!(next.revision, 1);
+    // (Counted before the new committer started, so before it served that.)
+    assert!(scorecard::metrics::global().task_restarts("group_commit") > restarts, "the restart is counted");
+    let retried = app
+        .scorecards()
+        .submit_scorecard(req(&ivan, Org::submission(&first, "first-try")))
+        .await
+        .expect("the retry is stored")
+        .into_inner();
+    let again = app
+        .scorecards()
+        .submit_scorecard(req(&ivan, Org::submission(&first, "first-try")))
+        .await
+        .expect("and replayed")
+        .into_inner();
+    assert_eq!(retried.name, again.name, "stored once");
+}
+
+on_both_databases!(db: one_bad_submission_fails_alone, a_committer_that_dies_is_restarted_and_loses_nothing_acknowledged);

@@ -3,6 +3,7 @@
 //! ratings are kept for ever, apart from erasure of free text.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::FromRow;
 
@@ -655,9 +656,36 @@ async fn insert_submissions(conn: &mut Conn<'_>, batch: &[QueuedSubmission]) -> 
 /// [`GROUP_MAX`]), writes them together in one transaction, commits once —
 /// one flush for the lot — and only then answers each. Ends when every sender
 /// is gone.
-async fn group_commit(pool: WritePool, mut queue: tokio::sync::mpsc::Receiver<QueuedSubmission>) {
+///
+/// It is supervised: if it dies (a panic in a driver or in our code), the
+/// submissions of the batch in hand fail (none is acknowledged; one whose
+/// commit went through is found again by its request id on retry) and a new
+/// committer takes over the same queue, so later submissions are served.
+async fn group_commit(pool: WritePool, queue: tokio::sync::mpsc::Receiver<QueuedSubmission>) {
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    loop {
+        let worker = tokio::spawn(commit_batches(pool.clone(), queue.clone()));
+        match worker.await {
+            Ok(()) => return, // every sender is gone
+            Err(e) if e.is_panic() => {
+                crate::metrics::global().record_task_restart("group_commit");
+                tracing::error!("the group committer panicked; restarting it");
+            }
+            Err(_) => return, // cancelled: the runtime is shutting down
+        }
+    }
+}
+
+async fn commit_batches(
+    pool: WritePool,
+    queue: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<QueuedSubmission>>>,
+) {
+    let mut queue = queue.lock().await;
     let mut batch: Vec<QueuedSubmission> = Vec::with_capacity(GROUP_MAX);
     while queue.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        if let Some(first) = batch.first() {
+            crate::pauses::point("store.group_commit.batch", &first.org).await;
+        }
         match write_batch(&pool, &batch).await {
             Ok(results) => {
                 for (s, result) in batch.drain(..).zip(results) {
