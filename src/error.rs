@@ -71,6 +71,9 @@ pub enum Error {
     Unimplemented(String),
     #[error("service temporarily unavailable: {0}")]
     Unavailable(String),
+    /// A quota or limit is reached; the client may retry after the delay.
+    #[error("{message}")]
+    ResourceExhausted { message: String, retry_after: std::time::Duration },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -95,6 +98,7 @@ impl Error {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -122,6 +126,10 @@ impl From<Error> for Status {
             Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "request failed: unavailable");
                 Status::unavailable("service temporarily unavailable, retry with backoff")
+            }
+            Error::ResourceExhausted { message, retry_after } => {
+                let details = ErrorDetails::with_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, message, details)
             }
             Error::Internal(cause) => {
                 tracing::error!(%cause, "request failed: internal error");

@@ -103,6 +103,8 @@ pub struct Metrics {
     /// Background refits swapped in, and the changes replayed onto them.
     refits_landed: AtomicU64,
     refit_replayed_changes: AtomicU64,
+    /// Queries of an organisation's latest event sequence by stream feeds.
+    event_feed_polls: AtomicU64,
     /// Supervised background tasks restarted after a panic, by task.
     task_restarts: RwLock<BTreeMap<&'static str, u64>>,
 }
@@ -155,6 +157,7 @@ impl Metrics {
             refits_landed: AtomicU64::new(0),
             refit_replayed_changes: AtomicU64::new(0),
             task_restarts: RwLock::new(BTreeMap::new()),
+            event_feed_polls: AtomicU64::new(0),
         }
     }
 
@@ -199,6 +202,17 @@ impl Metrics {
     pub fn record_refit_landed(&self, replayed: usize) {
         self.refits_landed.fetch_add(1, Ordering::Relaxed);
         self.refit_replayed_changes.fetch_add(replayed as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one look at an organisation's latest event sequence by the
+    /// feed its open streams share.
+    pub fn record_event_feed_poll(&self) {
+        self.event_feed_polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Feed looks so far.
+    pub fn event_feed_polls(&self) -> u64 {
+        self.event_feed_polls.load(Ordering::Relaxed)
     }
 
     /// Counts one restart of a supervised background task after it panicked.
@@ -290,6 +304,11 @@ impl Metrics {
             "scorecard_calibration_refit_replayed_changes_total {}",
             self.refit_replayed_changes.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP scorecard_event_feed_polls_total Looks at an organisation's latest event by the feed its streams share.\n",
+        );
+        out.push_str("# TYPE scorecard_event_feed_polls_total counter\n");
+        let _ = writeln!(out, "scorecard_event_feed_polls_total {}", self.event_feed_polls.load(Ordering::Relaxed));
         out.push_str("# HELP scorecard_task_restarts_total Supervised background tasks restarted after a panic.\n");
         out.push_str("# TYPE scorecard_task_restarts_total counter\n");
         for (task, n) in self.task_restarts.read().unwrap_or_else(|p| p.into_inner()).iter() {

@@ -1,7 +1,8 @@
 //! Two `scorecard` replicas on one PostgreSQL database behave as one service:
 //! a submission through one is reflected at once in rankings, assessments and
-//! events read through the other, and webhook events are delivered once, not
-//! once per replica.
+//! events read through the other, a WatchRanking stream open on one hears
+//! the other's submissions, and webhook events are delivered once, not once
+//! per replica.
 
 mod common;
 
@@ -22,6 +23,40 @@ async fn ranking(app: &TestApp, org: &Org) -> proto::Ranking {
 
 fn count_for(r: &proto::Ranking, candidate: &proto::Candidate) -> i32 {
     r.entries.iter().find(|e| e.candidate == candidate.name).map_or(0, |e| e.scorecard_count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ranking_watched_on_one_replica_follows_submissions_through_the_other() {
+    let a = TestApp::start(Db::Postgres).await;
+    let b = a.replica().await;
+    let org = Org::new(&a, "acme").await;
+    let ada = org.candidate(&a, "ada").await;
+    let mut watch = b
+        .calibration()
+        .watch_ranking(req(&org.admin, proto::WatchRankingRequest { job: org.job.name.clone() }))
+        .await
+        .expect("watch on B")
+        .into_inner();
+    let first = watch.message().await.expect("stream").expect("first snapshot");
+    assert!(first.entries.is_empty());
+
+    // Submitted through A: B's stream sends a ranking with Ada in it.
+    let interview = org.interview(&a, &ada, "ivan").await;
+    org.submit(&a, &interview).await;
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let ranking = watch.message().await.expect("stream").expect("open");
+            if count_for(&ranking, &ada) == 1 {
+                return ranking;
+            }
+        }
+    })
+    .await
+    .expect("B's stream hears A's submission");
+    assert_eq!(heard.entries.len(), 1);
+    drop(watch);
+    b.stop().await;
+    a.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -311,39 +311,66 @@ impl CalibrationService for CalibrationApi {
         caller.require_any(&READERS)?;
         let req = r.into_inner();
         let job = self.job(&caller, &req.job, "job").await?;
+        let permit = self.state.streams.open(&caller)?;
         let calibrator = self.state.calibrator.clone();
-        // Subscribe before the first snapshot, so no change falls between them.
+        // Subscribe before the first snapshot, so no change falls between
+        // them: this replica's changes (and refits) arrive on `changes`; any
+        // replica's scorecard changes show in the organisation's event feed,
+        // and reading the ranking catches this replica up with them.
         let mut changes = calibrator.subscribe();
+        let mut latest = self.state.feeds.subscribe(&caller.org);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<proto::Ranking, Status>>(4);
         let org = caller.org.clone();
         let page = PageRequest::parse(0, "", &["WatchRanking", &job])?;
         let page = PageRequest { size: validate::limits::MAX_PAGE_SIZE, ..page };
         tokio::spawn(async move {
-            let send = |ranking: Result<std::sync::Arc<Ranking>, Error>| {
+            let _permit = permit; // held while the stream is open
+            let page_of = |ranking: Result<std::sync::Arc<Ranking>, Error>| {
                 ranking.and_then(|r| ranking_page(&req.job, &r, &page)).map_err(Status::from)
             };
-            if tx.send(send(calibrator.ranking(&org, &job).await)).await.is_err() {
+            latest.borrow_and_update();
+            let mut sent = page_of(calibrator.ranking(&org, &job).await);
+            if tx.send(sent.clone()).await.is_err() {
                 return;
             }
             loop {
-                let change = tokio::select! {
-                    change = changes.recv() => change,
+                tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok((o, j)) if o == org && j == job => {}
+                        Ok(_) => continue,
+                        // Missed some changes: the next snapshot covers them.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    changed = latest.changed() => {
+                        if changed.is_err() {
+                            return; // the server is stopping
+                        }
+                    }
                     // The client went away: stop now, not at the next change.
                     () = tx.closed() => return,
-                };
-                match change {
-                    Ok((o, j)) if o == org && j == job => {}
-                    Ok(_) => continue,
-                    // Missed some changes: the next snapshot covers them.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
-                if tx.send(send(calibrator.ranking(&org, &job).await)).await.is_err() {
+                // Only a ranking that differs from the last one sent: events
+                // of other jobs move the feed too.
+                let next = page_of(calibrator.ranking(&org, &job).await);
+                if same_ranking(&next, &sent) {
+                    continue;
+                }
+                sent = next;
+                if tx.send(sent.clone()).await.is_err() {
                     return; // the client went away
                 }
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// Whether two snapshots of a ranking are equal but for when they were fitted.
+fn same_ranking(a: &Result<proto::Ranking, Status>, b: &Result<proto::Ranking, Status>) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a.entries == b.entries && a.next_page_token == b.next_page_token,
+        _ => false,
     }
 }
 

@@ -2,7 +2,6 @@
 //! (registering endpoints and inspecting their deliveries).
 
 use std::pin::Pin;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,8 +21,6 @@ const EVENT_READERS: [Role; 3] = [Role::Admin, Role::Integration, Role::Recruite
 const WEBHOOK_READERS: [Role; 2] = [Role::Admin, Role::Integration];
 const WEBHOOK_WRITERS: [Role; 1] = [Role::Admin];
 
-/// How often a watch looks for events other replicas committed.
-const WATCH_POLL: Duration = Duration::from_secs(1);
 /// Events read per query while a watch catches up.
 const WATCH_BATCH: usize = 500;
 const MAX_URL: usize = 2_000;
@@ -143,13 +140,18 @@ impl EventService for EventApi {
         after_sequence(&mut v, req.after_sequence);
         event_types(&mut v, "event_types", &req.event_types);
         v.into_result()?;
+        let permit = self.state.streams.open(&caller)?;
         let store = self.state.store.clone();
         // Subscribe before the first read, so no commit falls between them.
-        let mut commits = store.watch_events();
+        let mut latest = self.state.feeds.subscribe(&caller.org);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<proto::Event, Status>>(WATCH_BATCH);
         tokio::spawn(async move {
+            let _permit = permit; // held while the stream is open
             let mut after = req.after_sequence;
             loop {
+                // Everything up to `known` has committed: the catch-up below
+                // reads all of it that matches the filter.
+                let known = *latest.borrow_and_update();
                 // Catch up. Events of an organisation commit in sequence order,
                 // so everything up to the last one read is final: no gap can
                 // open behind `after`.
@@ -172,13 +174,14 @@ impl EventService for EventApi {
                         break;
                     }
                 }
+                // Events the filter skipped need not be read again.
+                after = after.max(known);
                 tokio::select! {
-                    changed = commits.changed() => {
+                    changed = latest.wait_for(|l| *l > after) => {
                         if changed.is_err() {
-                            tokio::time::sleep(WATCH_POLL).await;
+                            return; // the server is stopping
                         }
                     }
-                    () = tokio::time::sleep(WATCH_POLL) => {}
                     () = tx.closed() => return,
                 }
             }

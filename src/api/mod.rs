@@ -44,6 +44,7 @@ mod hiring;
 mod import;
 mod rubric;
 mod scorecard;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -70,6 +71,10 @@ pub struct AppState {
     pub store: Store,
     pub calibrator: std::sync::Arc<crate::calibrator::Calibrator>,
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Open server streams, counted against their limits.
+    pub streams: streams::StreamLimits,
+    /// Per organisation, the latest event sequence, shared by its streams.
+    pub feeds: streams::EventFeeds,
 }
 
 pub type State = Arc<AppState>;

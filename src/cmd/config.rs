@@ -306,6 +306,12 @@ pub struct ServeArgs {
     /// Requests handled at once; beyond it, RESOURCE_EXHAUSTED at once.
     #[arg(long, env = "SCORECARD_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
+    /// Server streams (WatchEvents, WatchRanking) one token may hold open.
+    #[arg(long, env = "SCORECARD_MAX_STREAMS_PER_CALLER", default_value_t = 16)]
+    pub max_streams_per_caller: usize,
+    /// Server streams open at once over all callers.
+    #[arg(long, env = "SCORECARD_MAX_STREAMS", default_value_t = 1024)]
+    pub max_streams: usize,
     /// Deadline of unary calls whose client sets none or a longer one.
     #[arg(long, env = "SCORECARD_DEFAULT_DEADLINE_SECONDS", default_value_t = 30.0)]
     pub default_deadline_seconds: f64,
@@ -368,6 +374,10 @@ impl ServeArgs {
                 burst: self.rate_limit_burst,
                 max_concurrent: self.max_concurrent_requests.max(1),
                 default_deadline: seconds("SCORECARD_DEFAULT_DEADLINE_SECONDS", self.default_deadline_seconds)?,
+            },
+            streams: scorecard::api::streams::StreamSettings {
+                per_caller: self.max_streams_per_caller.max(1),
+                total: self.max_streams.max(1),
             },
             key_reload: seconds("SCORECARD_JWT_KEYS_RELOAD_SECONDS", self.jwt_keys_reload_seconds)?,
             web: scorecard::server::web::WebSettings {

@@ -51,6 +51,8 @@ pub struct Settings {
     /// How often interviews that became overdue are looked for.
     pub overdue_scan: Duration,
     pub guard: guard::GuardSettings,
+    /// Open server-stream limits.
+    pub streams: crate::api::streams::StreamSettings,
     /// How often the public key file is checked for rotated keys.
     pub key_reload: Duration,
     /// The HTTP listener's report and metrics pages.
@@ -64,6 +66,7 @@ impl Default for Settings {
             webhooks: Default::default(),
             overdue_scan: Duration::from_secs(60),
             guard: Default::default(),
+            streams: Default::default(),
             key_reload: Duration::from_secs(10),
             web: Default::default(),
         }
@@ -100,7 +103,13 @@ pub async fn serve(
             }
         });
     }
-    let state = Arc::new(AppState { store, calibrator, webhooks: settings.webhooks });
+    let state = Arc::new(AppState {
+        feeds: crate::api::streams::EventFeeds::new(store.clone()),
+        streams: crate::api::streams::StreamLimits::new(settings.streams),
+        store,
+        calibrator,
+        webhooks: settings.webhooks,
+    });
     let web = match http {
         Some(http) => {
             let mut stopping = background_stopping.clone();
