@@ -144,6 +144,23 @@ async fn report_pages(db: Db) {
     for (id, title) in &jobs {
         assert!(index.contains(&format!("<a href=\"/jobs/{id}\">{title}</a>")), "{title} listed");
     }
+    // The cookie holds a random session id, not the token; on this loopback
+    // listener it is not `Secure` (no `__Host-` prefix), as browsers require.
+    assert!(!cookie.contains(&recruiter), "the token never goes into the cookie");
+    assert!(session.starts_with("scorecard_session=") && session.len() > "scorecard_session=".len() + 40);
+    // Signing out ends the session on the server: the same cookie replayed
+    // afterwards opens nothing.
+    let out = client
+        .post(format!("{base}/logout"))
+        .header("origin", &base)
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 303);
+    assert!(out.headers()["set-cookie"].to_str().expect("cleared").contains("Max-Age=0"));
+    let replayed = client.get(format!("{base}/")).header("cookie", &session).send().await.expect("replay");
+    assert_eq!(replayed.status(), 303, "a signed-out session is revoked, not just forgotten by the browser");
 
     // Page views are audited like calls (rows are written in batches, shortly after).
     let admin = token("alice", DEMO_ORG, &["admin"]);

@@ -137,8 +137,13 @@ impl Verifier {
     /// The caller a token proves, or `None`. Why a token was refused is logged at
     /// debug level and never told to the client.
     pub fn verify(&self, token: &str) -> Option<Caller> {
+        self.verify_with_expiry(token).map(|(caller, _)| caller)
+    }
+
+    /// [`Verifier::verify`], with the token's expiry (`exp`, seconds since the epoch).
+    pub fn verify_with_expiry(&self, token: &str) -> Option<(Caller, u64)> {
         match self.try_verify(token) {
-            Ok(caller) => Some(caller),
+            Ok(verified) => Some(verified),
             Err(why) => {
                 tracing::debug!(why, "token refused");
                 None
@@ -146,7 +151,7 @@ impl Verifier {
         }
     }
 
-    fn try_verify(&self, token: &str) -> Result<Caller, &'static str> {
+    fn try_verify(&self, token: &str) -> Result<(Caller, u64), &'static str> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err("token too large");
         }
@@ -207,7 +212,7 @@ impl Verifier {
         if roles.is_empty() {
             return Err("no roles");
         }
-        Ok(Caller { user: claims.sub, org: claims.org, roles })
+        Ok((Caller { user: claims.sub, org: claims.org, roles }, claims.exp))
     }
 }
 

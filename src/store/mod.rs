@@ -21,6 +21,7 @@ mod jobs;
 mod rows;
 mod rubrics;
 mod scorecards;
+mod sessions;
 mod sql;
 mod webhooks;
 
@@ -36,6 +37,7 @@ pub use audit::{AuditFilter, AuditRow};
 pub use events::{EVENT_TYPES, EventRow, NewEvent};
 pub use import::{ImportBatch, ImportedScorecard};
 pub use scorecards::{Amendment, CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
+pub use sessions::SessionRow;
 pub use webhooks::{DeliveryAttempt, DeliveryRow, DeliveryState, WebhookRow};
 
 /// Rows of each kind kept in memory by [`ImmutableRows`] (a few KB each at most).

@@ -3,13 +3,17 @@
 //! `/metrics`, and `/healthz` for probes.
 //!
 //! Pages are authenticated with the same tokens as the API: an
-//! `Authorization: Bearer` header (scripts, tests) or a session cookie holding
-//! the token, set by posting it to `/session` (the sign-in page, or the demo's
-//! link `/login#token=…`, whose fragment never reaches a server log). The
-//! cookie is `HttpOnly` and `SameSite=Strict`; the token is verified on every
-//! request, so it expires with the token. Pages are read-only and call the
-//! same handlers as the gRPC services, so roles, tenancy and validation are the
-//! API's own; each page view is audited like a call.
+//! `Authorization: Bearer` header (scripts, tests), or a session opened by
+//! posting a token to `/session` (the sign-in page, or the demo's link
+//! `/login#token=…`, whose fragment never reaches a server log). The session
+//! cookie holds a random id, never the token; the server keeps only the id's
+//! SHA-256 with the caller the token proved, until the token's own expiry or
+//! eight hours, whichever is sooner; signing out deletes it. The cookie is
+//! `HttpOnly`, `SameSite=Strict`, and `Secure` with the `__Host-` prefix unless
+//! the listener is on a loopback address (where browsers hold no `Secure`
+//! cookie over plain HTTP). Pages are read-only and call the same handlers as
+//! the gRPC services, so roles, tenancy and validation are the API's own; each
+//! page view is audited like a call.
 
 pub mod report;
 
@@ -28,8 +32,12 @@ use crate::domain::names::Collection;
 use crate::error::Error;
 use crate::proto;
 
-/// Name of the session cookie.
-const SESSION_COOKIE: &str = "scorecard_session";
+/// Name of the session cookie: `__Host-` (Secure, whole site, this host only)
+/// when served over TLS, plain on a loopback listener.
+const SESSION_COOKIE_SECURE: &str = "__Host-scorecard_session";
+const SESSION_COOKIE_LOOPBACK: &str = "scorecard_session";
+/// Longest a report session lasts (shorter if the token expires sooner).
+const SESSION_HOURS: i64 = 8;
 /// Candidates shown on a report page; the API lists the rest.
 const MAX_SHOWN: usize = 200;
 /// Report pages and scrapes served at once.
@@ -43,7 +51,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 /// How the HTTP listener behaves.
 #[derive(Debug, Clone, Default)]
 pub struct WebSettings {
-    /// Mark the session cookie `Secure` (set when a TLS proxy is in front).
+    /// Mark the session cookie `Secure` (with the `__Host-` prefix) even on a
+    /// loopback listener (a TLS proxy on the same host). On any other
+    /// address it is always `Secure`.
     pub secure_cookie: bool,
     /// When set, `/metrics` needs `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
@@ -58,6 +68,40 @@ struct Web {
     verifier: Arc<Verifier>,
     auditor: Auditor,
     settings: WebSettings,
+    /// The session cookie's attributes, from the listener's address.
+    cookie: SessionCookie,
+}
+
+/// How the session cookie is named and marked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SessionCookie {
+    name: &'static str,
+    secure: bool,
+}
+
+impl SessionCookie {
+    /// `Secure` and `__Host-` unless the listener is loopback (and not forced).
+    fn for_listener(addr: Option<std::net::SocketAddr>, force_secure: bool) -> Self {
+        let loopback = addr.is_some_and(|a| a.ip().is_loopback());
+        if force_secure || !loopback {
+            SessionCookie { name: SESSION_COOKIE_SECURE, secure: true }
+        } else {
+            SessionCookie { name: SESSION_COOKIE_LOOPBACK, secure: false }
+        }
+    }
+
+    /// A `Set-Cookie` value: the session id for `max_age`, or `None` to clear it.
+    fn header(&self, id: Option<(&str, i64)>) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let (value, max_age) = id.unwrap_or(("", 0));
+        format!("{}={value}; Path=/; HttpOnly; SameSite=Strict{secure}; Max-Age={max_age}", self.name)
+    }
+}
+
+/// The stored form of a session id.
+fn session_hash(id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(id.as_bytes()))
 }
 
 /// Serves the HTTP listener until `shutdown` completes.
@@ -69,6 +113,7 @@ pub async fn serve(
     settings: WebSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let cookie = SessionCookie::for_listener(listener.local_addr().ok(), settings.secure_cookie);
     let web = Arc::new(Web {
         hiring: HiringApi::new(state.clone()),
         rubrics: RubricApi::new(state.clone()),
@@ -78,6 +123,7 @@ pub async fn serve(
         verifier,
         auditor,
         settings,
+        cookie,
     });
     let app = axum::Router::new()
         .route("/", get(index))
@@ -128,25 +174,45 @@ fn redirect(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
-/// The token a request carries: the bearer header, else the session cookie.
-fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
-    }
+/// The bearer token of a request, if it has an `Authorization` header.
+fn bearer_token(headers: &HeaderMap) -> Option<Option<&str>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()));
+    Some(token)
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
 }
 
 impl Web {
-    fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
-        presented_token(headers).filter(|t| t.len() <= MAX_TOKEN_BYTES).and_then(|t| self.verifier.verify(t))
+    /// The caller of a request: its bearer token's, else its live session's.
+    async fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
+        if let Some(token) = bearer_token(headers) {
+            return token.filter(|t| t.len() <= MAX_TOKEN_BYTES).and_then(|t| self.verifier.verify(t));
+        }
+        let id = cookie(headers, self.cookie.name).filter(|id| !id.is_empty() && id.len() <= 128)?;
+        let session = match self.store.session(&session_hash(id), crate::domain::now_micros()).await {
+            Ok(session) => session?,
+            Err(e) => {
+                tracing::warn!(error = %e, "report session look-up failed");
+                return None;
+            }
+        };
+        let roles = session.roles.split(',').filter_map(crate::domain::Role::parse).collect();
+        Some(Caller { user: session.actor, org: session.org_id, roles })
     }
 
     /// Records a page view in the audit log, as the API records a call.
@@ -187,7 +253,7 @@ fn counted(route: &'static str, response: Response) -> Response {
 }
 
 async fn index(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    let Some(caller) = web.caller(&headers) else { return counted("/", redirect("/login")) };
+    let Some(caller) = web.caller(&headers).await else { return counted("/", redirect("/login")) };
     let mut jobs = Vec::new();
     let mut page_token = String::new();
     let outcome =
@@ -250,21 +316,35 @@ async fn create_session(State(web): State<Arc<Web>>, headers: HeaderMap, Form(fo
         return counted("/session", (StatusCode::FORBIDDEN, html(page)).into_response());
     }
     let token = form.token.trim();
-    let caller = (token.len() <= MAX_TOKEN_BYTES).then(|| web.verifier.verify(token)).flatten();
-    let Some(caller) = caller else {
+    let verified = (token.len() <= MAX_TOKEN_BYTES).then(|| web.verifier.verify_with_expiry(token)).flatten();
+    let Some((caller, expiry)) = verified else {
         let page = report::login_page(Some("That token is not valid (expired, or signed by another key)."));
         return counted("/session", (StatusCode::UNAUTHORIZED, html(page)).into_response());
     };
-    // A JWT is base64url and dots only, so it is a valid cookie value as is.
-    if !token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        let page = report::login_page(Some("That token is not valid."));
-        return counted("/session", (StatusCode::UNAUTHORIZED, html(page)).into_response());
-    }
     web.audit(&caller, "/scorecard.web/SignIn", String::new(), &headers, tonic::Code::Ok).await;
-    let secure = if web.settings.secure_cookie { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    // A random id stands for the token; the token itself is not kept.
+    let id = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    };
+    let now = crate::domain::now_micros();
+    let token_expiry = i64::try_from(expiry).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
+    let expires_at = token_expiry.min(now + SESSION_HOURS * 3_600 * 1_000_000);
+    let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
+    let row = crate::store::SessionRow {
+        id_hash: session_hash(&id),
+        org_id: caller.org.clone(),
+        actor: caller.user.clone(),
+        roles: roles.join(","),
+        created_at: now,
+        expires_at,
+    };
+    if let Err(e) = web.store.create_session(&row).await {
+        return counted("/session", error_response("", &e));
+    }
+    let max_age = ((expires_at - now) / 1_000_000).max(1);
     let mut response = redirect("/");
-    match HeaderValue::from_str(&cookie) {
+    match HeaderValue::from_str(&web.cookie.header(Some((&id, max_age)))) {
         Ok(v) => {
             response.headers_mut().insert(header::SET_COOKIE, v);
         }
@@ -273,13 +353,19 @@ async fn create_session(State(web): State<Arc<Web>>, headers: HeaderMap, Form(fo
     counted("/session", response)
 }
 
-async fn logout(headers: HeaderMap) -> Response {
+/// Signs out: the session is deleted server-side (a copy of the cookie
+/// replayed later opens nothing), and the browser's cookie cleared.
+async fn logout(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     if !same_origin(&headers) {
         return counted("/logout", StatusCode::FORBIDDEN.into_response());
     }
+    if let Some(id) = cookie(&headers, web.cookie.name).filter(|id| !id.is_empty() && id.len() <= 128)
+        && let Err(e) = web.store.delete_session(&session_hash(id)).await
+    {
+        return counted("/logout", error_response("", &e));
+    }
     let mut response = redirect("/login");
-    let cleared = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    if let Ok(v) = HeaderValue::from_str(&cleared) {
+    if let Ok(v) = HeaderValue::from_str(&web.cookie.header(None)) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     counted("/logout", response)
@@ -307,7 +393,7 @@ async fn metrics(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
 }
 
 async fn job(State(web): State<Arc<Web>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let Some(caller) = web.caller(&headers) else { return counted("/jobs", redirect("/login")) };
+    let Some(caller) = web.caller(&headers).await else { return counted("/jobs", redirect("/login")) };
     let name = Collection::Jobs.name(&id);
     let built = job_report(&web, &caller, &name).await;
     match built {
@@ -455,11 +541,32 @@ mod tests {
     }
 
     #[test]
-    fn the_token_comes_from_the_header_or_the_session_cookie() {
-        assert_eq!(presented_token(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
-        assert_eq!(presented_token(&headers(&[("cookie", "a=1; scorecard_session=xyz; b=2")])), Some("xyz"));
-        assert_eq!(presented_token(&headers(&[("cookie", "scorecard_sessionx=xyz")])), None);
-        assert_eq!(presented_token(&headers(&[("authorization", "Basic abc")])), None);
+    fn the_bearer_header_and_the_session_cookie_are_read_apart() {
+        assert_eq!(bearer_token(&headers(&[("authorization", "Bearer abc")])), Some(Some("abc")));
+        assert_eq!(bearer_token(&headers(&[("authorization", "Basic abc")])), Some(None));
+        assert_eq!(bearer_token(&headers(&[("cookie", "scorecard_session=xyz")])), None);
+        assert_eq!(
+            cookie(&headers(&[("cookie", "a=1; scorecard_session=xyz; b=2")]), "scorecard_session"),
+            Some("xyz")
+        );
+        assert_eq!(cookie(&headers(&[("cookie", "scorecard_sessionx=xyz")]), "scorecard_session"), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_secure_with_the_host_prefix_unless_the_listener_is_loopback() {
+        let on = |addr: &str, force| SessionCookie::for_listener(Some(addr.parse().expect("addr")), force);
+        let loopback = on("127.0.0.1:8080", false);
+        assert_eq!(loopback, SessionCookie { name: "scorecard_session", secure: false });
+        assert_eq!(on("[::1]:8080", false), loopback);
+        for exposed in [on("0.0.0.0:8080", false), on("10.1.2.3:8080", false), on("127.0.0.1:8080", true)] {
+            assert_eq!(exposed, SessionCookie { name: "__Host-scorecard_session", secure: true });
+        }
+        let set = on("0.0.0.0:8080", false).header(Some(("abc", 60)));
+        assert_eq!(set, "__Host-scorecard_session=abc; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=60");
+        assert!(on("0.0.0.0:8080", false).header(None).ends_with("Secure; Max-Age=0"));
+        // Stored as a digest: the id is not recoverable from the table.
+        assert_eq!(session_hash("abc").len(), 64);
+        assert_ne!(session_hash("abc"), "abc");
     }
 
     #[test]
