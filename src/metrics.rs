@@ -226,6 +226,11 @@ impl Metrics {
         self.task_restarts.read().unwrap_or_else(|p| p.into_inner()).get(task).copied().unwrap_or(0)
     }
 
+    /// Changes replayed onto background refits so far.
+    pub fn refit_replayed_changes(&self) -> u64 {
+        self.refit_replayed_changes.load(Ordering::Relaxed)
+    }
+
     /// Background refits swapped in so far.
     pub fn refits_landed(&self) -> u64 {
         self.refits_landed.load(Ordering::Relaxed)
