@@ -49,6 +49,28 @@ fn replay(changes: &[ModelChange], model: &mut Model, groups: &mut Groups, resco
     }
 }
 
+/// Ends a running refit of `org` when dropped: clears `running`, and
+/// schedules the next refit if changes arrived meanwhile.
+struct Release {
+    calibrator: Arc<Calibrator>,
+    org: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let again = {
+            let mut refits = lock(&self.calibrator.refits);
+            let schedule = refits.entry(self.org.clone()).or_default();
+            schedule.running = false;
+            schedule.pending_since.is_some()
+        };
+        // (Not while the runtime is going away: nothing would run it.)
+        if again && tokio::runtime::Handle::try_current().is_ok() {
+            self.calibrator.spawn_refit(std::mem::take(&mut self.org), None);
+        }
+    }
+}
+
 impl Calibrator {
     /// Notes a change and schedules a full refit after it.
     pub(super) fn schedule_refit(self: &Arc<Self>, org: &str) {
@@ -81,16 +103,11 @@ impl Calibrator {
                 schedule.running = true;
                 schedule.pending_since = None;
             }
+            // Whatever happens to the refit (even a panic), the schedule is
+            // released, or no refit of this organisation would run again.
+            let release = Release { calibrator: this.clone(), org: org.clone() };
             this.refit(&org).await;
-            let again = {
-                let mut refits = lock(&this.refits);
-                let schedule = refits.entry(org.clone()).or_default();
-                schedule.running = false;
-                schedule.pending_since.is_some()
-            };
-            if again {
-                this.spawn_refit(org, None);
-            }
+            drop(release);
         });
     }
 
