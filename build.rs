@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos: [PathBuf; 7] = [
+    let protos: [PathBuf; 8] = [
         "proto/scorecard/v1/common.proto".into(),
         "proto/scorecard/v1/rubric.proto".into(),
         "proto/scorecard/v1/hiring.proto".into(),
@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/scorecard/v1/calibration.proto".into(),
         "proto/scorecard/v1/events.proto".into(),
         "proto/scorecard/v1/audit.proto".into(),
+        "proto/scorecard/v1/compliance.proto".into(),
     ];
     // tonic-prost-build 0.14 does not print these itself.
     println!("cargo:rerun-if-changed=proto");

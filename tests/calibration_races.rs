@@ -25,16 +25,8 @@ fn org_id(test: &str, app: &TestApp) -> String {
 }
 
 async fn ranked_candidates(app: &TestApp, org: &Org) -> Vec<String> {
-    let ranking = app
-        .calibration()
-        .get_ranking(req(
-            &org.admin,
-            proto::GetRankingRequest { job: org.job.name.clone(), page_size: 1000, ..Default::default() },
-        ))
-        .await
-        .expect("ranking")
-        .into_inner();
-    let mut names: Vec<String> = ranking.entries.into_iter().map(|e| e.candidate).collect();
+    let mut names: Vec<String> =
+        common::full_ranking(app, org).await.entries.into_iter().map(|e| e.candidate).collect();
     names.sort();
     names
 }

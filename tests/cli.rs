@@ -74,6 +74,50 @@ async fn cli_prints_the_numbers_the_api_serves() {
     let json: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert!(json["figures"].as_array().is_some_and(|f| f.iter().any(|x| x["competency"] == "(overall)")));
 
+    // The compliance role's impact report: the API's numbers, as JSON and as a table.
+    let ats = token("ats", "acme", &["integration"]);
+    let first = &api.entries[0].candidate;
+    app.compliance()
+        .set_self_identification(req(
+            &ats,
+            proto::SetSelfIdentificationRequest {
+                candidate: first.clone(),
+                sex: proto::Sex::Female as i32,
+                race_ethnicity: proto::RaceEthnicity::Asian as i32,
+            },
+        ))
+        .await
+        .expect("self-identification");
+    let cora = token("cora", "acme", &["compliance"]);
+    let compliance = |json: bool| {
+        let mut args = vec![
+            "compliance".to_string(),
+            "impact".into(),
+            "--job".into(),
+            org.job.name.clone(),
+            "--addr".into(),
+            format!("http://{}", app.addr),
+            "--token".into(),
+            cora.clone(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        args
+    };
+    let (ok, out, err) = run(compliance(true)).await;
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((json["subject_count"].as_i64(), json["unknown_sex_count"].as_i64()), (Some(3), Some(2)));
+    let rows = json["rows"].as_array().expect("rows");
+    assert!(
+        rows.iter().any(|r| r["measure"] == "calibrated_score" && r["grouping"] == "sex" && r["category"] == "female")
+    );
+    let (ok, table, err) = run(compliance(false)).await;
+    assert!(ok, "{err}");
+    assert!(table.starts_with("3 subjects; sex unknown for 2"), "{table}");
+    assert!(table.contains("female/asian"), "{table}");
+
     // Errors are explained, with a failing exit status.
     let mut args = base("ranking");
     args.extend(["--job".into(), "jobs/nope".into()]);

@@ -142,15 +142,7 @@ async fn a_replica_catches_up_past_a_burst_of_its_own_submissions() {
             from_b = Some(candidate);
         }
     }
-    let full = a
-        .calibration()
-        .get_ranking(req(
-            &org.admin,
-            proto::GetRankingRequest { job: org.job.name.clone(), page_size: 1000, ..Default::default() },
-        ))
-        .await
-        .expect("ranking")
-        .into_inner();
+    let full = common::full_ranking(&a, &org).await;
     assert!(full.next_page_token.is_empty(), "one page holds the job");
     let from_b = from_b.expect("B submitted");
     assert_eq!(count_for(&full, &from_b), 1, "A applied B's submission");

@@ -55,17 +55,6 @@ fn refused_as_erased(status: &tonic::Status, what: &str) {
     assert_eq!(status.code(), Code::FailedPrecondition, "{what} failed for another reason than erasure: {status:?}");
 }
 
-async fn ranking(app: &TestApp, org: &Org) -> proto::Ranking {
-    app.calibration()
-        .get_ranking(req(
-            &org.admin,
-            proto::GetRankingRequest { job: org.job.name.clone(), page_size: 1000, ..Default::default() },
-        ))
-        .await
-        .expect("ranking")
-        .into_inner()
-}
-
 /// Imports the history; returns each imported candidate's name and scorecards.
 async fn import_history(app: &TestApp) -> BTreeMap<String, i32> {
     use proto::import_item::Item;
@@ -255,7 +244,7 @@ async fn writers_amendments_and_erasures_together_keep_every_invariant(app: Test
     for c in scorecards.values() {
         *per_candidate.entry(candidates[*c].name.clone()).or_default() += 1;
     }
-    let live = ranking(&app, &org).await;
+    let live = common::full_ranking(&app, &org).await;
     let ranked: BTreeMap<String, i32> = live.entries.iter().map(|e| (e.candidate.clone(), e.scorecard_count)).collect();
     assert_eq!(ranked, per_candidate, "every acknowledged scorecard is in the ranking, once");
 
@@ -264,14 +253,14 @@ async fn writers_amendments_and_erasures_together_keep_every_invariant(app: Test
     let mut settled = live;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let again = ranking(&app, &org).await;
+        let again = common::full_ranking(&app, &org).await;
         if again.entries == settled.entries {
             break;
         }
         settled = again;
     }
     let app = Arc::into_inner(app).expect("the soak's tasks are done").restart().await;
-    let fresh = ranking(&app, &org).await;
+    let fresh = common::full_ranking(&app, &org).await;
     let fresh: BTreeMap<&str, f64> = fresh.entries.iter().map(|e| (e.candidate.as_str(), e.score)).collect();
     for e in &settled.entries {
         let refit = fresh[e.candidate.as_str()];

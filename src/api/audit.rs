@@ -1,6 +1,6 @@
 //! `AuditService`: the audit log, for admins.
 
-use super::convert::micros;
+use super::convert::time_window;
 use super::{PageRequest, State};
 use crate::auth::Caller;
 use crate::domain::Role;
@@ -37,15 +37,7 @@ impl AuditApi {
                 ""
             }
         };
-        let mut instant = |field: &str, ts: Option<&prost_types::Timestamp>, unset: i64| match ts {
-            None => unset,
-            Some(ts) => micros(ts).unwrap_or_else(|| {
-                v.add(field, "is not a valid timestamp");
-                unset
-            }),
-        };
-        let start = instant("start_time", req.start_time.as_ref(), i64::MIN);
-        let end = instant("end_time", req.end_time.as_ref(), i64::MAX);
+        let (start, end) = time_window(&mut v, req.start_time.as_ref(), req.end_time.as_ref());
         v.into_result()?;
         let filter = AuditFilter {
             actor: req.actor.clone(),

@@ -83,6 +83,8 @@ targets!(
     proto::ListDeliveriesRequest => |r| r.webhook.clone(),
     proto::RedeliverEventRequest => |r| r.webhook.clone(),
     proto::ListAuditEventsRequest => |r| r.resource.clone(),
+    proto::SetSelfIdentificationRequest => |r| r.candidate.clone(),
+    proto::GetAdverseImpactReportRequest => |r| first_of(&[&r.job, &r.rubric]),
 );
 
 /// The first non-empty of several filters.
@@ -108,5 +110,5 @@ resources!(
         proto::ListScorecardsResponse, proto::ImportScorecardsResponse, proto::Ranking,
         proto::CandidateAssessment, proto::ListRaterReportsResponse, proto::RaterReport, proto::PanelReliability,
         proto::ListEventsResponse, proto::ListWebhooksResponse, (), proto::ListDeliveriesResponse,
-        proto::Delivery, proto::ListAuditEventsResponse,
+        proto::Delivery, proto::ListAuditEventsResponse, proto::SelfIdentification, proto::AdverseImpactReport,
 );

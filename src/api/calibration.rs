@@ -238,7 +238,7 @@ impl CalibrationApi {
     }
 
     async fn get_report(&self, caller: Caller, req: proto::GetRaterReportRequest) -> Result<proto::RaterReport, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let mut v = Violations::new();
         validate::user_id(&mut v, "rater", &req.rater);
         v.into_result()?;

@@ -16,6 +16,23 @@ pub fn timestamp(micros: Micros) -> Option<Timestamp> {
 
 /// Microseconds of a timestamp, or `None` if it is not a valid instant between
 /// years 1 and 9999 (the range of `google.protobuf.Timestamp`).
+/// A time window's `[start, end)` from optional `start_time` and `end_time`
+/// fields (unset: unbounded), each bad one recorded under its name.
+pub fn time_window(
+    v: &mut crate::error::Violations,
+    start: Option<&Timestamp>,
+    end: Option<&Timestamp>,
+) -> (Micros, Micros) {
+    let mut instant = |field: &str, ts: Option<&Timestamp>, unset: Micros| match ts {
+        None => unset,
+        Some(ts) => micros(ts).unwrap_or_else(|| {
+            v.add(field, "is not a valid timestamp");
+            unset
+        }),
+    };
+    (instant("start_time", start, i64::MIN), instant("end_time", end, i64::MAX))
+}
+
 pub fn micros(ts: &Timestamp) -> Option<Micros> {
     const MIN_SECONDS: i64 = -62_135_596_800;
     const MAX_SECONDS: i64 = 253_402_300_799;

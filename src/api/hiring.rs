@@ -93,7 +93,7 @@ impl HiringApi {
     }
 
     pub(crate) async fn get_job(&self, caller: Caller, req: proto::GetJobRequest) -> Result<proto::Job, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let id = Collection::Jobs.parse_required(&req.name, "name")?;
         let job = self.state.store.get_job(&caller.org, id).await?;
         Ok((&job.ok_or(Error::NotFound(req.name))?).into())
@@ -104,7 +104,7 @@ impl HiringApi {
         caller: Caller,
         req: proto::ListJobsRequest,
     ) -> Result<proto::ListJobsResponse, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let mut v = Violations::new();
         let since = super::updated_after(&mut v, req.update_time_after.as_ref());
         v.into_result()?;
@@ -150,7 +150,7 @@ impl HiringApi {
         caller: Caller,
         req: proto::GetCandidateRequest,
     ) -> Result<proto::Candidate, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let id = Collection::Candidates.parse_required(&req.name, "name")?;
         let candidate = self.state.store.get_candidate(&caller.org, id).await?;
         let candidate = candidate.ok_or_else(|| Error::NotFound(req.name.clone()))?;
@@ -167,7 +167,7 @@ impl HiringApi {
         caller: Caller,
         req: proto::ListCandidatesRequest,
     ) -> Result<proto::ListCandidatesResponse, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let mut v = Violations::new();
         let since = super::updated_after(&mut v, req.update_time_after.as_ref());
         v.into_result()?;
@@ -250,7 +250,7 @@ impl HiringApi {
     }
 
     async fn get_interview(&self, caller: Caller, req: proto::GetInterviewRequest) -> Result<proto::Interview, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let id = Collection::Interviews.parse_required(&req.name, "name")?;
         let interview = self.state.store.get_interview(&caller.org, id).await?;
         let interview = interview.ok_or(Error::NotFound(req.name))?;
@@ -265,7 +265,7 @@ impl HiringApi {
         caller: Caller,
         req: proto::ListInterviewsRequest,
     ) -> Result<proto::ListInterviewsResponse, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let interviewer = confine_to_self(&caller, &req.interviewer)?;
         let mut v = Violations::new();
         let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
@@ -295,7 +295,7 @@ impl HiringApi {
         caller: Caller,
         req: proto::ListOverdueInterviewsRequest,
     ) -> Result<proto::ListOverdueInterviewsResponse, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let interviewer = confine_to_self(&caller, &req.interviewer)?;
         let mut v = Violations::new();
         let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();

@@ -38,6 +38,7 @@ macro_rules! rpc {
 mod audit;
 pub mod audited;
 mod calibration;
+mod compliance;
 pub mod convert;
 mod events;
 mod hiring;
@@ -56,6 +57,7 @@ use sha2::Digest;
 pub use audit::AuditApi;
 pub use calibration::CalibrationApi;
 pub use calibration::{flag_kind, flag_name};
+pub use compliance::{ComplianceApi, reseal_self_identifications};
 pub use events::{EventApi, WebhookApi};
 pub use hiring::HiringApi;
 pub use import::MAX_ITEMS_PER_STREAM as MAX_IMPORT_ITEMS_PER_STREAM;
@@ -75,6 +77,8 @@ pub struct AppState {
     pub streams: streams::StreamLimits,
     /// Per organisation, the latest event sequence, shared by its streams.
     pub feeds: streams::EventFeeds,
+    /// Seals self-identification at rest; `None`: not accepted.
+    pub self_id_keys: Option<Arc<crate::auth::sealing::SealingKeys>>,
 }
 
 pub type State = Arc<AppState>;

@@ -27,7 +27,7 @@ impl RubricApi {
     }
 
     pub(crate) async fn get(&self, caller: Caller, req: proto::GetRubricRequest) -> Result<proto::Rubric, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let id = Collection::Rubrics.parse_required(&req.name, "name")?;
         if req.revision < 0 {
             return Err(Error::invalid("revision", "must not be negative"));
@@ -41,7 +41,7 @@ impl RubricApi {
     }
 
     async fn list(&self, caller: Caller, req: proto::ListRubricsRequest) -> Result<proto::ListRubricsResponse, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let page = PageRequest::parse(req.page_size, &req.page_token, &["ListRubrics"])?;
         let (rubrics, more) = self.state.store.list_rubrics(&caller.org, page.store_page()).await?;
         Ok(proto::ListRubricsResponse {
@@ -79,7 +79,7 @@ impl RubricApi {
         caller: Caller,
         _req: proto::ListRubricTemplatesRequest,
     ) -> Result<proto::ListRubricTemplatesResponse, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         Ok(proto::ListRubricTemplatesResponse {
             templates: templates()
                 .iter()

@@ -138,7 +138,7 @@ impl ScorecardApi {
     }
 
     async fn get(&self, caller: Caller, req: proto::GetScorecardRequest) -> Result<proto::Scorecard, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let id = Collection::Scorecards.parse_required(&req.name, "name")?;
         if req.revision < 0 {
             return Err(Error::invalid("revision", "must not be negative"));
@@ -169,7 +169,7 @@ impl ScorecardApi {
         caller: Caller,
         req: proto::ListScorecardsRequest,
     ) -> Result<proto::ListScorecardsResponse, Error> {
-        caller.require_any(&Role::ALL)?;
+        caller.require_any(&Role::HIRING_TEAM)?;
         let mut v = Violations::new();
         let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
         let candidate = Collection::Candidates.parse_optional(&req.candidate, "candidate", &mut v).unwrap_or_default();

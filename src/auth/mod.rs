@@ -3,6 +3,7 @@
 //! (`server::auth_layer`); handlers read the [`Caller`] it puts in the request.
 
 mod keys;
+pub mod sealing;
 
 use std::collections::BTreeSet;
 

@@ -1,5 +1,5 @@
 //! The recruiter CLI: `scorecard ranking`, `scorecard raters`, `scorecard
-//! reliability`. Plain gRPC clients of a running server; they print aligned
+//! reliability`, and `scorecard compliance impact` for the compliance role. Plain gRPC clients of a running server; they print aligned
 //! tables (bold headers and red flags on a terminal, plain text when piped or
 //! with `NO_COLOR` set) or, with `--json`, the numbers as JSON for scripts.
 
@@ -21,13 +21,16 @@ fn request<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
     Ok(r)
 }
 
-async fn client(args: &ClientArgs) -> Result<CalibrationServiceClient<Channel>, AppError> {
-    let channel = Channel::from_shared(args.addr.clone())
+async fn channel(args: &ClientArgs) -> Result<Channel, AppError> {
+    Channel::from_shared(args.addr.clone())
         .map_err(|e| AppError::Config(format!("bad --addr {}: {e}", args.addr)))?
         .connect()
         .await
-        .map_err(|e| AppError::Server(format!("cannot reach {}: {e}", args.addr)))?;
-    Ok(CalibrationServiceClient::new(channel))
+        .map_err(|e| AppError::Server(format!("cannot reach {}: {e}", args.addr)))
+}
+
+async fn client(args: &ClientArgs) -> Result<CalibrationServiceClient<Channel>, AppError> {
+    Ok(CalibrationServiceClient::new(channel(args).await?))
 }
 
 fn status(e: tonic::Status) -> AppError {
@@ -259,6 +262,82 @@ pub async fn reliability(args: &ClientArgs, job: &str, as_json: bool) -> Result<
         })
         .collect();
     Ok(table(&header, &rows))
+}
+
+/// The adverse-impact report, one row per measure × grouping × category.
+pub async fn impact(args: &ClientArgs, job: &str, rubric: &str, as_json: bool) -> Result<String, AppError> {
+    use proto::compliance_service_client::ComplianceServiceClient;
+    let mut client = ComplianceServiceClient::new(channel(args).await?);
+    let r = client
+        .get_adverse_impact_report(request(
+            &args.token,
+            proto::GetAdverseImpactReportRequest { job: job.into(), rubric: rubric.into(), ..Default::default() },
+        )?)
+        .await
+        .map_err(status)?
+        .into_inner();
+    let name = |measure: i32, grouping: i32| {
+        let m = proto::Measure::try_from(measure).map_or("?", |m| m.as_str_name());
+        let g = proto::Grouping::try_from(grouping).map_or("?", |g| g.as_str_name());
+        (m.trim_start_matches("MEASURE_").to_lowercase(), g.trim_start_matches("GROUPING_").to_lowercase())
+    };
+    let rows: Vec<(String, String, &proto::ImpactRow)> = r
+        .tables
+        .iter()
+        .flat_map(|t| {
+            let (m, g) = name(t.measure, t.grouping);
+            t.rows.iter().map(move |row| (m.clone(), g.clone(), row))
+        })
+        .collect();
+    if as_json {
+        let rows: Vec<Value> = rows
+            .iter()
+            .map(|(m, g, row)| {
+                json!({
+                    "measure": m, "grouping": g, "category": row.category, "count": row.count,
+                    "rate": row.rate, "impact_ratio": row.impact_ratio, "excluded": row.excluded,
+                    "below_four_fifths": row.below_four_fifths,
+                })
+            })
+            .collect();
+        return Ok(format!(
+            "{}\n",
+            json!({
+                "subject_count": r.subject_count, "unknown_sex_count": r.unknown_sex_count,
+                "unknown_race_ethnicity_count": r.unknown_race_ethnicity_count, "rows": rows,
+            })
+        ));
+    }
+    let header: Vec<String> =
+        ["measure", "grouping", "category", "subjects", "rate", "impact ratio", "flags"].map(String::from).to_vec();
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(m, g, row)| {
+            let flag = if row.excluded {
+                "excluded (under the minimum share)"
+            } else if row.below_four_fifths {
+                "below four-fifths"
+            } else {
+                ""
+            };
+            vec![
+                m.clone(),
+                g.clone(),
+                row.category.clone(),
+                row.count.to_string(),
+                format!("{:.2}", row.rate),
+                if row.excluded { "-".into() } else { format!("{:.2}", row.impact_ratio) },
+                flag.into(),
+            ]
+        })
+        .collect();
+    Ok(format!(
+        "{} subjects; sex unknown for {}, race/ethnicity unknown for {}\n\n{}",
+        r.subject_count,
+        r.unknown_sex_count,
+        r.unknown_race_ethnicity_count,
+        table(&header, &table_rows)
+    ))
 }
 
 #[cfg(test)]

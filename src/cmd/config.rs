@@ -44,6 +44,17 @@ pub enum Command {
     ///
     /// Example: SCORECARD_DATABASE_URL=postgres://postgres@127.0.0.1/scorecard scorecard migrate
     Migrate(DatabaseArgs),
+    /// Seal every stored self-identification again under the current key
+    /// (after a rotation: the old key can then leave SCORECARD_SELF_ID_OLD_KEYS).
+    ///
+    /// Example: SCORECARD_SELF_ID_KEY=… SCORECARD_SELF_ID_OLD_KEYS=… scorecard self-id-rekey
+    #[command(name = "self-id-rekey")]
+    SelfIdRekey {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        keys: SelfIdKeyArgs,
+    },
     /// Print a signed HS256 token for calling the API (development and scripts).
     ///
     /// Example: scorecard token --sub ana --org acme --role admin
@@ -94,6 +105,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Compliance reports from a running server (role `compliance`).
+    ///
+    /// Example: scorecard compliance impact --job jobs/…
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
     /// Run a benchmark and print its figures.
     ///
     /// Example: scorecard bench calibration --orgs 10
@@ -212,6 +228,24 @@ fn parse_scale(text: &str) -> Result<(f64, f64), String> {
 }
 
 /// How the CLI reaches a server.
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCommand {
+    /// The adverse-impact report: rates and impact ratios per category, for
+    /// a job, a rubric's jobs, or (with neither) the whole organisation.
+    ///
+    /// Example: scorecard compliance impact --job jobs/…
+    Impact {
+        /// The job, `jobs/{id}`.
+        #[arg(long, conflicts_with = "rubric")]
+        job: Option<String>,
+        /// The rubric, `rubrics/{id}`: every job rated on it.
+        #[arg(long)]
+        rubric: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
     /// Server address.
@@ -253,6 +287,34 @@ pub struct AuthArgs {
     pub jwt_audience: Option<String>,
 }
 
+/// The keys that seal candidates' self-identification at rest.
+#[derive(Debug, Args, Clone)]
+pub struct SelfIdKeyArgs {
+    /// 32 random bytes, base64: seals candidates' self-identification at
+    /// rest. Without it, SetSelfIdentification is refused.
+    #[arg(long, env = "SCORECARD_SELF_ID_KEY", hide_env_values = true)]
+    pub self_id_key: Option<Secret>,
+    /// Earlier self-identification keys (comma-separated, base64): values
+    /// sealed under them still open.
+    #[arg(long, env = "SCORECARD_SELF_ID_OLD_KEYS", hide_env_values = true)]
+    pub self_id_old_keys: Option<Secret>,
+}
+
+impl SelfIdKeyArgs {
+    /// The self-identification sealing keys, if a current key is configured.
+    pub fn keys(
+        &self,
+    ) -> Result<Option<std::sync::Arc<scorecard::auth::sealing::SealingKeys>>, scorecard::server::AppError> {
+        let Some(current) = self.self_id_key.as_ref().map(|s| s.0.as_str()).filter(|k| !k.is_empty()) else {
+            return Ok(None);
+        };
+        let old = self.self_id_old_keys.as_ref().map(|s| s.0.as_str()).unwrap_or_default();
+        let keys =
+            scorecard::auth::sealing::SealingKeys::new(current, old).map_err(scorecard::server::AppError::Config)?;
+        Ok(Some(std::sync::Arc::new(keys)))
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
     /// Development mode: without SCORECARD_JWT_SECRET or public keys, sign
@@ -267,14 +329,17 @@ pub struct ServeArgs {
     /// to serve none.
     #[arg(long, env = "SCORECARD_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: String,
-    /// Mark the report's session cookie `Secure`: set it when the HTTP
-    /// listener is reached through a TLS-terminating proxy.
+    /// Mark the report's session cookie `Secure` (`__Host-` prefixed) even
+    /// on a loopback listener, for a TLS proxy on the same host; on any other
+    /// address it always is.
     #[arg(long, env = "SCORECARD_HTTP_SECURE_COOKIE", default_value_t = false, action = clap::ArgAction::Set)]
     pub http_secure_cookie: bool,
     /// When set, /metrics needs `Authorization: Bearer <this>` (Prometheus'
     /// `authorization` scrape setting).
     #[arg(long, env = "SCORECARD_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
+    #[command(flatten)]
+    pub self_id: SelfIdKeyArgs,
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "SCORECARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -384,6 +449,7 @@ impl ServeArgs {
                 secure_cookie: self.http_secure_cookie,
                 metrics_token: self.metrics_token.as_ref().map(|s| s.0.clone()).filter(|t| !t.is_empty()),
             },
+            self_id_keys: self.self_id.keys()?,
         })
     }
 

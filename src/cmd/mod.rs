@@ -127,6 +127,27 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             store.close().await;
             Ok(())
         }
+        Command::SelfIdRekey { db, keys } => {
+            let keys = keys.keys()?.ok_or_else(|| {
+                scorecard::server::AppError::Config("self-id-rekey needs SCORECARD_SELF_ID_KEY (the new key)".into())
+            })?;
+            let store = open_store(&db.database_url, db.db_max_connections).await?;
+            let (resealed, unopened) = scorecard::api::reseal_self_identifications(&store, &keys).await?;
+            tracing::info!(
+                resealed,
+                unopened,
+                key = keys.current_id(),
+                "self-identifications sealed under the current key"
+            );
+            store.close().await;
+            if unopened > 0 {
+                return Err(scorecard::server::AppError::Config(format!(
+                    "{unopened} self-identifications are sealed under a key that is neither SCORECARD_SELF_ID_KEY \
+                     nor in SCORECARD_SELF_ID_OLD_KEYS; they were left as they are"
+                )));
+            }
+            Ok(())
+        }
         Command::Migrate(db) => {
             let store = open_store(&db.database_url, db.db_max_connections).await?;
             tracing::info!(database = store.kind(), "migrations applied");
@@ -193,6 +214,11 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Raters { flagged, client } => {
             print!("{}", cli::raters(&client, flagged, client.json).await?);
+            Ok(())
+        }
+        Command::Compliance(config::ComplianceCommand::Impact { job, rubric, client }) => {
+            let (job, rubric) = (job.unwrap_or_default(), rubric.unwrap_or_default());
+            print!("{}", cli::impact(&client, &job, &rubric, client.json).await?);
             Ok(())
         }
         Command::Reliability { job, client } => {

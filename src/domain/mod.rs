@@ -2,6 +2,7 @@
 //! are, and what makes one valid; time and ids. No gRPC and no SQL below this line.
 
 pub mod ids;
+pub mod impact;
 pub mod model;
 pub mod names;
 pub mod templates;

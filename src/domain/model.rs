@@ -5,17 +5,22 @@ use super::time::Micros;
 
 use serde::{Deserialize, Serialize};
 
-/// The four kinds of caller (the JWT `roles` claim).
+/// The kinds of caller (the JWT `roles` claim).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Integration,
     Interviewer,
     Recruiter,
     Admin,
+    /// Reads adverse-impact reports, and nothing else.
+    Compliance,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Integration, Role::Interviewer, Role::Recruiter, Role::Admin];
+    pub const ALL: [Role; 5] = [Role::Integration, Role::Interviewer, Role::Recruiter, Role::Admin, Role::Compliance];
+    /// Everyone who works on hiring: what "every role" means for the hiring
+    /// RPCs. `compliance` reads aggregate reports only, nothing about a person.
+    pub const HIRING_TEAM: [Role; 4] = [Role::Integration, Role::Interviewer, Role::Recruiter, Role::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -23,6 +28,7 @@ impl Role {
             Role::Interviewer => "interviewer",
             Role::Recruiter => "recruiter",
             Role::Admin => "admin",
+            Role::Compliance => "compliance",
         }
     }
 

@@ -17,10 +17,13 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{AppState, AuditApi, CalibrationApi, EventApi, HiringApi, RubricApi, ScorecardApi, WebhookApi};
+use crate::api::{
+    AppState, AuditApi, CalibrationApi, ComplianceApi, EventApi, HiringApi, RubricApi, ScorecardApi, WebhookApi,
+};
 use crate::auth::Verifier;
 use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::calibration_service_server::CalibrationServiceServer;
+use crate::proto::compliance_service_server::ComplianceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::hiring_service_server::HiringServiceServer;
 use crate::proto::rubric_service_server::RubricServiceServer;
@@ -57,6 +60,9 @@ pub struct Settings {
     pub key_reload: Duration,
     /// The HTTP listener's report and metrics pages.
     pub web: web::WebSettings,
+    /// Seals self-identification at rest (`SCORECARD_SELF_ID_KEY`); without
+    /// it, SetSelfIdentification answers FAILED_PRECONDITION.
+    pub self_id_keys: Option<Arc<crate::auth::sealing::SealingKeys>>,
 }
 
 impl Default for Settings {
@@ -69,6 +75,7 @@ impl Default for Settings {
             streams: Default::default(),
             key_reload: Duration::from_secs(10),
             web: Default::default(),
+            self_id_keys: None,
         }
     }
 }
@@ -109,6 +116,7 @@ pub async fn serve(
         store,
         calibrator,
         webhooks: settings.webhooks,
+        self_id_keys: settings.self_id_keys.clone(),
     });
     let web = match http {
         Some(http) => {
@@ -133,6 +141,7 @@ pub async fn serve(
     health.set_serving::<EventServiceServer<EventApi>>().await;
     health.set_serving::<WebhookServiceServer<WebhookApi>>().await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
+    health.set_serving::<ComplianceServiceServer<ComplianceApi>>().await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -171,6 +180,10 @@ pub async fn serve(
             WebhookServiceServer::new(WebhookApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AuditServiceServer::new(AuditApi::new(state.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(
+            ComplianceServiceServer::new(ComplianceApi::new(state.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         // TCP_NODELAY: without it a response written in pieces waits for the
         // peer's delayed ACK (Nagle), about 40 ms per call under load.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)

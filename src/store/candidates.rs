@@ -124,6 +124,98 @@ impl Store {
 
     /// Erases a candidate's personal data and the free text of every scorecard
     /// about them, in one transaction. Scores stay. `None` if there is no such candidate.
+    /// Stores a candidate's sealed self-identification, replacing any
+    /// earlier one, if the candidate exists and is not erased (the erasure
+    /// fence, as for evidence); `NotFound` or `FailedPrecondition` otherwise.
+    pub async fn put_self_identification(
+        &self,
+        org: &str,
+        candidate: &str,
+        key_id: &str,
+        sealed: &str,
+        now: Micros,
+    ) -> Result<(), Error> {
+        with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            if !lock_unerased_candidate(&mut Conn::from(&mut *tx), org, candidate).await? {
+                return Err(match self.get_candidate(org, candidate).await? {
+                    Some(_) => erased_candidate(),
+                    None => Error::NotFound(format!("candidates/{candidate}")),
+                });
+            }
+            sqlx::query(
+                "insert into self_identifications (org_id, candidate_id, key_id, sealed, updated_at)
+                 values ($1, $2, $3, $4, $5)
+                 on conflict (org_id, candidate_id)
+                 do update set key_id = excluded.key_id, sealed = excluded.sealed, updated_at = excluded.updated_at",
+            )
+            .bind(org)
+            .bind(candidate)
+            .bind(key_id)
+            .bind(sealed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Every sealed self-identification of an organisation:
+    /// (candidate id, key id, sealed value).
+    pub async fn self_identifications(&self, org: &str) -> Result<Vec<(String, String, String)>, Error> {
+        Ok(with_pools!(self, |read, _| {
+            sqlx::query_as("select candidate_id, key_id, sealed from self_identifications where org_id = $1")
+                .bind(org)
+                .fetch_all(read)
+                .await?
+        }))
+    }
+
+    /// Self-identification rows not sealed under key `key_id`:
+    /// (organisation, candidate, key id, sealed value).
+    pub async fn self_identifications_not_under(
+        &self,
+        key_id: &str,
+    ) -> Result<Vec<(String, String, String, String)>, Error> {
+        Ok(with_pools!(self, |read, _| {
+            sqlx::query_as(
+                "select org_id, candidate_id, key_id, sealed from self_identifications
+                 where key_id <> $1 order by org_id, candidate_id",
+            )
+            .bind(key_id)
+            .fetch_all(read)
+            .await?
+        }))
+    }
+
+    /// Replaces one row's sealed value, if it still holds `previous` (a
+    /// concurrent SetSelfIdentification or erasure wins). Whether it did.
+    pub async fn reseal_self_identification(
+        &self,
+        org: &str,
+        candidate: &str,
+        previous: &str,
+        key_id: &str,
+        sealed: &str,
+    ) -> Result<bool, Error> {
+        let changed = with_pools!(self, |_, write| {
+            sqlx::query(
+                "update self_identifications set key_id = $4, sealed = $5
+                 where org_id = $1 and candidate_id = $2 and sealed = $3",
+            )
+            .bind(org)
+            .bind(candidate)
+            .bind(previous)
+            .bind(key_id)
+            .bind(sealed)
+            .execute(write)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
     pub async fn erase_candidate(&self, org: &str, id: &str, now: Micros) -> Result<Option<Candidate>, Error> {
         let erased = with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
@@ -158,6 +250,11 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("delete from self_identifications where org_id = $1 and candidate_id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 let events = [NewEvent::new(
                     "candidate.erased",
                     format!("candidates/{id}"),

@@ -26,6 +26,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 pub const SECRET: &str = "end-to-end-test-secret-0123456789abcdef";
+/// The self-identification sealing key of test servers (32 bytes, base64).
+pub const SELF_ID_KEY: &str = "c2NvcmVjYXJkLXRlc3Qtc2VsZi1pZC1rZXktMzJieXQ=";
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,9 @@ pub fn test_settings() -> Settings {
             poll_interval: std::time::Duration::from_millis(100),
         },
         overdue_scan: std::time::Duration::from_millis(200),
+        self_id_keys: Some(Arc::new(
+            scorecard::auth::sealing::SealingKeys::new(SELF_ID_KEY, "").expect("the test self-identification key"),
+        )),
         key_reload: std::time::Duration::from_millis(100),
         // Suites make many calls with one token in a burst.
         guard: scorecard::server::guard::GuardSettings {
@@ -154,6 +159,9 @@ impl TestApp {
     }
     pub fn webhooks(&self) -> WebhookServiceClient<Channel> {
         WebhookServiceClient::new(self.channel.clone())
+    }
+    pub fn compliance(&self) -> scorecard::proto::compliance_service_client::ComplianceServiceClient<Channel> {
+        scorecard::proto::compliance_service_client::ComplianceServiceClient::new(self.channel.clone())
     }
     pub fn audit(&self) -> scorecard::proto::audit_service_client::AuditServiceClient<Channel> {
         scorecard::proto::audit_service_client::AuditServiceClient::new(self.channel.clone())
@@ -449,6 +457,18 @@ impl Org {
             .expect("submit scorecard")
             .into_inner()
     }
+}
+
+/// The whole ranking of `org`'s job (one page of up to 1,000), as its admin reads it.
+pub async fn full_ranking(app: &TestApp, org: &Org) -> proto::Ranking {
+    app.calibration()
+        .get_ranking(req(
+            &org.admin,
+            proto::GetRankingRequest { job: org.job.name.clone(), page_size: 1000, ..Default::default() },
+        ))
+        .await
+        .expect("ranking")
+        .into_inner()
 }
 
 /// An amendment of the scorecard `name`: `ratings` replace its ratings, the

@@ -1,0 +1,262 @@
+//! `ComplianceService`: voluntary self-identification, sealed at rest, and the
+//! adverse-impact report that is the only place it is ever read. Nothing here
+//! reaches the calibration model, rankings, rater reports or any output about
+//! one candidate (docs/compliance.md).
+
+use std::collections::{HashMap, HashSet};
+
+use super::State;
+use super::convert::{time_window, timestamp};
+use crate::auth::Caller;
+use crate::domain::impact::{self, Grouping, Measure};
+use crate::domain::names::Collection;
+use crate::domain::{Role, now_micros};
+use crate::error::{Error, Violations};
+use crate::proto::{self, compliance_service_server::ComplianceService};
+use crate::store::Page;
+
+const WRITERS: [Role; 2] = [Role::Admin, Role::Integration];
+const READERS: [Role; 1] = [Role::Compliance];
+
+/// Why self-identification cannot be taken without a key.
+const NO_KEY: &str = "self-identification is not accepted: the server has no SCORECARD_SELF_ID_KEY \
+                      (32 random bytes, base64) to seal it with";
+
+pub struct ComplianceApi {
+    state: State,
+}
+
+/// The associated data a candidate's sealed self-identification is bound to.
+fn sealing_context(org: &str, candidate: &str) -> String {
+    format!("scorecard.self_id.v1/{org}/{candidate}")
+}
+
+fn sex_label(sex: proto::Sex) -> Option<&'static str> {
+    match sex {
+        proto::Sex::Female => Some("female"),
+        proto::Sex::Male => Some("male"),
+        proto::Sex::Another => Some("another"),
+        proto::Sex::Unspecified | proto::Sex::Declined => None,
+    }
+}
+
+fn race_label(race: proto::RaceEthnicity) -> Option<&'static str> {
+    use proto::RaceEthnicity as R;
+    match race {
+        R::HispanicOrLatino => Some("hispanic_or_latino"),
+        R::White => Some("white"),
+        R::BlackOrAfricanAmerican => Some("black_or_african_american"),
+        R::NativeHawaiianOrPacificIslander => Some("native_hawaiian_or_pacific_islander"),
+        R::Asian => Some("asian"),
+        R::AmericanIndianOrAlaskaNative => Some("american_indian_or_alaska_native"),
+        R::TwoOrMore => Some("two_or_more"),
+        R::Unspecified | R::Declined => None,
+    }
+}
+
+impl ComplianceApi {
+    pub fn new(state: State) -> Self {
+        Self { state }
+    }
+
+    async fn set(
+        &self,
+        caller: Caller,
+        req: proto::SetSelfIdentificationRequest,
+    ) -> Result<proto::SelfIdentification, Error> {
+        caller.require_any(&WRITERS)?;
+        let mut v = Violations::new();
+        let candidate = Collection::Candidates.parse_field(&req.candidate, "candidate", &mut v);
+        let sex = proto::Sex::try_from(req.sex).ok();
+        if sex.is_none() {
+            v.add("sex", "is not a Sex value");
+        }
+        let race = proto::RaceEthnicity::try_from(req.race_ethnicity).ok();
+        if race.is_none() {
+            v.add("race_ethnicity", "is not a RaceEthnicity value");
+        }
+        v.into_result()?;
+        let (candidate, sex, race) = (candidate.unwrap_or_default(), sex.unwrap_or_default(), race.unwrap_or_default());
+        let keys = self.state.self_id_keys.as_ref().ok_or_else(|| Error::FailedPrecondition(NO_KEY.into()))?;
+        // Two bytes: the enum numbers, which are part of the API contract.
+        let plain = [sex as i32 as u8, race as i32 as u8];
+        let sealed = keys.seal(&plain, &sealing_context(&caller.org, candidate));
+        let now = now_micros();
+        self.state.store.put_self_identification(&caller.org, candidate, keys.current_id(), &sealed, now).await?;
+        Ok(proto::SelfIdentification {
+            candidate: req.candidate,
+            sex: sex as i32,
+            race_ethnicity: race as i32,
+            update_time: timestamp(now),
+        })
+    }
+
+    /// Opens every stored self-identification: candidate id → (sex, race
+    /// or ethnicity) labels. A value that does not open (its key is no
+    /// longer configured) counts as unknown, and is logged.
+    async fn categories(
+        &self,
+        org: &str,
+    ) -> Result<HashMap<String, (Option<&'static str>, Option<&'static str>)>, Error> {
+        let keys = self.state.self_id_keys.as_ref().ok_or_else(|| Error::FailedPrecondition(NO_KEY.into()))?;
+        let mut out = HashMap::new();
+        let mut unopened = 0;
+        for (candidate, key_id, sealed) in self.state.store.self_identifications(org).await? {
+            match keys.open(&key_id, &sealed, &sealing_context(org, &candidate)).as_deref() {
+                Some([sex, race]) => {
+                    let sex = proto::Sex::try_from(i32::from(*sex)).ok().and_then(sex_label);
+                    let race = proto::RaceEthnicity::try_from(i32::from(*race)).ok().and_then(race_label);
+                    out.insert(candidate, (sex, race));
+                }
+                _ => unopened += 1,
+            }
+        }
+        if unopened > 0 {
+            tracing::warn!(
+                org,
+                unopened,
+                "self-identifications sealed under a key no longer configured count as unknown"
+            );
+        }
+        Ok(out)
+    }
+
+    async fn report(
+        &self,
+        caller: Caller,
+        req: proto::GetAdverseImpactReportRequest,
+    ) -> Result<proto::AdverseImpactReport, Error> {
+        caller.require_any(&READERS)?;
+        let mut v = Violations::new();
+        let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v);
+        let rubric = Collection::Rubrics.parse_optional(&req.rubric, "rubric", &mut v);
+        if job.is_some() && rubric.is_some() {
+            v.add("rubric", "give a job or a rubric, not both");
+        }
+        let (start, end) = time_window(&mut v, req.start_time.as_ref(), req.end_time.as_ref());
+        if start >= end {
+            v.add("end_time", "must be after start_time");
+        }
+        let share = req.min_category_share;
+        if !(share == 0.0 || (share.is_finite() && share > 0.0 && share < 1.0)) {
+            v.add("min_category_share", "must be 0 (the default, 0.02) or between 0 and 1");
+        }
+        v.into_result()?;
+        let share = if share == 0.0 { impact::DEFAULT_MIN_CATEGORY_SHARE } else { share };
+        let org = caller.org.as_str();
+        let categories = self.categories(org).await?;
+
+        // The jobs in scope.
+        let jobs: HashSet<String> = match job {
+            Some(job) => {
+                self.state.store.get_job(org, job).await?.ok_or_else(|| Error::NotFound(req.job.clone()))?;
+                HashSet::from([job.to_string()])
+            }
+            None => {
+                let mut jobs = HashSet::new();
+                let mut after = String::new();
+                loop {
+                    let (page, more) = self.state.store.list_jobs(org, Page::new(&after, 1000)).await?;
+                    jobs.extend(page.iter().filter(|j| rubric.is_none_or(|r| j.rubric_id == r)).map(|j| j.id.clone()));
+                    match (more, page.last()) {
+                        (true, Some(last)) => after = last.id.clone(),
+                        _ => break,
+                    }
+                }
+                jobs
+            }
+        };
+        let mut scores: HashMap<(String, String), (f64, f64)> = HashMap::new();
+        for job in &jobs {
+            let ranking = self.state.calibrator.ranking(org, job).await?;
+            for e in &ranking.entries {
+                scores.insert((job.clone(), e.candidate_id.to_string()), (e.overall.mean, e.overall.raw_mean));
+            }
+        }
+        let subjects: Vec<impact::Subject> = self
+            .state
+            .store
+            .subject_recommendations(org)
+            .await?
+            .into_iter()
+            .filter(|s| jobs.contains(&s.job_id) && (start..end).contains(&s.first_submitted_at))
+            .map(|s| {
+                let (sex, race_ethnicity) = categories.get(&s.candidate_id).copied().unwrap_or((None, None));
+                let score = scores.get(&(s.job_id.clone(), s.candidate_id.clone()));
+                impact::Subject {
+                    job: s.job_id,
+                    sex,
+                    race_ethnicity,
+                    calibrated: score.map(|s| s.0),
+                    raw_mean: score.map(|s| s.1),
+                    recommends: 2 * s.recommending > s.scorecards,
+                }
+            })
+            .collect();
+        let count = |f: &dyn Fn(&impact::Subject) -> bool| subjects.iter().filter(|s| f(s)).count() as i32;
+        Ok(proto::AdverseImpactReport {
+            subject_count: subjects.len() as i32,
+            unknown_sex_count: count(&|s| s.sex.is_none()),
+            unknown_race_ethnicity_count: count(&|s| s.race_ethnicity.is_none()),
+            tables: impact::tables(&subjects, share).into_iter().map(table).collect(),
+            generate_time: timestamp(now_micros()),
+        })
+    }
+}
+
+/// Seals every self-identification not under the current key again under it
+/// (`scorecard self-id-rekey`). Returns how many were resealed, and how many
+/// could not be opened with any configured key (left as they are).
+pub async fn reseal_self_identifications(
+    store: &crate::store::Store,
+    keys: &crate::auth::sealing::SealingKeys,
+) -> Result<(usize, usize), Error> {
+    let (mut resealed, mut unopened) = (0, 0);
+    for (org, candidate, key_id, sealed) in store.self_identifications_not_under(keys.current_id()).await? {
+        let context = sealing_context(&org, &candidate);
+        let Some(plain) = keys.open(&key_id, &sealed, &context) else {
+            unopened += 1;
+            continue;
+        };
+        let fresh = keys.seal(&plain, &context);
+        if store.reseal_self_identification(&org, &candidate, &sealed, keys.current_id(), &fresh).await? {
+            resealed += 1;
+        }
+    }
+    Ok((resealed, unopened))
+}
+
+fn table(t: impact::Table) -> proto::ImpactTable {
+    let measure = match t.measure {
+        Measure::CalibratedScore => proto::Measure::CalibratedScore,
+        Measure::RawMean => proto::Measure::RawMean,
+        Measure::Recommendation => proto::Measure::Recommendation,
+    };
+    let grouping = match t.grouping {
+        Grouping::Sex => proto::Grouping::Sex,
+        Grouping::RaceEthnicity => proto::Grouping::RaceEthnicity,
+        Grouping::Intersectional => proto::Grouping::Intersectional,
+    };
+    proto::ImpactTable {
+        measure: measure as i32,
+        grouping: grouping as i32,
+        rows: t
+            .rows
+            .into_iter()
+            .map(|r| proto::ImpactRow {
+                category: r.category,
+                count: r.count as i32,
+                rate: r.rate,
+                impact_ratio: r.impact_ratio,
+                excluded: r.excluded,
+                below_four_fifths: r.below_four_fifths,
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl ComplianceService for ComplianceApi {
+    rpc!(set_self_identification, set, proto::SetSelfIdentificationRequest, proto::SelfIdentification);
+    rpc!(get_adverse_impact_report, report, proto::GetAdverseImpactReportRequest, proto::AdverseImpactReport);
+}

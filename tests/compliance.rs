@@ -1,0 +1,252 @@
+//! ComplianceService end to end (issue 17): self-identification is sealed at
+//! rest, changes nothing the hiring team reads (rankings and rater reports
+//! bit for bit), is reported only in aggregate and only to `compliance`, and
+//! goes with the candidate's erasure; without a key it is refused.
+
+mod common;
+
+use common::{Db, Org, TestApp, expect_code, expect_violations, rating, req, test_settings, token, verifier};
+use prost::Message;
+use scorecard::proto::{self, Grouping, Measure, RaceEthnicity, Recommendation, Sex};
+use tonic::Code;
+
+on_both_databases!(db: self_identification_is_sealed_and_reported_only_in_aggregate, without_a_key_self_identification_is_refused);
+
+/// What the hiring team reads: the ranking's entries and every rater report,
+/// encoded (their fitted times left out).
+async fn hiring_view(app: &TestApp, org: &Org) -> (Vec<u8>, Vec<u8>) {
+    let ranking = common::full_ranking(app, org).await;
+    let mut reports = app
+        .calibration()
+        .list_rater_reports(req(&org.admin, proto::ListRaterReportsRequest { page_size: 1000, ..Default::default() }))
+        .await
+        .expect("rater reports")
+        .into_inner();
+    reports.next_page_token.clear();
+    let ranking_bytes: Vec<u8> = ranking.entries.iter().flat_map(|e| e.encode_to_vec()).collect();
+    (ranking_bytes, reports.encode_to_vec())
+}
+
+async fn set(app: &TestApp, who: &str, candidate: &str, sex: Sex, race: RaceEthnicity) -> proto::SelfIdentification {
+    app.compliance()
+        .set_self_identification(req(
+            who,
+            proto::SetSelfIdentificationRequest {
+                candidate: candidate.into(),
+                sex: sex as i32,
+                race_ethnicity: race as i32,
+            },
+        ))
+        .await
+        .expect("set self-identification")
+        .into_inner()
+}
+
+async fn report(app: &TestApp, org: &Org) -> proto::AdverseImpactReport {
+    let compliance = token("cora", &org.name, &["compliance"]);
+    app.compliance()
+        .get_adverse_impact_report(req(
+            &compliance,
+            proto::GetAdverseImpactReportRequest { job: org.job.name.clone(), ..Default::default() },
+        ))
+        .await
+        .expect("report")
+        .into_inner()
+}
+
+fn rows(report: &proto::AdverseImpactReport, measure: Measure, grouping: Grouping) -> Vec<proto::ImpactRow> {
+    report
+        .tables
+        .iter()
+        .find(|t| t.measure == measure as i32 && t.grouping == grouping as i32)
+        .expect("table")
+        .rows
+        .clone()
+}
+
+async fn self_identification_is_sealed_and_reported_only_in_aggregate(db: Db) {
+    let app = TestApp::start(db).await;
+    let org = Org::new(&app, "acme").await;
+    // Four candidates, two interviews each; only the first is recommended.
+    let mut candidates = Vec::new();
+    for (n, score) in [4, 3, 2, 1].into_iter().enumerate() {
+        let candidate = org.candidate(&app, &format!("c-{n}")).await;
+        for rater in ["ivan", "lena"] {
+            let interview = org.interview(&app, &candidate, rater).await;
+            let recommendation = if n == 0 { Recommendation::Yes } else { Recommendation::No };
+            let submission = proto::SubmitScorecardRequest {
+                ratings: vec![rating("api_design", score), rating("collaboration", score)],
+                recommendation: recommendation as i32,
+                ..Org::submission(&interview, "")
+            };
+            app.scorecards().submit_scorecard(req(&org.admin, submission)).await.expect("submit");
+        }
+        candidates.push(candidate);
+    }
+    // Settled: the background refit after the last submission has landed
+    // (two reads a second apart agree), so nothing moves but what we do next.
+    let mut before = hiring_view(&app, &org).await;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let again = hiring_view(&app, &org).await;
+        if again == before {
+            break;
+        }
+        before = again;
+    }
+
+    let ats = token("ats", "acme", &["integration"]);
+    let stored = set(&app, &ats, &candidates[0].name, Sex::Female, RaceEthnicity::Asian).await;
+    assert_eq!((stored.sex, stored.race_ethnicity), (Sex::Female as i32, RaceEthnicity::Asian as i32));
+    assert_eq!(stored.candidate, candidates[0].name);
+    assert!(stored.update_time.is_some());
+    set(&app, &ats, &candidates[1].name, Sex::Female, RaceEthnicity::White).await;
+    set(&app, &org.admin, &candidates[2].name, Sex::Male, RaceEthnicity::White).await;
+    set(&app, &ats, &candidates[3].name, Sex::Declined, RaceEthnicity::Unspecified).await;
+
+    // Nothing the hiring team reads changed, bit for bit.
+    assert_eq!(hiring_view(&app, &org).await, before, "rankings and rater reports ignore self-identification");
+
+    // The report: scores 4, 3, 2, 1 (median 2.5): c-0 and c-1 are above it.
+    let r = report(&app, &org).await;
+    assert_eq!((r.subject_count, r.unknown_sex_count, r.unknown_race_ethnicity_count), (4, 1, 1));
+    assert_eq!(r.tables.len(), 9, "three measures under three groupings");
+    let sex = rows(&r, Measure::CalibratedScore, Grouping::Sex);
+    let summary: Vec<(&str, i32, f64)> = sex.iter().map(|x| (x.category.as_str(), x.count, x.rate)).collect();
+    assert_eq!(summary, [("female", 2, 1.0), ("male", 1, 0.0)]);
+    assert!(sex[1].below_four_fifths && sex[1].impact_ratio == 0.0);
+    let recommended = rows(&r, Measure::Recommendation, Grouping::RaceEthnicity);
+    let summary: Vec<(&str, i32, f64)> = recommended.iter().map(|x| (x.category.as_str(), x.count, x.rate)).collect();
+    assert_eq!(summary, [("asian", 1, 1.0), ("white", 2, 0.0)]);
+    let both = rows(&r, Measure::RawMean, Grouping::Intersectional);
+    let labels: Vec<&str> = both.iter().map(|x| x.category.as_str()).collect();
+    assert_eq!(labels, ["female/asian", "female/white", "male/white"]);
+
+    // Only `compliance` reads reports; it reads nothing else.
+    let denied = app
+        .compliance()
+        .get_adverse_impact_report(req(&org.admin, proto::GetAdverseImpactReportRequest::default()))
+        .await;
+    expect_code(denied, Code::PermissionDenied);
+    let compliance = token("cora", "acme", &["compliance"]);
+    let ranking = app
+        .calibration()
+        .get_ranking(req(&compliance, proto::GetRankingRequest { job: org.job.name.clone(), ..Default::default() }))
+        .await;
+    expect_code(ranking, Code::PermissionDenied);
+    let candidate = app
+        .hiring()
+        .get_candidate(req(&compliance, proto::GetCandidateRequest { name: candidates[0].name.clone() }))
+        .await;
+    expect_code(candidate, Code::PermissionDenied);
+    let recruiter = token("rita", "acme", &["recruiter"]);
+    let write = app
+        .compliance()
+        .set_self_identification(req(
+            &recruiter,
+            proto::SetSelfIdentificationRequest { candidate: candidates[0].name.clone(), ..Default::default() },
+        ))
+        .await;
+    expect_code(write, Code::PermissionDenied);
+
+    // Validation: each bad field named; an unknown candidate is not found.
+    let bad = proto::SetSelfIdentificationRequest { candidate: "jobs/x".into(), sex: 99, race_ethnicity: 42 };
+    expect_violations(
+        app.compliance().set_self_identification(req(&ats, bad)).await,
+        &["candidate", "race_ethnicity", "sex"],
+    );
+    let ghost = proto::SetSelfIdentificationRequest {
+        candidate: "candidates/0123456789abcdef0123456789abcdef".into(),
+        ..Default::default()
+    };
+    expect_code(app.compliance().set_self_identification(req(&ats, ghost)).await, Code::NotFound);
+    let both_scopes = proto::GetAdverseImpactReportRequest {
+        job: org.job.name.clone(),
+        rubric: org.rubric.name.clone(),
+        min_category_share: 1.5,
+        ..Default::default()
+    };
+    expect_violations(
+        app.compliance().get_adverse_impact_report(req(&compliance, both_scopes)).await,
+        &["min_category_share", "rubric"],
+    );
+
+    // Sealed at rest: no category word, and no plain enum pair, in the table.
+    let store = scorecard::store::Store::connect(&app.database_url, 1).await.expect("connect");
+    let sealed = store.self_identifications("acme").await.expect("rows");
+    assert_eq!(sealed.len(), 4);
+    for (_, key_id, value) in &sealed {
+        assert_eq!(key_id.len(), 16, "a key id, not a key");
+        for word in ["female", "male", "asian", "white", "FEMALE", "ASIAN"] {
+            assert!(!value.contains(word), "{value}");
+        }
+        assert!(value.len() >= 40, "nonce, ciphertext and tag: {value}");
+    }
+    // Rotation: a new key, the test key kept as an old one; everything is
+    // sealed again under the new key, once.
+    let rotated =
+        scorecard::auth::sealing::SealingKeys::new("bmV3LXNlbGYtaWQta2V5LWFmdGVyLXJvdGF0aW9uISE=", common::SELF_ID_KEY)
+            .expect("rotated keys");
+    assert_eq!(scorecard::api::reseal_self_identifications(&store, &rotated).await.expect("reseal"), (4, 0));
+    assert_eq!(scorecard::api::reseal_self_identifications(&store, &rotated).await.expect("again"), (0, 0));
+    let resealed = store.self_identifications("acme").await.expect("rows");
+    assert!(resealed.iter().all(|(_, key_id, _)| key_id == rotated.current_id()));
+    // Back under the server's key, so the report below still opens them.
+    let back =
+        scorecard::auth::sealing::SealingKeys::new(common::SELF_ID_KEY, "bmV3LXNlbGYtaWQta2V5LWFmdGVyLXJvdGF0aW9uISE=")
+            .expect("keys");
+    assert_eq!(scorecard::api::reseal_self_identifications(&store, &back).await.expect("reseal back"), (4, 0));
+    store.close().await;
+
+    // Erasure takes the self-identification with it: c-1 becomes unknown.
+    app.hiring()
+        .erase_candidate(req(&org.admin, proto::EraseCandidateRequest { name: candidates[1].name.clone() }))
+        .await
+        .expect("erase");
+    let after = report(&app, &org).await;
+    assert_eq!((after.subject_count, after.unknown_sex_count, after.unknown_race_ethnicity_count), (4, 2, 2));
+    // And none can be stored for an erased candidate.
+    let refused = app
+        .compliance()
+        .set_self_identification(req(
+            &ats,
+            proto::SetSelfIdentificationRequest {
+                candidate: candidates[1].name.clone(),
+                sex: Sex::Male as i32,
+                race_ethnicity: 0,
+            },
+        ))
+        .await;
+    expect_code(refused, Code::FailedPrecondition);
+    app.stop().await;
+}
+
+async fn without_a_key_self_identification_is_refused(db: Db) {
+    let mut settings = test_settings();
+    settings.self_id_keys = None;
+    let app = TestApp::start_configured(db, verifier(), settings).await;
+    let org = Org::new(&app, "acme").await;
+    let candidate = org.candidate(&app, "c-1").await;
+    let ats = token("ats", "acme", &["integration"]);
+    let refused = app
+        .compliance()
+        .set_self_identification(req(
+            &ats,
+            proto::SetSelfIdentificationRequest {
+                candidate: candidate.name,
+                sex: Sex::Female as i32,
+                race_ethnicity: 0,
+            },
+        ))
+        .await
+        .expect_err("no key");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("SCORECARD_SELF_ID_KEY"), "{}", refused.message());
+    let compliance = token("cora", "acme", &["compliance"]);
+    let report = app
+        .compliance()
+        .get_adverse_impact_report(req(&compliance, proto::GetAdverseImpactReportRequest::default()))
+        .await;
+    expect_code(report, Code::FailedPrecondition);
+    app.stop().await;
+}
