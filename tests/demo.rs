@@ -20,10 +20,15 @@ async fn demo_serves_a_calibrated_organisation() {
         .spawn()
         .expect("start demo");
     let stdout = child.stdout.take().expect("stdout");
-    let (token, job) = tokio::task::spawn_blocking(move || {
-        let (mut token, mut job) = (String::new(), String::new());
+    let (token, job, compliance) = tokio::task::spawn_blocking(move || {
+        let (mut token, mut job, mut compliance) = (String::new(), String::new(), String::new());
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("read");
+            if let Some(t) = line.strip_prefix("SCORECARD_TOKEN=")
+                && line.contains("compliance impact")
+            {
+                compliance = t.split_whitespace().next().unwrap_or_default().to_string();
+            }
             if let Some(t) = line.strip_prefix("export SCORECARD_TOKEN=") {
                 token = t.split_whitespace().next().unwrap_or_default().to_string();
             }
@@ -34,7 +39,7 @@ async fn demo_serves_a_calibrated_organisation() {
                 break;
             }
         }
-        (token, job)
+        (token, job, compliance)
     })
     .await
     .expect("join");
@@ -91,6 +96,28 @@ async fn demo_serves_a_calibrated_organisation() {
     let mut expected: Vec<String> = raters.iter().map(|r| r.to_string()).collect();
     expected.sort();
     assert_eq!(announced, expected, "one rater.flagged per flagged rater");
+
+    // The compliance role's report covers every candidate, with the declined
+    // ones counted as unknown.
+    assert!(!compliance.is_empty(), "demo printed a compliance token");
+    let mut reports = scorecard::proto::compliance_service_client::ComplianceServiceClient::connect(format!(
+        "http://127.0.0.1:{port}"
+    ))
+    .await
+    .expect("connect");
+    let report = reports
+        .get_adverse_impact_report(req(&compliance, proto::GetAdverseImpactReportRequest::default()))
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!(report.subject_count, 60);
+    assert!(report.unknown_sex_count > 0 && report.unknown_sex_count < 20, "{}", report.unknown_sex_count);
+    let sex = report
+        .tables
+        .iter()
+        .find(|t| t.measure == proto::Measure::CalibratedScore as i32 && t.grouping == proto::Grouping::Sex as i32)
+        .expect("calibrated score by sex");
+    assert!(sex.rows.iter().any(|r| r.category == "female") && sex.rows.iter().any(|r| r.category == "male"));
     let _ = child.kill();
     let _ = child.wait();
 }

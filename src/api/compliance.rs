@@ -31,6 +31,18 @@ fn sealing_context(org: &str, candidate: &str) -> String {
     format!("scorecard.self_id.v1/{org}/{candidate}")
 }
 
+/// A candidate's self-identification sealed for storage: two bytes (the enum
+/// numbers, part of the API contract) under the current key.
+pub fn seal_self_identification(
+    keys: &crate::auth::sealing::SealingKeys,
+    org: &str,
+    candidate: &str,
+    sex: proto::Sex,
+    race: proto::RaceEthnicity,
+) -> String {
+    keys.seal(&[sex as i32 as u8, race as i32 as u8], &sealing_context(org, candidate))
+}
+
 fn sex_label(sex: proto::Sex) -> Option<&'static str> {
     match sex {
         proto::Sex::Female => Some("female"),
@@ -78,9 +90,7 @@ impl ComplianceApi {
         v.into_result()?;
         let (candidate, sex, race) = (candidate.unwrap_or_default(), sex.unwrap_or_default(), race.unwrap_or_default());
         let keys = self.state.self_id_keys.as_ref().ok_or_else(|| Error::FailedPrecondition(NO_KEY.into()))?;
-        // Two bytes: the enum numbers, which are part of the API contract.
-        let plain = [sex as i32 as u8, race as i32 as u8];
-        let sealed = keys.seal(&plain, &sealing_context(&caller.org, candidate));
+        let sealed = seal_self_identification(keys, &caller.org, candidate, sex, race);
         let now = now_micros();
         self.state.store.put_self_identification(&caller.org, candidate, keys.current_id(), &sealed, now).await?;
         Ok(proto::SelfIdentification {

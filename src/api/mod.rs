@@ -57,7 +57,7 @@ use sha2::Digest;
 pub use audit::AuditApi;
 pub use calibration::CalibrationApi;
 pub use calibration::{flag_kind, flag_name};
-pub use compliance::{ComplianceApi, reseal_self_identifications};
+pub use compliance::{ComplianceApi, reseal_self_identifications, seal_self_identification};
 pub use events::{EventApi, WebhookApi};
 pub use hiring::HiringApi;
 pub use import::MAX_ITEMS_PER_STREAM as MAX_IMPORT_ITEMS_PER_STREAM;

@@ -3,7 +3,11 @@
 //! "Engineering Manager"), 60 candidates, 15 interviewers of whom some are harsh,
 //! lenient, noisy, halo-prone, stuck in the middle of the scale or writing thin
 //! evidence, and scorecards whose evidence quotes the rubric's behavioural
-//! anchors. It prints ready-to-paste tokens and commands, then serves until
+//! anchors. Candidates have voluntary self-identification (some declined) for
+//! the compliance role's adverse-impact report, and one interviewer (oscar)
+//! scores women a point lower than he sees them: a planted case for the rater
+//! differentials of issue 17 (60 candidates are too few for the pooled rates
+//! to show it). It prints ready-to-paste tokens and commands, then serves until
 //! Ctrl-C.
 
 use std::sync::Arc;
@@ -11,12 +15,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::cmd::synthetic::Rng;
+use scorecard::api::seal_self_identification;
+use scorecard::auth::sealing::SealingKeys;
 use scorecard::auth::{Claims, Verifier, mint_token};
 use scorecard::domain::templates::templates;
 use scorecard::domain::{
     Candidate, Interview, Job, Rating, Recommendation, RubricContent, ScorecardContent, new_id, now_micros,
 };
-use scorecard::server::{AppError, serve, shutdown_signal};
+use scorecard::proto;
+use scorecard::server::{AppError, Settings, serve, shutdown_signal};
 use scorecard::store::{NewScorecard, Store};
 
 pub const ORG: &str = "demo-co";
@@ -30,6 +37,8 @@ enum Kind {
     Halo,
     Central,
     Thin,
+    /// Rates women a point lower than he sees them (on the latent scale).
+    BiasedAgainstWomen,
 }
 
 const INTERVIEWERS: [(&str, Kind); 15] = [
@@ -47,7 +56,7 @@ const INTERVIEWERS: [(&str, Kind); 15] = [
     ("lena", Kind::Harsh),
     ("mateo", Kind::Normal),
     ("nadia", Kind::Thin),
-    ("oscar", Kind::Normal),
+    ("oscar", Kind::BiasedAgainstWomen),
 ];
 
 const FIRST: [&str; 20] = [
@@ -56,9 +65,33 @@ const FIRST: [&str; 20] = [
 ];
 const LAST: [&str; 3] = ["Okafor", "Lindqvist", "Moreau"];
 
-/// Seeds the demo organisation; returns the job names.
-pub async fn seed(store: &Store) -> Result<Vec<(String, String)>, AppError> {
+/// A candidate's self-identification: mostly given, sometimes declined. Drawn
+/// from a generator of its own, so the rest of the demo is the same with or
+/// without it.
+fn self_identification(rng: &mut Rng) -> (proto::Sex, proto::RaceEthnicity) {
+    let sex = match rng.below(100) {
+        0..45 => proto::Sex::Female,
+        45..90 => proto::Sex::Male,
+        90..93 => proto::Sex::Another,
+        _ => proto::Sex::Declined,
+    };
+    use proto::RaceEthnicity as R;
+    let race = match rng.below(100) {
+        0..40 => R::White,
+        40..60 => R::Asian,
+        60..75 => R::HispanicOrLatino,
+        75..88 => R::BlackOrAfricanAmerican,
+        88..92 => R::TwoOrMore,
+        _ => R::Declined,
+    };
+    (sex, race)
+}
+
+/// Seeds the demo organisation, self-identification sealed under `keys`
+/// (none without keys); returns the job names.
+pub async fn seed(store: &Store, keys: Option<&SealingKeys>) -> Result<Vec<(String, String)>, AppError> {
     let mut rng = Rng::new(2026);
+    let mut identities = Rng::new(1607);
     let now = now_micros();
     let day = 86_400_000_000_i64;
     let all = templates();
@@ -101,6 +134,12 @@ pub async fn seed(store: &Store) -> Result<Vec<(String, String)>, AppError> {
                 updated_at: now,
             };
             store.create_candidate(ORG, &candidate).await?;
+            let (sex, race) = self_identification(&mut identities);
+            if let Some(keys) = keys {
+                let sealed = seal_self_identification(keys, ORG, &candidate.id, sex, race);
+                store.put_self_identification(ORG, &candidate.id, keys.current_id(), &sealed, now).await?;
+            }
+            let woman = sex == proto::Sex::Female;
             let general = rng.normal();
             let technical = 0.5 * rng.normal();
             let communication = 0.5 * rng.normal();
@@ -149,6 +188,7 @@ pub async fn seed(store: &Store) -> Result<Vec<(String, String)>, AppError> {
                         Kind::Noisy => level + 1.4 * rng.normal(),
                         Kind::Halo => impression + 0.1 * rng.normal(),
                         Kind::Central => 0.3 * level + 0.3 * rng.normal(),
+                        Kind::BiasedAgainstWomen => level - if woman { 1.0 } else { 0.0 } + 0.5 * rng.normal(),
                     };
                     // 1..4 through thresholds at -1, 0, 1.
                     let score = 1 + [-1.0, 0.0, 1.0].iter().filter(|&&t| latent > t).count() as i32;
@@ -212,7 +252,10 @@ pub async fn run(listen: &str, http_listen: &str) -> Result<(), AppError> {
     let url = format!("sqlite://{}", dir.join("demo.db").display());
     let store = Store::connect(&url, 4).await?;
     store.migrate().await?;
-    let jobs = seed(&store).await?;
+    // A throw-away key, like the database and the token secret.
+    let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, rand::random::<[u8; 32]>());
+    let keys = Arc::new(SealingKeys::new(&key, "").map_err(AppError::Config)?);
+    let jobs = seed(&store, Some(&keys)).await?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let verifier = Verifier::new(Some(&secret), None, None, None).map_err(|e| AppError::Config(e.to_string()))?;
     let listener =
@@ -225,6 +268,7 @@ pub async fn run(listen: &str, http_listen: &str) -> Result<(), AppError> {
     let recruiter = token(&secret, "rita", "recruiter")?;
     let admin = token(&secret, "alice", "admin")?;
     let interviewer = token(&secret, "bruno", "interviewer")?;
+    let compliance = token(&secret, "cora", "compliance")?;
     let job = jobs.first().map(|j| j.0.clone()).unwrap_or_default();
     println!("scorecard demo: organisation `{ORG}` with {} jobs, 60 candidates, 15 interviewers", jobs.len());
     for (name, title) in &jobs {
@@ -239,6 +283,7 @@ pub async fn run(listen: &str, http_listen: &str) -> Result<(), AppError> {
     println!("scorecard ranking --job {job}");
     println!("scorecard raters --flagged");
     println!("scorecard reliability --job {job}");
+    println!("SCORECARD_TOKEN={compliance} scorecard compliance impact   # cora, compliance: adverse impact");
     println!(
         "buf curl --http2-prior-knowledge --protocol grpc -H \"authorization: Bearer $SCORECARD_TOKEN\" -d '{{\"job\":\"{job}\"}}' http://{addr}/scorecard.v1.CalibrationService/GetRanking"
     );
@@ -248,8 +293,8 @@ pub async fn run(listen: &str, http_listen: &str) -> Result<(), AppError> {
     println!("Prometheus metrics: http://{http_addr}/metrics");
     println!();
     println!("demo ready; Ctrl-C to stop (the database is thrown away)");
-    let result =
-        serve(listener, Some(http), store.clone(), Arc::new(verifier), Default::default(), shutdown_signal()).await;
+    let settings = Settings { self_id_keys: Some(keys), ..Default::default() };
+    let result = serve(listener, Some(http), store.clone(), Arc::new(verifier), settings, shutdown_signal()).await;
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
     result

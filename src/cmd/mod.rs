@@ -200,7 +200,12 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Demo { seed_into: Some(database_url), .. } => {
             let store = open_store(&database_url, 2).await?;
-            let jobs = demo::seed(&store).await;
+            // Self-identification only when a key to seal it is configured.
+            let keys = match std::env::var("SCORECARD_SELF_ID_KEY").ok().filter(|k| !k.is_empty()) {
+                Some(key) => Some(scorecard::auth::sealing::SealingKeys::new(&key, "").map_err(AppError::Config)?),
+                None => None,
+            };
+            let jobs = demo::seed(&store, keys.as_ref()).await;
             store.close().await;
             for (name, title) in jobs? {
                 println!("{name}\t{title}");
