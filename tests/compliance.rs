@@ -171,6 +171,15 @@ async fn self_identification_is_sealed_and_reported_only_in_aggregate(db: Db) {
         &["min_category_share", "rubric"],
     );
 
+    let no_such_rubric = proto::GetAdverseImpactReportRequest {
+        rubric: "rubrics/0123456789abcdef0123456789abcdef".into(),
+        ..Default::default()
+    };
+    expect_code(app.compliance().get_adverse_impact_report(req(&compliance, no_such_rubric)).await, Code::NotFound);
+    let by_rubric = proto::GetAdverseImpactReportRequest { rubric: org.rubric.name.clone(), ..Default::default() };
+    let by_rubric = app.compliance().get_adverse_impact_report(req(&compliance, by_rubric)).await.expect("by rubric");
+    assert_eq!(by_rubric.into_inner().subject_count, 4, "the rubric's one job");
+
     // Sealed at rest: no category word, and no plain enum pair, in the table.
     let store = scorecard::store::Store::connect(&app.database_url, 1).await.expect("connect");
     let sealed = store.self_identifications("acme").await.expect("rows");

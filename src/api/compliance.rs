@@ -163,6 +163,13 @@ impl ComplianceApi {
                 HashSet::from([job.to_string()])
             }
             None => {
+                if let Some(rubric) = rubric {
+                    self.state
+                        .store
+                        .get_rubric(org, rubric, 0)
+                        .await?
+                        .ok_or_else(|| Error::NotFound(req.rubric.clone()))?;
+                }
                 let mut jobs = HashSet::new();
                 let mut after = String::new();
                 loop {
