@@ -66,6 +66,9 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/scorecard.v1.AuditService/ListAuditEvents", ADMIN),
     ("/scorecard.v1.ComplianceService/SetSelfIdentification", WRITERS),
     ("/scorecard.v1.ComplianceService/GetAdverseImpactReport", COMPLIANCE),
+    ("/scorecard.v1.ComplianceService/ListRaterDifferentials", COMPLIANCE),
+    ("/scorecard.v1.HiringService/RecordDecision", READERS),
+    ("/scorecard.v1.HiringService/ListDecisions", READERS),
 ];
 
 /// Every method of every `scorecard.v1` service the server describes.
@@ -395,6 +398,33 @@ async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<
             .await
             // Aggregates only: no resource of tenant A is named in a report.
             .map(|_| 0),
+        "ListRaterDifferentials" => app
+            .compliance()
+            .list_rater_differentials(req(
+                token,
+                proto::ListRaterDifferentialsRequest { grouping: proto::Grouping::Sex as i32, ..Default::default() },
+            ))
+            .await
+            // Aggregates per rater of the caller's own organisation only.
+            .map(|_| 0),
+        "RecordDecision" => app
+            .hiring()
+            .record_decision(req(
+                token,
+                proto::RecordDecisionRequest {
+                    job,
+                    candidate,
+                    outcome: proto::Outcome::Advanced as i32,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(one),
+        "ListDecisions" => app
+            .hiring()
+            .list_decisions(req(token, proto::ListDecisionsRequest { job, ..Default::default() }))
+            .await
+            .map(|r| fx.revealed(r.get_ref().decisions.iter().map(|d| &d.candidate))),
         other => panic!("{method}: the matrix test has no call for `{other}`; add one"),
     }
 }

@@ -10,7 +10,8 @@ use prost::Message;
 use scorecard::proto::{self, Grouping, Measure, RaceEthnicity, Recommendation, Sex};
 use tonic::Code;
 
-on_both_databases!(db: self_identification_is_sealed_and_reported_only_in_aggregate, without_a_key_self_identification_is_refused);
+on_both_databases!(db: self_identification_is_sealed_and_reported_only_in_aggregate, without_a_key_self_identification_is_refused,
+    rater_differentials_find_a_planted_interviewer_from_an_import);
 
 /// What the hiring team reads: the ranking's entries and every rater report,
 /// encoded (their fitted times left out).
@@ -110,7 +111,7 @@ async fn self_identification_is_sealed_and_reported_only_in_aggregate(db: Db) {
     // The report: scores 4, 3, 2, 1 (median 2.5): c-0 and c-1 are above it.
     let r = report(&app, &org).await;
     assert_eq!((r.subject_count, r.unknown_sex_count, r.unknown_race_ethnicity_count), (4, 1, 1));
-    assert_eq!(r.tables.len(), 9, "three measures under three groupings");
+    assert_eq!(r.tables.len(), 12, "four measures under three groupings");
     let sex = rows(&r, Measure::CalibratedScore, Grouping::Sex);
     let summary: Vec<(&str, i32, f64)> = sex.iter().map(|x| (x.category.as_str(), x.count, x.rate)).collect();
     assert_eq!(summary, [("female", 2, 1.0), ("male", 1, 0.0)]);
@@ -121,6 +122,72 @@ async fn self_identification_is_sealed_and_reported_only_in_aggregate(db: Db) {
     let both = rows(&r, Measure::RawMean, Grouping::Intersectional);
     let labels: Vec<&str> = both.iter().map(|x| x.category.as_str()).collect();
     assert_eq!(labels, ["female/asian", "female/white", "male/white"]);
+
+    // Decisions: the latest per (job, candidate) counts. c-0 advanced; c-1
+    // rejected, then (decided later, recorded earlier) offered; c-2 rejected;
+    // c-3 has none. Selection rate: female 2 of 2, male 0 of 1.
+    let recruiter = token("rita", "acme", &["recruiter"]);
+    let decide = |candidate: &proto::Candidate, outcome: proto::Outcome, hours_ago: i64| proto::RecordDecisionRequest {
+        job: org.job.name.clone(),
+        candidate: candidate.name.clone(),
+        outcome: outcome as i32,
+        reason: "Panel debrief.".into(),
+        decide_time: Some(prost_types::Timestamp {
+            seconds: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+                as i64
+                - hours_ago * 3_600,
+            nanos: 0,
+        }),
+        external_id: String::new(),
+    };
+    let mut recorded = Vec::new();
+    for (candidate, outcome, hours_ago) in [
+        (&candidates[0], proto::Outcome::Advanced, 5),
+        (&candidates[1], proto::Outcome::Offered, 1),
+        (&candidates[1], proto::Outcome::Rejected, 3),
+        (&candidates[2], proto::Outcome::Rejected, 2),
+    ] {
+        let d = app.hiring().record_decision(req(&recruiter, decide(candidate, outcome, hours_ago))).await;
+        let d = d.expect("record decision").into_inner();
+        assert!(d.name.starts_with("decisions/") && d.decided_by == "rita" && d.outcome == outcome as i32);
+        recorded.push(d);
+    }
+    let listed = app
+        .hiring()
+        .list_decisions(req(
+            &org.admin,
+            proto::ListDecisionsRequest { job: org.job.name.clone(), ..Default::default() },
+        ))
+        .await
+        .expect("list decisions")
+        .into_inner();
+    assert_eq!(listed.decisions, recorded, "every decision kept, in the order recorded");
+    let decided = report(&app, &org).await;
+    let selected = rows(&decided, Measure::Decision, Grouping::Sex);
+    let summary: Vec<(&str, i32, f64)> = selected.iter().map(|x| (x.category.as_str(), x.count, x.rate)).collect();
+    assert_eq!(summary, [("female", 2, 1.0), ("male", 1, 0.0)]);
+    assert!(selected[1].below_four_fifths);
+    assert_eq!(hiring_view(&app, &org).await, before, "decisions never touch a score either");
+    // Bad decisions: every field named; no decision from a compliance officer.
+    let mut bad = decide(&candidates[0], proto::Outcome::Unspecified, -2);
+    bad.job = "rubrics/x".into();
+    bad.reason = "x".repeat(2_001);
+    expect_violations(
+        app.hiring().record_decision(req(&recruiter, bad)).await,
+        &["decide_time", "job", "outcome", "reason"],
+    );
+    let mut ghost = decide(&candidates[0], proto::Outcome::Hired, 0);
+    ghost.candidate = "candidates/0123456789abcdef0123456789abcdef".into();
+    expect_code(app.hiring().record_decision(req(&recruiter, ghost)).await, Code::NotFound);
+    let mut twice = decide(&candidates[0], proto::Outcome::Hired, 0);
+    twice.external_id = "ats-decision-1".into();
+    app.hiring().record_decision(req(&recruiter, twice.clone())).await.expect("first with an external id");
+    expect_code(app.hiring().record_decision(req(&recruiter, twice)).await, Code::AlreadyExists);
+    let not_hiring = token("cora", "acme", &["compliance"]);
+    expect_code(
+        app.hiring().record_decision(req(&not_hiring, decide(&candidates[0], proto::Outcome::Hired, 0))).await,
+        Code::PermissionDenied,
+    );
 
     // Only `compliance` reads reports; it reads nothing else.
     let denied = app
@@ -214,6 +281,18 @@ async fn self_identification_is_sealed_and_reported_only_in_aggregate(db: Db) {
         .expect("erase");
     let after = report(&app, &org).await;
     assert_eq!((after.subject_count, after.unknown_sex_count, after.unknown_race_ethnicity_count), (4, 2, 2));
+    // The erased candidate's decision reasons are gone; the outcomes stay.
+    let kept = app
+        .hiring()
+        .list_decisions(req(
+            &org.admin,
+            proto::ListDecisionsRequest { candidate: candidates[1].name.clone(), ..Default::default() },
+        ))
+        .await
+        .expect("list decisions")
+        .into_inner();
+    assert_eq!(kept.decisions.len(), 2);
+    assert!(kept.decisions.iter().all(|d| d.reason.is_empty() && d.outcome != 0), "{:?}", kept.decisions);
     // And none can be stored for an erased candidate.
     let refused = app
         .compliance()
@@ -257,5 +336,148 @@ async fn without_a_key_self_identification_is_refused(db: Db) {
         .get_adverse_impact_report(req(&compliance, proto::GetAdverseImpactReportRequest::default()))
         .await;
     expect_code(report, Code::FailedPrecondition);
+    app.stop().await;
+}
+
+/// An organisation imported from the ATS with self-identification and
+/// decisions: 48 candidates, each interviewed by the same eight raters on two
+/// competencies. `oscar` scores women one point lower than he sees them; the
+/// others agree with each other exactly. (With fewer raters per panel his
+/// bias leaks into the others' panel view: docs/compliance.md, limits.) Only oscar is flagged, for `female`
+/// against the reference `male`, and the import's results never name a
+/// category.
+async fn rater_differentials_find_a_planted_interviewer_from_an_import(db: Db) {
+    use proto::import_item::Item;
+    let app = TestApp::start(db).await;
+    let org = Org::new(&app, "acme").await;
+    let ats = token("ats", "acme", &["integration"]);
+    let mut items = vec![Item::Job(proto::ImportJob {
+        external_id: "job-fair".into(),
+        title: "Engineer".into(),
+        rubric: org.rubric.name.clone(),
+        rubric_revision: 0,
+    })];
+    for c in 0..48 {
+        let female = c % 2 == 0;
+        items.push(Item::Candidate(proto::ImportCandidate {
+            external_id: format!("cand-{c}"),
+            display_name: format!("Candidate {c}"),
+            email: String::new(),
+        }));
+        items.push(Item::SelfIdentification(proto::ImportSelfIdentification {
+            candidate_external_id: format!("cand-{c}"),
+            // Women 26, men 22 (two men declined): women are the reference.
+            sex: if female {
+                Sex::Female
+            } else if c % 12 == 1 {
+                Sex::Declined
+            } else {
+                Sex::Male
+            } as i32,
+            race_ethnicity: RaceEthnicity::Unspecified as i32,
+        }));
+        // Levels 2..4 on the 1..4 scale, so that a point lower stays on it.
+        let level = 2 + (c / 2 % 3) as i32;
+        for rater in ["ivan", "lena", "mara", "nina", "oscar", "pia", "raj", "sam"] {
+            let interview = format!("int-{c}-{rater}");
+            items.push(Item::Interview(proto::ImportInterview {
+                external_id: interview.clone(),
+                job_external_id: "job-fair".into(),
+                candidate_external_id: format!("cand-{c}"),
+                interviewer: rater.into(),
+                focus_competencies: vec!["api_design".into(), "collaboration".into()],
+                scheduled_time: Some(prost_types::Timestamp { seconds: 1_767_225_600 + c * 3_600, nanos: 0 }),
+            }));
+            let score = if rater == "oscar" && female { level - 1 } else { level };
+            items.push(Item::Scorecard(proto::ImportScorecard {
+                interview_external_id: interview,
+                ratings: vec![rating("api_design", score), rating("collaboration", score)],
+                recommendation: Recommendation::Yes as i32,
+                summary: String::new(),
+                submit_time: None,
+            }));
+        }
+        if c % 3 == 0 {
+            items.push(Item::Decision(proto::ImportDecision {
+                external_id: format!("dec-{c}"),
+                job_external_id: "job-fair".into(),
+                candidate_external_id: format!("cand-{c}"),
+                outcome: proto::Outcome::Advanced as i32,
+                reason: String::new(),
+                decide_time: None,
+            }));
+        }
+    }
+    let items: Vec<proto::ImportItem> = items.into_iter().map(|i| proto::ImportItem { item: Some(i) }).collect();
+    let imported = app
+        .scorecards()
+        .import_scorecards(req(&ats, tokio_stream::iter(vec![proto::ImportScorecardsRequest { items: items.clone() }])))
+        .await
+        .expect("import")
+        .into_inner();
+    assert_eq!(imported.failed, 0, "{:?}", imported.results.iter().find(|r| !r.violations.is_empty()));
+    for r in &imported.results {
+        assert!(!r.resource.contains("female") && !r.resource.contains("male"), "{r:?}");
+    }
+    // Idempotent: the same stream again creates no decision twice.
+    let again = app
+        .scorecards()
+        .import_scorecards(req(&ats, tokio_stream::iter(vec![proto::ImportScorecardsRequest { items }])))
+        .await
+        .expect("import again")
+        .into_inner();
+    let decisions = app
+        .hiring()
+        .list_decisions(req(&org.admin, proto::ListDecisionsRequest { page_size: 100, ..Default::default() }))
+        .await
+        .expect("decisions")
+        .into_inner()
+        .decisions;
+    assert_eq!((decisions.len(), again.failed), (16, 0));
+
+    let compliance = token("cora", "acme", &["compliance"]);
+    let by_sex = |flagged_only| proto::ListRaterDifferentialsRequest {
+        grouping: Grouping::Sex as i32,
+        flagged_only,
+        ..Default::default()
+    };
+    let all = app
+        .compliance()
+        .list_rater_differentials(req(&compliance, by_sex(false)))
+        .await
+        .expect("differentials")
+        .into_inner();
+    assert_eq!(all.reference_category, "female");
+    let raters: Vec<&str> = all.differentials.iter().map(|d| d.rater.as_str()).collect();
+    assert_eq!(raters, ["ivan", "lena", "mara", "nina", "oscar", "pia", "raj", "sam"]);
+    let flagged: Vec<&str> = all.differentials.iter().filter(|d| d.flagged).map(|d| d.rater.as_str()).collect();
+    assert_eq!(flagged, ["oscar"], "{all:#?}");
+    let oscar = &all.differentials[4];
+    let c = &oscar.comparisons[0];
+    assert_eq!((c.category.as_str(), c.reference_category.as_str()), ("male", "female"));
+    assert_eq!((c.scorecard_count, c.reference_scorecard_count), (20, 24));
+    // He scores men a point higher than women, relative to the panel.
+    assert!(c.lower < c.difference && c.difference < c.upper && c.lower > 0.3, "{c:?}");
+    assert!(c.q_value <= 0.1 && oscar.detail.contains("male candidates"), "{oscar:?}");
+    let only = app
+        .compliance()
+        .list_rater_differentials(req(&compliance, by_sex(true)))
+        .await
+        .expect("flagged only")
+        .into_inner();
+    assert_eq!(only.differentials.iter().map(|d| d.rater.as_str()).collect::<Vec<_>>(), ["oscar"]);
+    // Too few known scorecards by race: nothing is compared.
+    let by_race =
+        proto::ListRaterDifferentialsRequest { grouping: Grouping::RaceEthnicity as i32, ..Default::default() };
+    let race = app.compliance().list_rater_differentials(req(&compliance, by_race)).await.expect("race").into_inner();
+    assert!(race.differentials.is_empty());
+    // Intersections are not a grouping to compare; others may not read it.
+    let intersectional =
+        proto::ListRaterDifferentialsRequest { grouping: Grouping::Intersectional as i32, ..Default::default() };
+    expect_violations(app.compliance().list_rater_differentials(req(&compliance, intersectional)).await, &["grouping"]);
+    expect_code(
+        app.compliance().list_rater_differentials(req(&org.admin, by_sex(false))).await,
+        Code::PermissionDenied,
+    );
     app.stop().await;
 }

@@ -85,6 +85,9 @@ targets!(
     proto::ListAuditEventsRequest => |r| r.resource.clone(),
     proto::SetSelfIdentificationRequest => |r| r.candidate.clone(),
     proto::GetAdverseImpactReportRequest => |r| first_of(&[&r.job, &r.rubric]),
+    proto::RecordDecisionRequest => |r| r.candidate.clone(),
+    proto::ListDecisionsRequest => |r| first_of(&[&r.candidate, &r.job]),
+    proto::ListRaterDifferentialsRequest => |_r| collection(),
 );
 
 /// The first non-empty of several filters.
@@ -104,11 +107,13 @@ macro_rules! resources {
 }
 
 resources!(
-    named: proto::Rubric, proto::Job, proto::Candidate, proto::Interview, proto::Scorecard, proto::Webhook;
+    named: proto::Rubric, proto::Job, proto::Candidate, proto::Interview, proto::Scorecard, proto::Webhook,
+        proto::Decision;
     other: proto::ListRubricsResponse, proto::ListRubricTemplatesResponse, proto::ListJobsResponse,
         proto::ListCandidatesResponse, proto::ListInterviewsResponse, proto::ListOverdueInterviewsResponse,
         proto::ListScorecardsResponse, proto::ImportScorecardsResponse, proto::Ranking,
         proto::CandidateAssessment, proto::ListRaterReportsResponse, proto::RaterReport, proto::PanelReliability,
         proto::ListEventsResponse, proto::ListWebhooksResponse, (), proto::ListDeliveriesResponse,
         proto::Delivery, proto::ListAuditEventsResponse, proto::SelfIdentification, proto::AdverseImpactReport,
+        proto::ListDecisionsResponse, proto::ListRaterDifferentialsResponse,
 );

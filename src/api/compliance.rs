@@ -19,7 +19,7 @@ const WRITERS: [Role; 2] = [Role::Admin, Role::Integration];
 const READERS: [Role; 1] = [Role::Compliance];
 
 /// Why self-identification cannot be taken without a key.
-const NO_KEY: &str = "self-identification is not accepted: the server has no SCORECARD_SELF_ID_KEY \
+pub(super) const NO_KEY: &str = "self-identification is not accepted: the server has no SCORECARD_SELF_ID_KEY \
                       (32 random bytes, base64) to seal it with";
 
 pub struct ComplianceApi {
@@ -42,6 +42,19 @@ pub fn seal_self_identification(
 ) -> String {
     keys.seal(&[sex as i32 as u8, race as i32 as u8], &sealing_context(org, candidate))
 }
+
+/// Category labels of each grouping a rater differential compares, in the
+/// order their numbers take in the engine.
+const SEX_LABELS: [&str; 3] = ["another", "female", "male"];
+const RACE_LABELS: [&str; 7] = [
+    "american_indian_or_alaska_native",
+    "asian",
+    "black_or_african_american",
+    "hispanic_or_latino",
+    "native_hawaiian_or_pacific_islander",
+    "two_or_more",
+    "white",
+];
 
 fn sex_label(sex: proto::Sex) -> Option<&'static str> {
     match sex {
@@ -190,6 +203,14 @@ impl ComplianceApi {
                 scores.insert((job.clone(), e.candidate_id.to_string()), (e.overall.mean, e.overall.raw_mean));
             }
         }
+        let selected: HashMap<(String, String), bool> = self
+            .state
+            .store
+            .latest_outcomes(org)
+            .await?
+            .into_iter()
+            .map(|(job, candidate, outcome)| ((job, candidate), outcome.selects()))
+            .collect();
         let subjects: Vec<impact::Subject> = self
             .state
             .store
@@ -199,8 +220,11 @@ impl ComplianceApi {
             .filter(|s| jobs.contains(&s.job_id) && (start..end).contains(&s.first_submitted_at))
             .map(|s| {
                 let (sex, race_ethnicity) = categories.get(&s.candidate_id).copied().unwrap_or((None, None));
-                let score = scores.get(&(s.job_id.clone(), s.candidate_id.clone()));
+                let key = (s.job_id.clone(), s.candidate_id.clone());
+                let score = scores.get(&key);
+                let selected = selected.get(&key).copied();
                 impact::Subject {
+                    selected,
                     job: s.job_id,
                     sex,
                     race_ethnicity,
@@ -217,6 +241,104 @@ impl ComplianceApi {
             unknown_race_ethnicity_count: count(&|s| s.race_ethnicity.is_none()),
             tables: impact::tables(&subjects, share).into_iter().map(table).collect(),
             generate_time: timestamp(now_micros()),
+        })
+    }
+}
+
+impl ComplianceApi {
+    async fn differentials(
+        &self,
+        caller: Caller,
+        req: proto::ListRaterDifferentialsRequest,
+    ) -> Result<proto::ListRaterDifferentialsResponse, Error> {
+        caller.require_any(&READERS)?;
+        let grouping = proto::Grouping::try_from(req.grouping).unwrap_or_default();
+        let labels: &'static [&'static str] = match grouping {
+            proto::Grouping::Sex => &SEX_LABELS,
+            proto::Grouping::RaceEthnicity => &RACE_LABELS,
+            _ => {
+                return Err(Error::invalid("grouping", "must be GROUPING_SEX or GROUPING_RACE_ETHNICITY"));
+            }
+        };
+        let page = super::PageRequest::parse(
+            req.page_size,
+            &req.page_token,
+            &["ListRaterDifferentials", &req.grouping.to_string(), &req.flagged_only.to_string()],
+        )?;
+        let org = caller.org.as_str();
+        let opened = self.categories(org).await?;
+        let categories: HashMap<String, u8> = opened
+            .into_iter()
+            .filter_map(|(candidate, (sex, race))| {
+                let label = if grouping == proto::Grouping::Sex { sex } else { race }?;
+                let n = labels.iter().position(|l| *l == label)?;
+                Some((candidate, n as u8))
+            })
+            .collect();
+        let (all, calibrated_at) =
+            self.state.calibrator.differentials(org, move |candidate| categories.get(candidate).copied()).await?;
+        let comparison_count = all.iter().map(|(_, d)| d.comparisons.len()).sum::<usize>() as i32;
+        let reference = all.iter().flat_map(|(_, d)| d.comparisons.first()).map(|c| c.reference).next();
+        let label = |n: u8| labels.get(usize::from(n)).copied().unwrap_or("unknown").to_string();
+        let mut rows: Vec<proto::RaterDifferential> = Vec::new();
+        let mut more = false;
+        for (rater, d) in
+            all.iter().filter(|(rater, d)| rater.as_str() > page.after.as_str() && (!req.flagged_only || d.flagged()))
+        {
+            if rows.len() == page.size {
+                more = true;
+                break;
+            }
+            let comparisons: Vec<proto::RaterComparison> = d
+                .comparisons
+                .iter()
+                .map(|c| proto::RaterComparison {
+                    category: label(c.category),
+                    reference_category: label(c.reference),
+                    scorecard_count: c.scorecards as i32,
+                    reference_scorecard_count: c.reference_scorecards as i32,
+                    difference: c.difference,
+                    lower: c.lower,
+                    upper: c.upper,
+                    p_value: c.p_value,
+                    q_value: c.q_value,
+                    flagged: c.flagged,
+                })
+                .collect();
+            let detail = comparisons
+                .iter()
+                .filter(|c| c.flagged)
+                .map(|c| {
+                    format!(
+                        "Scores {} candidates {:.2} points {} than the panel does, relative to {} candidates \
+                         (90% interval {:+.2} to {:+.2}; {} and {} scorecards; false-discovery-adjusted p {:.3}).",
+                        c.category,
+                        c.difference.abs(),
+                        if c.difference < 0.0 { "lower" } else { "higher" },
+                        c.reference_category,
+                        c.lower,
+                        c.upper,
+                        c.scorecard_count,
+                        c.reference_scorecard_count,
+                        c.q_value
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            rows.push(proto::RaterDifferential {
+                rater: rater.clone(),
+                grouping: grouping as i32,
+                flagged: d.flagged(),
+                comparisons,
+                detail,
+            });
+        }
+        Ok(proto::ListRaterDifferentialsResponse {
+            next_page_token: page.next_token(more, rows.last().map(|r| r.rater.clone())),
+            differentials: rows,
+            reference_category: reference.map(label).unwrap_or_default(),
+            comparison_count,
+            calibrate_time: timestamp(calibrated_at),
         })
     }
 }
@@ -248,6 +370,7 @@ fn table(t: impact::Table) -> proto::ImpactTable {
         Measure::CalibratedScore => proto::Measure::CalibratedScore,
         Measure::RawMean => proto::Measure::RawMean,
         Measure::Recommendation => proto::Measure::Recommendation,
+        Measure::Decision => proto::Measure::Decision,
     };
     let grouping = match t.grouping {
         Grouping::Sex => proto::Grouping::Sex,
@@ -276,4 +399,10 @@ fn table(t: impact::Table) -> proto::ImpactTable {
 impl ComplianceService for ComplianceApi {
     rpc!(set_self_identification, set, proto::SetSelfIdentificationRequest, proto::SelfIdentification);
     rpc!(get_adverse_impact_report, report, proto::GetAdverseImpactReportRequest, proto::AdverseImpactReport);
+    rpc!(
+        list_rater_differentials,
+        differentials,
+        proto::ListRaterDifferentialsRequest,
+        proto::ListRaterDifferentialsResponse
+    );
 }

@@ -3,10 +3,12 @@
 use prost_types::Timestamp;
 
 use crate::domain::names::Collection;
+use crate::domain::validate::{self, limits};
 use crate::domain::{
-    Anchor, Candidate, Competency, Dimension, Interview, Job, Micros, Rating, Recommendation, Rubric, RubricContent,
-    Scale, Scorecard,
+    Anchor, Candidate, Competency, Decision, Dimension, Interview, Job, Micros, Outcome, Rating, Recommendation,
+    Rubric, RubricContent, Scale, Scorecard,
 };
+use crate::error::Violations;
 use crate::proto;
 
 /// The instant as a proto field (always set).
@@ -223,6 +225,88 @@ pub fn scorecard(s: &Scorecard, warnings: Vec<String>) -> proto::Scorecard {
         author: s.author.clone(),
         warnings,
     }
+}
+
+pub fn outcome_from_proto(value: i32) -> Option<Outcome> {
+    match proto::Outcome::try_from(value).ok()? {
+        proto::Outcome::Unspecified => None,
+        proto::Outcome::Advanced => Some(Outcome::Advanced),
+        proto::Outcome::Rejected => Some(Outcome::Rejected),
+        proto::Outcome::Offered => Some(Outcome::Offered),
+        proto::Outcome::Hired => Some(Outcome::Hired),
+        proto::Outcome::Withdrawn => Some(Outcome::Withdrawn),
+    }
+}
+
+fn outcome_to_proto(o: Outcome) -> proto::Outcome {
+    match o {
+        Outcome::Advanced => proto::Outcome::Advanced,
+        Outcome::Rejected => proto::Outcome::Rejected,
+        Outcome::Offered => proto::Outcome::Offered,
+        Outcome::Hired => proto::Outcome::Hired,
+        Outcome::Withdrawn => proto::Outcome::Withdrawn,
+    }
+}
+
+impl From<&Decision> for proto::Decision {
+    fn from(d: &Decision) -> Self {
+        proto::Decision {
+            name: Collection::Decisions.name(&d.id),
+            job: Collection::Jobs.name(&d.job_id),
+            candidate: Collection::Candidates.name(&d.candidate_id),
+            outcome: outcome_to_proto(d.outcome) as i32,
+            reason: d.reason.clone(),
+            decide_time: timestamp(d.decided_at),
+            decided_by: d.decided_by.clone(),
+            external_id: d.external_id.clone(),
+            create_time: timestamp(d.created_at),
+        }
+    }
+}
+
+/// How far in the future a time the ATS reports (a submission, a decision)
+/// may be: clock skew.
+pub const FUTURE_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
+
+/// A time the ATS says something happened: unset means `now`; not a valid
+/// timestamp or in the future is a violation of `field`.
+pub fn past_time(v: &mut Violations, field: &str, ts: Option<&Timestamp>, now: Micros) -> Micros {
+    match ts {
+        None => now,
+        Some(ts) => match micros(ts) {
+            Some(m) if m > now + FUTURE_SKEW_MICROS => {
+                v.add(field, "must not be in the future");
+                now
+            }
+            Some(m) => m,
+            None => {
+                v.add(field, "is not a valid timestamp");
+                now
+            }
+        },
+    }
+}
+
+/// The fields a decision shares between `RecordDecision` and the import,
+/// checked under `prefix` (`""` or `"decision."`): the outcome, reason,
+/// external id and time.
+pub fn decision_fields(
+    v: &mut Violations,
+    prefix: &str,
+    outcome: i32,
+    reason: &str,
+    external_id: &str,
+    decide_time: Option<&Timestamp>,
+    now: Micros,
+) -> (Outcome, Micros) {
+    let outcome = outcome_from_proto(outcome);
+    if outcome.is_none() {
+        v.add(format!("{prefix}outcome"), "is required: OUTCOME_ADVANCED, _REJECTED, _OFFERED, _HIRED or _WITHDRAWN");
+    }
+    validate::text(v, &format!("{prefix}reason"), reason, false, limits::REASON);
+    validate::text(v, &format!("{prefix}external_id"), external_id, false, limits::EXTERNAL_ID);
+    let at = past_time(v, &format!("{prefix}decide_time"), decide_time, now);
+    (outcome.unwrap_or(Outcome::Rejected), at)
 }
 
 #[cfg(test)]

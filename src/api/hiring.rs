@@ -5,11 +5,13 @@ use super::{PageRequest, State};
 use crate::auth::Caller;
 use crate::domain::names::Collection;
 use crate::domain::validate::{self, limits};
-use crate::domain::{Candidate, CandidateId, Interview, Job, Role, UserId, new_id, now_micros};
+use crate::domain::{Candidate, CandidateId, Decision, Interview, Job, Role, UserId, new_id, now_micros};
 use crate::error::{Error, Violations};
 use crate::proto::{self, hiring_service_server::HiringService};
 
 const WRITERS: [Role; 2] = [Role::Admin, Role::Integration];
+/// Who records and reads hiring decisions.
+const DECIDERS: [Role; 3] = [Role::Admin, Role::Integration, Role::Recruiter];
 
 pub struct HiringApi {
     state: State,
@@ -322,8 +324,65 @@ impl HiringApi {
     }
 }
 
+impl HiringApi {
+    async fn record_decision(
+        &self,
+        caller: Caller,
+        req: proto::RecordDecisionRequest,
+    ) -> Result<proto::Decision, Error> {
+        caller.require_any(&DECIDERS)?;
+        let mut v = Violations::new();
+        let job = Collection::Jobs.parse_field(&req.job, "job", &mut v);
+        let candidate = Collection::Candidates.parse_field(&req.candidate, "candidate", &mut v);
+        let now = now_micros();
+        let (outcome, decided_at) = super::convert::decision_fields(
+            &mut v,
+            "",
+            req.outcome,
+            &req.reason,
+            &req.external_id,
+            req.decide_time.as_ref(),
+            now,
+        );
+        v.into_result()?;
+        let decision = Decision {
+            id: new_id(),
+            job_id: job.unwrap_or_default().to_string(),
+            candidate_id: candidate.unwrap_or_default().to_string(),
+            outcome,
+            reason: req.reason,
+            decided_by: caller.user.clone(),
+            decided_at,
+            external_id: req.external_id,
+            created_at: now,
+        };
+        self.state.store.record_decision(&caller.org, &decision).await?;
+        Ok((&decision).into())
+    }
+
+    async fn list_decisions(
+        &self,
+        caller: Caller,
+        req: proto::ListDecisionsRequest,
+    ) -> Result<proto::ListDecisionsResponse, Error> {
+        caller.require_any(&DECIDERS)?;
+        let mut v = Violations::new();
+        let job = Collection::Jobs.parse_optional(&req.job, "job", &mut v).unwrap_or_default();
+        let candidate = Collection::Candidates.parse_optional(&req.candidate, "candidate", &mut v).unwrap_or_default();
+        v.into_result()?;
+        let page = PageRequest::parse(req.page_size, &req.page_token, &["ListDecisions", job, candidate])?;
+        let (decisions, more) = self.state.store.list_decisions(&caller.org, job, candidate, page.store_page()).await?;
+        Ok(proto::ListDecisionsResponse {
+            next_page_token: page.next_token(more, decisions.last().map(|d| d.id.clone())),
+            decisions: decisions.iter().map(Into::into).collect(),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl HiringService for HiringApi {
+    rpc!(record_decision, record_decision, proto::RecordDecisionRequest, proto::Decision);
+    rpc!(list_decisions, list_decisions, proto::ListDecisionsRequest, proto::ListDecisionsResponse);
     rpc!(create_job, create_job, proto::CreateJobRequest, proto::Job);
     rpc!(get_job, get_job, proto::GetJobRequest, proto::Job);
     rpc!(list_jobs, list_jobs, proto::ListJobsRequest, proto::ListJobsResponse);

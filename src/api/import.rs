@@ -9,14 +9,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::State;
-use super::convert::{micros, ratings_from_proto, recommendation_from_proto};
+use super::convert::{decision_fields, ratings_from_proto, recommendation_from_proto};
 use crate::auth::Caller;
 use crate::domain::names::Collection;
 use crate::domain::validate::{self, limits};
-use crate::domain::{Candidate, Interview, Job, Role, Rubric, ScorecardContent, new_id, now_micros};
+use crate::domain::{Candidate, Decision, Interview, Job, Role, Rubric, ScorecardContent, new_id, now_micros};
 use crate::error::{Error, Violations};
 use crate::proto::{self, import_item::Item, import_result::Outcome};
-use crate::store::{ImportBatch, ImportedScorecard};
+use crate::store::{ImportBatch, ImportedScorecard, SealedSelfIdentification};
 
 /// Items written per transaction.
 const BATCH_ITEMS: usize = 2_000;
@@ -24,8 +24,6 @@ const BATCH_ITEMS: usize = 2_000;
 pub const MAX_ITEMS_PER_STREAM: usize = 50_000;
 /// Items one message may carry.
 const MAX_ITEMS_PER_MESSAGE: usize = 1_000;
-/// How far in the future a submit time may be (clock skew).
-const FUTURE_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
 
 const IMPORTERS: [Role; 2] = [Role::Admin, Role::Integration];
 
@@ -45,6 +43,8 @@ struct Importer<'a> {
     jobs: HashMap<String, (String, Arc<Rubric>)>,
     candidates: HashMap<String, (String, bool)>,
     interviews: HashMap<String, KnownInterview>,
+    /// Decision external id → decision id.
+    decisions: HashMap<String, String>,
     /// Rubric revisions by (rubric id, revision); revision 0 = latest.
     rubrics: HashMap<(String, i64), Option<Arc<Rubric>>>,
     /// Job id → its rubric, for stored interviews' jobs.
@@ -90,7 +90,8 @@ impl<'a> Importer<'a> {
 
     /// Loads what the batch refers to and the caches do not hold yet.
     async fn prefetch(&mut self, items: &[proto::ImportItem]) -> Result<(), Error> {
-        let (mut jobs, mut candidates, mut interviews) = (HashSet::new(), HashSet::new(), HashSet::new());
+        let (mut jobs, mut candidates, mut interviews, mut decisions) =
+            (HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new());
         for item in items {
             match &item.item {
                 Some(Item::Job(j)) => jobs.insert(j.external_id.clone()),
@@ -101,6 +102,12 @@ impl<'a> Importer<'a> {
                     interviews.insert(i.external_id.clone())
                 }
                 Some(Item::Scorecard(s)) => interviews.insert(s.interview_external_id.clone()),
+                Some(Item::SelfIdentification(s)) => candidates.insert(s.candidate_external_id.clone()),
+                Some(Item::Decision(d)) => {
+                    jobs.insert(d.job_external_id.clone());
+                    decisions.insert(d.external_id.clone());
+                    candidates.insert(d.candidate_external_id.clone())
+                }
                 None => false,
             };
         }
@@ -110,6 +117,7 @@ impl<'a> Importer<'a> {
         let jobs = missing(jobs, &|e| self.jobs.contains_key(e));
         let candidates = missing(candidates, &|e| self.candidates.contains_key(e));
         let interviews = missing(interviews, &|e| self.interviews.contains_key(e));
+        let decisions = missing(decisions, &|e| self.decisions.contains_key(e));
         let store = self.state.store.clone();
         for j in store.jobs_by_external_id(&self.org, &jobs).await? {
             if let Some(rubric) = self.rubric(&j.rubric_id, j.rubric_revision).await? {
@@ -139,7 +147,92 @@ impl<'a> Importer<'a> {
                 KnownInterview { interview, scorecard: i.scorecard_id, candidate_erased: i.erased_at.is_some() };
             self.interviews.insert(i.external_id, known);
         }
+        for (external_id, id) in store.decisions_by_external_id(&self.org, &decisions).await? {
+            self.decisions.insert(external_id, id);
+        }
         Ok(())
+    }
+
+    fn self_identification(
+        &mut self,
+        s: proto::ImportSelfIdentification,
+        batch: &mut ImportBatch,
+    ) -> Result<ItemResult, Error> {
+        let mut v = Violations::new();
+        let field = "self_identification.candidate_external_id";
+        validate::text(&mut v, field, &s.candidate_external_id, true, limits::EXTERNAL_ID);
+        let sex = proto::Sex::try_from(s.sex).ok();
+        if sex.is_none() {
+            v.add("self_identification.sex", "is not a Sex value");
+        }
+        let race = proto::RaceEthnicity::try_from(s.race_ethnicity).ok();
+        if race.is_none() {
+            v.add("self_identification.race_ethnicity", "is not a RaceEthnicity value");
+        }
+        let Some(keys) = self.state.self_id_keys.clone() else {
+            v.add("self_identification", super::compliance::NO_KEY);
+            return Ok(ItemResult::Failed(v));
+        };
+        if !v.is_empty() {
+            return Ok(ItemResult::Failed(v));
+        }
+        let Some((candidate_id, erased)) = self.candidates.get(&s.candidate_external_id).cloned() else {
+            return Ok(failed(field, format!("no candidate has external id `{}`", s.candidate_external_id)));
+        };
+        if erased {
+            return Ok(failed(field, crate::store::ERASED_CANDIDATE));
+        }
+        let (sex, race) = (sex.unwrap_or_default(), race.unwrap_or_default());
+        let sealed = super::compliance::seal_self_identification(&keys, &self.org, &candidate_id, sex, race);
+        batch.self_identifications.push(SealedSelfIdentification {
+            candidate_id: candidate_id.clone(),
+            key_id: keys.current_id().to_string(),
+            sealed,
+        });
+        // Never the categories: the result names only the candidate.
+        Ok(ItemResult::Created(Collection::Candidates.name(&candidate_id)))
+    }
+
+    fn decision(&mut self, d: proto::ImportDecision, batch: &mut ImportBatch, now: i64) -> ItemResult {
+        let mut v = Violations::new();
+        validate::text(&mut v, "decision.external_id", &d.external_id, true, limits::EXTERNAL_ID);
+        validate::text(&mut v, "decision.job_external_id", &d.job_external_id, true, limits::EXTERNAL_ID);
+        validate::text(&mut v, "decision.candidate_external_id", &d.candidate_external_id, true, limits::EXTERNAL_ID);
+        let (outcome, decided_at) =
+            decision_fields(&mut v, "decision.", d.outcome, &d.reason, "", d.decide_time.as_ref(), now);
+        if !v.is_empty() {
+            return ItemResult::Failed(v);
+        }
+        if let Some(id) = self.decisions.get(&d.external_id) {
+            return ItemResult::Unchanged(Collection::Decisions.name(id));
+        }
+        let Some((job_id, _)) = self.jobs.get(&d.job_external_id).cloned() else {
+            return failed("decision.job_external_id", format!("no job has external id `{}`", d.job_external_id));
+        };
+        let Some((candidate_id, erased)) = self.candidates.get(&d.candidate_external_id).cloned() else {
+            return failed(
+                "decision.candidate_external_id",
+                format!("no candidate has external id `{}`", d.candidate_external_id),
+            );
+        };
+        if erased {
+            return failed("decision.candidate_external_id", crate::store::ERASED_CANDIDATE);
+        }
+        let decision = Decision {
+            id: new_id(),
+            job_id,
+            candidate_id,
+            outcome,
+            reason: d.reason,
+            decided_by: self.author.clone(),
+            decided_at,
+            external_id: d.external_id.clone(),
+            created_at: now,
+        };
+        let name = Collection::Decisions.name(&decision.id);
+        self.decisions.insert(d.external_id, decision.id.clone());
+        batch.decisions.push(decision);
+        ItemResult::Created(name)
     }
 
     async fn job(&mut self, j: proto::ImportJob, batch: &mut ImportBatch, now: i64) -> Result<ItemResult, Error> {
@@ -263,20 +356,7 @@ impl<'a> Importer<'a> {
     ) -> Result<ItemResult, Error> {
         let mut v = Violations::new();
         validate::text(&mut v, "scorecard.interview_external_id", &s.interview_external_id, true, limits::EXTERNAL_ID);
-        let submitted_at = match &s.submit_time {
-            None => Some(now),
-            Some(ts) => match micros(ts) {
-                Some(m) if m > now + FUTURE_SKEW_MICROS => {
-                    v.add("scorecard.submit_time", "must not be in the future");
-                    None
-                }
-                Some(m) => Some(m),
-                None => {
-                    v.add("scorecard.submit_time", "is not a valid timestamp");
-                    None
-                }
-            },
-        };
+        let submitted_at = super::convert::past_time(&mut v, "scorecard.submit_time", s.submit_time.as_ref(), now);
         if !v.is_empty() {
             return Ok(ItemResult::Failed(v));
         }
@@ -315,12 +395,7 @@ impl<'a> Importer<'a> {
             k.scorecard = Some(id.clone());
         }
         self.touched_jobs.insert(known.interview.job_id.clone());
-        batch.scorecards.push(ImportedScorecard {
-            id,
-            interview: known.interview,
-            content,
-            submitted_at: submitted_at.unwrap_or(now),
-        });
+        batch.scorecards.push(ImportedScorecard { id, interview: known.interview, content, submitted_at });
         Ok(ItemResult::Created(name))
     }
 
@@ -335,7 +410,12 @@ impl<'a> Importer<'a> {
                 Some(Item::Candidate(c)) => self.candidate(c, &mut batch, now),
                 Some(Item::Interview(i)) => self.interview(i, &mut batch, now),
                 Some(Item::Scorecard(s)) => self.scorecard(s, &mut batch, now).await?,
-                None => failed("item", "is required: one of job, candidate, interview, scorecard"),
+                Some(Item::SelfIdentification(s)) => self.self_identification(s, &mut batch)?,
+                Some(Item::Decision(d)) => self.decision(d, &mut batch, now),
+                None => failed(
+                    "item",
+                    "is required: one of job, candidate, interview, scorecard, self_identification, decision",
+                ),
             };
             results.push(result);
         }
@@ -382,6 +462,7 @@ pub async fn import(
         jobs: HashMap::new(),
         candidates: HashMap::new(),
         interviews: HashMap::new(),
+        decisions: HashMap::new(),
         rubrics: HashMap::new(),
         job_rubrics: HashMap::new(),
         response: proto::ImportScorecardsResponse::default(),

@@ -70,7 +70,7 @@ fn with_prior(sum_squares: f64, n: f64, (prior, nu): (f64, f64)) -> f64 {
 
 /// ln Γ(x) for x > 0 (Stirling's series after shifting x above 10; error
 /// below 1e-12).
-fn ln_gamma(mut x: f64) -> f64 {
+pub(super) fn ln_gamma(mut x: f64) -> f64 {
     let mut shift = 0.0;
     while x < 10.0 {
         shift -= x.ln();

@@ -40,6 +40,14 @@ pub struct Thresholds {
     pub mismatch_margin: f64,
     /// `THIN_EVIDENCE` when at least this share of a rater's evidence is thin.
     pub thin_share: f64,
+    /// A rater differential (ComplianceService.ListRaterDifferentials) is
+    /// flagged when the difference exceeds this share of the scale's span …
+    pub differential: f64,
+    /// … with at least this many scorecards on each side of the comparison …
+    pub differential_min_scorecards: u32,
+    /// … and survives Benjamini–Hochberg at this false-discovery rate over
+    /// every rater and comparison of the organisation.
+    pub differential_fdr: f64,
 }
 
 impl Default for Thresholds {
@@ -56,6 +64,9 @@ impl Default for Thresholds {
             mismatch_share: 0.3,
             mismatch_margin: 0.1,
             thin_share: 0.5,
+            differential: 0.1,
+            differential_min_scorecards: 5,
+            differential_fdr: 0.1,
         }
     }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use crate::calibration::differentials::{self, RaterDifferential};
 use crate::calibration::raters::{self, Thresholds};
 use crate::calibration::scores::subject_scores;
 use crate::domain::Micros;
@@ -166,5 +167,39 @@ impl Calibrator {
             s.reports = Some((version, reports.clone()));
         }
         Ok(reports)
+    }
+
+    /// Differential rater functioning under one grouping: `category_of`
+    /// gives a candidate's category (a small number; unknown: `None`). Runs on
+    /// a copy of the model, off the organisation's lock, and changes nothing:
+    /// the categories never reach the model or any cached figure. Returns
+    /// (rater id, differentials) by rater id, and the calibration time.
+    pub async fn differentials(
+        self: &Arc<Self>,
+        org: &str,
+        category_of: impl Fn(&str) -> Option<u8> + Send + 'static,
+    ) -> Result<(Vec<(String, RaterDifferential)>, Micros), Error> {
+        let state = self.fresh(org).await?;
+        let (model, facts, raters, candidates, calibrated_at) = {
+            let s = lock(&state);
+            let candidates: Vec<Arc<str>> = s.subjects.ids.iter().map(|(_, c)| c.clone()).collect();
+            (s.model.clone(), s.facts(), s.raters.ids.clone(), candidates, s.calibrated_at)
+        };
+        let thresholds = self.thresholds.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let categories: Vec<Option<u8>> = candidates.iter().map(|c| category_of(c)).collect();
+            let mut out: Vec<(String, RaterDifferential)> =
+                differentials::differentials(&model, &facts, &categories, &thresholds)
+                    .into_iter()
+                    .map(|d| (raters[d.rater as usize].clone(), d))
+                    .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            drop((model, facts));
+            crate::memory::release_free_memory();
+            out
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("rater differentials: {e}")))?;
+        Ok((out, calibrated_at))
     }
 }

@@ -119,6 +119,27 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Rater differentials (ListRaterDifferentials) against interviewers
+    /// planted to score one group lower, on synthetic organisations with known
+    /// truth; with --subjects, also the compliance reports' speed through the
+    /// API on an imported organisation of that many subjects.
+    ///
+    /// Example: scorecard bench fairness --orgs 100
+    /// Example: scorecard bench fairness --orgs 0 --subjects 50000
+    Fairness {
+        /// Synthetic organisations per scale and scenario (0: skip this part).
+        #[arg(long, default_value_t = 100)]
+        orgs: usize,
+        /// Scales, as points (5: ratings 1..5; 4: 1..4).
+        #[arg(long, value_delimiter = ',', default_value = "5,4", value_parser = clap::value_parser!(u8).range(2..=11))]
+        points: Vec<u8>,
+        /// Subjects of the organisation imported for the report timing (0: skip).
+        #[arg(long, default_value_t = 0)]
+        subjects: usize,
+        /// Database of the server started for the timing; default a throw-away SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Calibration accuracy on synthetic organisations with known truth, fit
     /// time, incremental update time and memory.
     ///

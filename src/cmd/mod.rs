@@ -158,6 +158,15 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             bench::calibration::run(orgs, &sizes, &points, &scorecard::calibration::raters::Thresholds::default());
             Ok(())
         }
+        Command::Bench(config::BenchCommand::Fairness { orgs, points, subjects, database_url }) => {
+            if orgs > 0 {
+                bench::fairness::accuracy(orgs, &points, &scorecard::calibration::raters::Thresholds::default());
+            }
+            if subjects > 0 {
+                bench::fairness::report_speed(subjects, database_url).await?;
+            }
+            Ok(())
+        }
         Command::Bench(config::BenchCommand::Load {
             addr,
             token,

@@ -89,6 +89,23 @@ pub struct Spec {
     /// Points of the rubric's scale (1..points): 5 by default, 4 for the
     /// other common interview scale.
     pub points: u8,
+    /// Candidates' self-identified categories, and raters who score one of
+    /// them differently from how they see them (the fairness benchmark).
+    pub groups: Option<GroupBias>,
+}
+
+/// Categories of candidates (one grouping) and raters biased against one.
+#[derive(Debug, Clone)]
+pub struct GroupBias {
+    /// Share of candidates in each category (numbered from 0); the rest unknown.
+    pub shares: Vec<f64>,
+    /// The category the biased raters score differently.
+    pub against: u8,
+    /// Latent shift of a biased rater's ratings of that category's
+    /// candidates (negative: lower; latent units are scale points).
+    pub shift: f64,
+    /// How many raters are biased: the first normal raters.
+    pub raters: usize,
 }
 
 impl Spec {
@@ -112,6 +129,7 @@ impl Spec {
             selective_rater_above: None,
             island: None,
             points: 5,
+            groups: None,
         }
     }
 
@@ -130,6 +148,7 @@ impl Spec {
             selective_rater_above: None,
             island: None,
             points: 5,
+            groups: None,
         }
     }
 }
@@ -161,6 +180,10 @@ pub struct Org {
     pub selective_rater: Option<u32>,
     /// Subjects of the island job, if any.
     pub island_job: Option<u32>,
+    /// Each subject's category (with `Spec::groups`; `None`: unknown).
+    pub subject_category: Vec<Option<u8>>,
+    /// The raters planted as biased against a category.
+    pub biased_raters: Vec<u32>,
 }
 
 /// What an average rater (severity 0, normal noise) is expected to give, on the
@@ -199,6 +222,16 @@ impl Org {
         }
         let mut severity = severity;
         severity.resize(kinds.len(), 0.0);
+        // Categories and bias from a stream of their own, so that the
+        // organisation is the same with or without them.
+        let mut group_rng = Rng::new(spec.seed ^ 0x6A09_E667_F3BC_C908);
+        let biased_raters: Vec<u32> = match &spec.groups {
+            Some(g) => {
+                (0..regular_raters as u32).filter(|&r| kinds[r as usize] == RaterKind::Normal).take(g.raters).collect()
+            }
+            None => Vec::new(),
+        };
+        let mut subject_category = Vec::new();
 
         let points = spec.points;
         let steps = f64::from(points - 1);
@@ -228,6 +261,15 @@ impl Org {
             for _ in 0..candidates {
                 let subject = subject_job.len() as u32;
                 subject_job.push(job as u32);
+                let category = spec.groups.as_ref().and_then(|g| {
+                    let u = group_rng.uniform();
+                    let mut total = 0.0;
+                    g.shares.iter().position(|share| {
+                        total += share;
+                        u < total
+                    })
+                });
+                subject_category.push(category.map(|c| c as u8));
                 let general = rng.normal();
                 let technical = 0.5 * rng.normal();
                 let communication = 0.5 * rng.normal();
@@ -281,6 +323,10 @@ impl Org {
                         _ => severity[r as usize],
                     };
                     let impression = general + 0.5 * (technical + communication) + 0.5 * rng.normal();
+                    let bias = match &spec.groups {
+                        Some(g) if biased_raters.contains(&r) && category == Some(usize::from(g.against)) => g.shift,
+                        _ => 0.0,
+                    };
                     let mut obs = Vec::new();
                     let mut total = 0.0;
                     for &k in &focus {
@@ -291,7 +337,7 @@ impl Org {
                             RaterKind::CentralTendency => 0.35 * th + s + 0.35 * rng.normal(),
                             _ => th + s + NORMAL_NOISE * rng.normal(),
                         };
-                        let score = ordinal(latent, points);
+                        let score = ordinal(latent + bias, points);
                         total += f64::from(score);
                         obs.push(Obs::new(r, k, scorecard, f64::from(score - 1) / steps, t));
                     }
@@ -327,6 +373,8 @@ impl Org {
             points,
             selective_rater,
             island_job,
+            subject_category,
+            biased_raters,
         }
     }
 

@@ -20,6 +20,9 @@ pub enum Measure {
     RawMean,
     /// More than half of the subject's scorecards recommend YES or STRONG_YES.
     Recommendation,
+    /// Selection rate: the latest recorded decision is ADVANCED, OFFERED or
+    /// HIRED; subjects without a decision have no value.
+    Decision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,6 +44,8 @@ pub struct Subject {
     pub calibrated: Option<f64>,
     pub raw_mean: Option<f64>,
     pub recommends: bool,
+    /// Whether the latest decision selected the subject; `None` without a decision.
+    pub selected: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +66,7 @@ pub struct Table {
     pub rows: Vec<Row>,
 }
 
-const MEASURES: [Measure; 3] = [Measure::CalibratedScore, Measure::RawMean, Measure::Recommendation];
+const MEASURES: [Measure; 4] = [Measure::CalibratedScore, Measure::RawMean, Measure::Recommendation, Measure::Decision];
 const GROUPINGS: [Grouping; 3] = [Grouping::Sex, Grouping::RaceEthnicity, Grouping::Intersectional];
 
 /// Every measure under every grouping.
@@ -81,10 +86,12 @@ fn counted(subjects: &[Subject], measure: Measure) -> Vec<Option<bool>> {
     let value = |s: &Subject| match measure {
         Measure::CalibratedScore => s.calibrated,
         Measure::RawMean => s.raw_mean,
-        Measure::Recommendation => None,
+        Measure::Recommendation | Measure::Decision => None,
     };
-    if measure == Measure::Recommendation {
-        return subjects.iter().map(|s| Some(s.recommends)).collect();
+    match measure {
+        Measure::Recommendation => return subjects.iter().map(|s| Some(s.recommends)).collect(),
+        Measure::Decision => return subjects.iter().map(|s| s.selected).collect(),
+        Measure::CalibratedScore | Measure::RawMean => {}
     }
     // Each job's median over all its subjects with a value (every category,
     // unknown included): the scoring rate is computed per job, then pooled.
@@ -164,6 +171,7 @@ mod tests {
             calibrated: Some(score),
             raw_mean: Some(score + 0.1),
             recommends: yes,
+            selected: None,
         }
     }
 
@@ -230,5 +238,24 @@ mod tests {
         assert_eq!(recommendation.len(), 2);
         // Nobody above the median: no one is counted, no one is disadvantaged.
         assert_eq!(calibrated[0].impact_ratio, 1.0);
+    }
+
+    /// Selection rates count only subjects with a decision: female 1 selected
+    /// of 2 decided (0.5; the undecided third is left out), male 2 of 2 (1.0).
+    #[test]
+    fn selection_rates_count_decided_subjects_only() {
+        let decided = |sex, selected| Subject { selected, ..subject("a", Some(sex), None, 1.0, false) };
+        let subjects = vec![
+            decided("female", Some(true)),
+            decided("female", Some(false)),
+            decided("female", None),
+            decided("male", Some(true)),
+            decided("male", Some(true)),
+        ];
+        let tables = tables(&subjects, DEFAULT_MIN_CATEGORY_SHARE);
+        let rows =
+            &tables.iter().find(|t| t.measure == Measure::Decision && t.grouping == Grouping::Sex).expect("table").rows;
+        assert_eq!(rows.iter().map(|r| (r.count, r.rate)).collect::<Vec<_>>(), [(2, 0.5), (2, 1.0)]);
+        assert_eq!((rows[0].impact_ratio, rows[0].below_four_fifths), (0.5, true));
     }
 }

@@ -178,6 +178,58 @@ impl Recommendation {
     }
 }
 
+/// What was decided about a candidate for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Advanced,
+    Rejected,
+    Offered,
+    Hired,
+    Withdrawn,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Advanced, Outcome::Rejected, Outcome::Offered, Outcome::Hired, Outcome::Withdrawn];
+
+    /// Stable storage word (and the `decisions_outcome_check` constraint's); never rename.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Advanced => "advanced",
+            Outcome::Rejected => "rejected",
+            Outcome::Offered => "offered",
+            Outcome::Hired => "hired",
+            Outcome::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == word)
+    }
+
+    /// Whether the outcome selects the candidate: the selection rate of an
+    /// adverse-impact report counts ADVANCED, OFFERED and HIRED.
+    pub fn selects(self) -> bool {
+        matches!(self, Outcome::Advanced | Outcome::Offered | Outcome::Hired)
+    }
+}
+
+/// A hiring decision. Every one is kept; the latest per (job, candidate) counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub id: String,
+    pub job_id: String,
+    pub candidate_id: String,
+    pub outcome: Outcome,
+    /// Free text: personal data, blanked by the candidate's erasure.
+    pub reason: String,
+    pub decided_by: String,
+    pub decided_at: Micros,
+    /// The ATS's id; '' when none was given.
+    pub external_id: String,
+    pub created_at: Micros,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rating {
     pub competency: String,

@@ -1,5 +1,5 @@
 //! Resource names (AIP-122): `rubrics/{id}`, `jobs/{id}`, `candidates/{id}`,
-//! `interviews/{id}`, `scorecards/{id}`.
+//! `interviews/{id}`, `scorecards/{id}`, `decisions/{id}`.
 
 use crate::error::{Error, Violations};
 
@@ -11,6 +11,7 @@ pub enum Collection {
     Candidates,
     Interviews,
     Scorecards,
+    Decisions,
     Webhooks,
     Events,
 }
@@ -23,6 +24,7 @@ impl Collection {
             Collection::Candidates => "candidates",
             Collection::Interviews => "interviews",
             Collection::Scorecards => "scorecards",
+            Collection::Decisions => "decisions",
             Collection::Webhooks => "webhooks",
             Collection::Events => "events",
         }

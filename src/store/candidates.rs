@@ -63,6 +63,67 @@ pub(super) async fn lock_unerased_candidate(conn: &mut Conn<'_>, org: &str, id: 
     Ok(!rows.is_empty())
 }
 
+/// Starts an insert fenced against erasure (the fence inside the statement,
+/// as for scorecards): a `with unerased as (…)` clause naming which of
+/// the (organisation, candidate) pairs are not erased, locked for share on PostgreSQL so no
+/// erasure commits under the insert. The caller goes on with
+/// `) insert into … select * from (values …) as v where exists (select 1
+/// from unerased u where u.org_id = v.column1 and u.id = v.columnN)`.
+pub(super) fn fenced_insert<'a>(
+    conn: &Conn<'_>,
+    candidates: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Statement<'a> {
+    let mut insert = Statement::new(
+        "with unerased as (select org_id, id from candidates where erased_at is null and (org_id, id) in (values ",
+    );
+    for (n, (org, candidate)) in candidates.enumerate() {
+        insert.push(if n == 0 { "(" } else { ", (" });
+        insert.bind(org).push(", ").bind(candidate).push(")");
+    }
+    insert.push(")");
+    if matches!(conn, Conn::Postgres(_)) {
+        insert.push(" for share");
+    }
+    insert
+}
+
+/// A candidate's self-identification as stored: sealed, with the key's id.
+#[derive(Debug, Clone)]
+pub struct SealedSelfIdentification {
+    pub candidate_id: String,
+    pub key_id: String,
+    pub sealed: String,
+}
+
+/// The self_identifications table's one writer (the RPC and import): stores
+/// each row, replacing an earlier one, if its candidate exists and is not
+/// erased (the erasure fence, inside the insert); returns how many were written.
+pub(super) async fn upsert_self_identifications(
+    conn: &mut Conn<'_>,
+    org: &str,
+    rows: &[SealedSelfIdentification],
+    now: Micros,
+) -> Result<u64, Error> {
+    let mut written = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = fenced_insert(conn, chunk.iter().map(|r| (org, r.candidate_id.as_str())));
+        insert.push(
+            ") insert into self_identifications (org_id, candidate_id, key_id, sealed, updated_at)
+             select * from (",
+        );
+        insert.values(chunk, |row, r| {
+            row.bind(org).bind(&r.candidate_id).bind(&r.key_id).bind(&r.sealed).bind(now);
+        });
+        insert.push(
+            ") as v where exists (select 1 from unerased u where u.org_id = v.column1 and u.id = v.column2)
+             on conflict (org_id, candidate_id)
+             do update set key_id = excluded.key_id, sealed = excluded.sealed, updated_at = excluded.updated_at",
+        );
+        written += conn.execute(&insert).await?;
+    }
+    Ok(written)
+}
+
 impl Store {
     /// `AlreadyExists` when the external id is taken.
     pub async fn create_candidate(&self, org: &str, c: &Candidate) -> Result<(), Error> {
@@ -135,30 +196,22 @@ impl Store {
         sealed: &str,
         now: Micros,
     ) -> Result<(), Error> {
-        with_pools!(self, |_, write| {
+        let row =
+            SealedSelfIdentification { candidate_id: candidate.into(), key_id: key_id.into(), sealed: sealed.into() };
+        let written = with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
-            if !lock_unerased_candidate(&mut Conn::from(&mut *tx), org, candidate).await? {
-                return Err(match self.get_candidate(org, candidate).await? {
-                    Some(_) => erased_candidate(),
-                    None => Error::NotFound(format!("candidates/{candidate}")),
-                });
-            }
-            sqlx::query(
-                "insert into self_identifications (org_id, candidate_id, key_id, sealed, updated_at)
-                 values ($1, $2, $3, $4, $5)
-                 on conflict (org_id, candidate_id)
-                 do update set key_id = excluded.key_id, sealed = excluded.sealed, updated_at = excluded.updated_at",
-            )
-            .bind(org)
-            .bind(candidate)
-            .bind(key_id)
-            .bind(sealed)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let written =
+                upsert_self_identifications(&mut Conn::from(&mut *tx), org, std::slice::from_ref(&row), now).await?;
             tx.commit().await?;
+            written
         });
-        Ok(())
+        if written == 1 {
+            return Ok(());
+        }
+        Err(match self.get_candidate(org, candidate).await? {
+            Some(_) => erased_candidate(),
+            None => Error::NotFound(format!("candidates/{candidate}")),
+        })
     }
 
     /// Every sealed self-identification of an organisation:
@@ -250,6 +303,11 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("update decisions set reason = '' where org_id = $1 and candidate_id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("delete from self_identifications where org_id = $1 and candidate_id = $2")
                     .bind(org)
                     .bind(id)

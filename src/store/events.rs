@@ -14,7 +14,7 @@ use crate::domain::Micros;
 use crate::error::Error;
 
 /// Every event type, as clients name them.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "scorecard.submitted",
     "scorecard.amended",
     "interview.created",
@@ -22,6 +22,7 @@ pub const EVENT_TYPES: [&str; 7] = [
     "candidate.erased",
     "ranking.changed",
     "rater.flagged",
+    "decision.recorded",
 ];
 
 /// An event about to be appended.

@@ -3,14 +3,15 @@
 
 use sqlx::FromRow;
 
-use super::candidates::insert_candidates;
+use super::candidates::{SealedSelfIdentification, insert_candidates, upsert_self_identifications};
+use super::decisions::{decision_event, insert_decisions};
 use super::events::{append_events, interview_event, scorecard_event};
 use super::interviews::insert_interviews;
 use super::jobs::insert_jobs;
 use super::scorecards::{RevisionInsert, ScorecardInsert, insert_scorecards, write_revisions};
 use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
 use super::{NewEvent, Store, with_pools};
-use crate::domain::{Candidate, Interview, Job, Micros, ScorecardContent};
+use crate::domain::{Candidate, Decision, Interview, Job, Micros, ScorecardContent};
 use crate::error::Error;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -60,11 +61,20 @@ pub struct ImportBatch {
     pub candidates: Vec<Candidate>,
     pub interviews: Vec<Interview>,
     pub scorecards: Vec<ImportedScorecard>,
+    pub decisions: Vec<Decision>,
+    /// Sealed before they reach the store; a later one for the same
+    /// candidate replaces an earlier one.
+    pub self_identifications: Vec<SealedSelfIdentification>,
 }
 
 impl ImportBatch {
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty() && self.candidates.is_empty() && self.interviews.is_empty() && self.scorecards.is_empty()
+        self.jobs.is_empty()
+            && self.candidates.is_empty()
+            && self.interviews.is_empty()
+            && self.scorecards.is_empty()
+            && self.decisions.is_empty()
+            && self.self_identifications.is_empty()
     }
 }
 
@@ -116,6 +126,11 @@ impl Store {
             .await
     }
 
+    /// (external id, id) of the decisions whose external id is one of `ids`.
+    pub async fn decisions_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<(String, String)>, Error> {
+        by_external_id(self, org, ids, "select x.external_id, x.id from decisions x where x.org_id = ").await
+    }
+
     pub async fn interviews_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<ExternalInterview>, Error> {
         by_external_id(
             self,
@@ -151,6 +166,7 @@ impl Store {
             let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
             events.push(scorecard_event("scorecard.submitted", &s.id, keys, 1));
         }
+        events.extend(batch.decisions.iter().map(decision_event));
         let revisions: Vec<RevisionInsert<'_>> = batch
             .scorecards
             .iter()
@@ -193,10 +209,21 @@ impl Store {
                 || insert_candidates(&mut conn, org, &batch.candidates).await? != batch.candidates.len() as u64
                 || insert_interviews(&mut conn, org, &batch.interviews).await? != batch.interviews.len() as u64
                 || insert_scorecards(&mut conn, &scorecards).await?.len() != scorecards.len()
+                || insert_decisions(&mut conn, org, &batch.decisions).await?.len() != batch.decisions.len()
             {
                 return Err(lost_race());
             }
             write_revisions(&mut conn, &revisions).await?;
+            // One row per candidate per statement: the last of the batch wins.
+            let mut latest: Vec<SealedSelfIdentification> = Vec::new();
+            for row in batch.self_identifications.iter().rev() {
+                if !latest.iter().any(|l| l.candidate_id == row.candidate_id) {
+                    latest.push(row.clone());
+                }
+            }
+            if upsert_self_identifications(&mut conn, org, &latest, now).await? != latest.len() as u64 {
+                return Err(lost_race());
+            }
             append_events(&mut conn, org, &events, now).await?;
             tx.commit().await?;
         });

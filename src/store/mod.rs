@@ -13,7 +13,8 @@
 
 mod audit;
 mod candidates;
-pub use candidates::{ERASED_CANDIDATE, erased_candidate};
+mod decisions;
+pub use candidates::{ERASED_CANDIDATE, SealedSelfIdentification, erased_candidate};
 mod events;
 mod import;
 mod interviews;

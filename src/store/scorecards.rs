@@ -171,17 +171,9 @@ pub(super) async fn insert_scorecards(
 ) -> Result<HashSet<(String, String)>, Error> {
     let mut created = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = Statement::new(
-            "with unerased as (select org_id, id from candidates where erased_at is null and (org_id, id) in (values ",
-        );
-        for (n, s) in chunk.iter().enumerate() {
-            insert.push(if n == 0 { "(" } else { ", (" });
-            insert.bind(s.org).push(", ").bind(&s.interview.candidate_id).push(")");
-        }
-        insert.push(")");
-        if matches!(conn, Conn::Postgres(_)) {
-            insert.push(" for share");
-        }
+        // A group commit holds several organisations' submissions.
+        let mut insert =
+            super::candidates::fenced_insert(conn, chunk.iter().map(|s| (s.org, s.interview.candidate_id.as_str())));
         insert.push(
             ") insert into scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision,
                 request_id, request_hash, submitted_at, updated_at)

@@ -19,6 +19,20 @@ const ITEMS_PER_MESSAGE: usize = 1_000;
 /// Items per stream (the most one call takes).
 const ITEMS_PER_STREAM: usize = scorecard::api::MAX_IMPORT_ITEMS_PER_STREAM;
 
+/// `jobs` jobs `job-0`, `job-1`, … on `rubric`, as import items.
+pub(crate) fn job_items(rubric: &proto::Rubric, jobs: usize) -> Vec<Item> {
+    (0..jobs)
+        .map(|j| {
+            Item::Job(proto::ImportJob {
+                external_id: format!("job-{j}"),
+                title: format!("Backend Engineer {j}"),
+                rubric: rubric.name.clone(),
+                rubric_revision: 0,
+            })
+        })
+        .collect()
+}
+
 /// The synthetic history: `scorecards` interviews with a scorecard each, four
 /// per candidate, spread over 100 jobs and 60 interviewers.
 pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::ImportItem> {
@@ -27,14 +41,7 @@ pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::I
     let jobs = 100.min(scorecards.max(1));
     let candidates = scorecards.div_ceil(4);
     let mut items = Vec::with_capacity(jobs + candidates + 2 * scorecards);
-    for j in 0..jobs {
-        items.push(Item::Job(proto::ImportJob {
-            external_id: format!("job-{j}"),
-            title: format!("Backend Engineer {j}"),
-            rubric: rubric.name.clone(),
-            rubric_revision: 0,
-        }));
-    }
+    items.extend(job_items(rubric, jobs));
     for c in 0..candidates {
         items.push(Item::Candidate(proto::ImportCandidate {
             external_id: format!("cand-{c}"),
@@ -91,6 +98,9 @@ pub(crate) struct BenchServer {
     pub channel: Channel,
     addr: std::net::SocketAddr,
     pub token: String,
+    /// The organisation of `token`, and the secret that signed it.
+    org: String,
+    secret: String,
     pub kind: &'static str,
     store: Store,
     dir: std::path::PathBuf,
@@ -123,19 +133,14 @@ impl BenchServer {
             .connect()
             .await
             .map_err(|e| AppError::Server(e.to_string()))?;
-        let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims {
-            sub: "ats-sync".into(),
-            org: format!("bench-{}", scorecard::domain::new_id()),
-            roles: vec!["admin".into()],
-            exp: now + 3_600,
-            nbf: None,
-            iat: Some(now),
-            iss: None,
-            aud: None,
-        };
-        let token = mint_token(&secret, &claims).map_err(|e| AppError::Config(e.to_string()))?;
-        Ok(Self { channel, addr, token, kind: store.kind(), store, dir, stop, server })
+        let org = format!("bench-{}", scorecard::domain::new_id());
+        let token = token_for(&secret, &org, "ats-sync", "admin")?;
+        Ok(Self { channel, addr, token, org, secret, kind: store.kind(), store, dir, stop, server })
+    }
+
+    /// A token of the same organisation for user `sub` with one role.
+    pub fn token_with_role(&self, sub: &str, role: &str) -> Result<String, AppError> {
+        token_for(&self.secret, &self.org, sub, role)
     }
 
     /// `http://host:port` of the server.
@@ -164,18 +169,31 @@ impl BenchServer {
     }
 }
 
-/// Runs the benchmark and prints its figures.
-pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), AppError> {
-    let bench = BenchServer::start(database_url, Default::default()).await?;
-    let channel = bench.channel.clone();
-    let token = bench.token.clone();
-    let rubric = bench.rubric().await?;
-    let items = history(&rubric, scorecards);
-    let total = items.len();
+fn token_for(secret: &str, org: &str, sub: &str, role: &str) -> Result<String, AppError> {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        sub: sub.into(),
+        org: org.into(),
+        roles: vec![role.into()],
+        exp: now + 3_600,
+        nbf: None,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    };
+    mint_token(secret, &claims).map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// Imports `items` in as few streams as the server takes; (created, failed).
+/// With `verbose`, prints a line per stream.
+pub(crate) async fn import_items(
+    channel: Channel,
+    token: &str,
+    items: &[proto::ImportItem],
+    verbose: bool,
+) -> Result<(i64, i64), AppError> {
     let mut client = proto::scorecard_service_client::ScorecardServiceClient::new(channel)
         .max_decoding_message_size(64 * 1024 * 1024);
-    println!("import benchmark: {scorecards} scorecards, {total} items in all, database {}", bench.kind);
-    let started = Instant::now();
     let (mut created, mut failed) = (0, 0);
     for (n, stream_items) in items.chunks(ITEMS_PER_STREAM).enumerate() {
         let messages: Vec<proto::ImportScorecardsRequest> = stream_items
@@ -184,22 +202,38 @@ pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), 
             .collect();
         let call_started = Instant::now();
         let response = client
-            .import_scorecards(authorised(&token, tokio_stream::iter(messages))?)
+            .import_scorecards(authorised(token, tokio_stream::iter(messages))?)
             .await
             .map_err(|s| AppError::Server(s.message().to_string()))?
             .into_inner();
         created += response.created;
         failed += response.failed;
-        println!(
-            "  stream {}: {} items in {:.2} s (created {}, unchanged {}, failed {})",
-            n + 1,
-            response.received,
-            call_started.elapsed().as_secs_f64(),
-            response.created,
-            response.unchanged,
-            response.failed
-        );
+        if verbose {
+            println!(
+                "  stream {}: {} items in {:.2} s (created {}, unchanged {}, failed {})",
+                n + 1,
+                response.received,
+                call_started.elapsed().as_secs_f64(),
+                response.created,
+                response.unchanged,
+                response.failed
+            );
+        }
     }
+    Ok((created, failed))
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), AppError> {
+    let bench = BenchServer::start(database_url, Default::default()).await?;
+    let channel = bench.channel.clone();
+    let token = bench.token.clone();
+    let rubric = bench.rubric().await?;
+    let items = history(&rubric, scorecards);
+    let total = items.len();
+    println!("import benchmark: {scorecards} scorecards, {total} items in all, database {}", bench.kind);
+    let started = Instant::now();
+    let (created, failed) = import_items(channel, &token, &items, true).await?;
     let elapsed = started.elapsed();
     println!(
         "imported {scorecards} scorecards ({total} items) in {:.1} s: {:.0} scorecards/s, {:.0} items/s; \
@@ -221,7 +255,7 @@ pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), 
     Ok(())
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
+pub(crate) fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
     let dir = std::env::temp_dir().join(format!("scorecard-bench-{}", scorecard::domain::new_id()));
     std::fs::create_dir_all(&dir).map_err(|e| AppError::Config(format!("temporary directory: {e}")))?;
     Ok(dir)
