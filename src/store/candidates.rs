@@ -183,8 +183,6 @@ impl Store {
         Ok((rows.into_iter().map(Candidate::from).collect(), more))
     }
 
-    /// Erases a candidate's personal data and the free text of every scorecard
-    /// about them, in one transaction. Scores stay. `None` if there is no such candidate.
     /// Stores a candidate's sealed self-identification, replacing any
     /// earlier one, if the candidate exists and is not erased (the erasure
     /// fence, as for evidence); `NotFound` or `FailedPrecondition` otherwise.
@@ -269,6 +267,9 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// Erases a candidate's personal data and the free text of every scorecard
+    /// and decision about them, with their self-identification, in one
+    /// transaction. Scores and outcomes stay. `None` if there is no such candidate.
     pub async fn erase_candidate(&self, org: &str, id: &str, now: Micros) -> Result<Option<Candidate>, Error> {
         let erased = with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
