@@ -79,68 +79,107 @@ pub fn reference_category(categories: &[Option<u8>], scorecards: &[ScorecardFact
     (*count > 0).then_some(best as u8)
 }
 
+/// Rounds of the joint estimation at most; the corrections are small next
+/// to the shifts, so it settles in two or three.
+const MAX_ROUNDS: usize = 4;
+/// The joint estimation has settled when no rater's correction moves by more
+/// than this (0..1 units of the scale).
+const SETTLED: f64 = 5e-4;
+
 /// Every rater's differentials. `categories[subject]` is the subject's
-/// category under one grouping (`None`: unknown, not compared).
+/// category under one grouping (`None`: unknown, not compared). Takes the
+/// model by value because it works on the raters' severities (a copy: the
+/// caller's model is never touched).
+///
+/// The rater differentials are estimated jointly. Measured against the plain
+/// leave-one-rater-out view, a rater who scores women lower also pulls down the
+/// panel's view of every woman they interviewed, and the *other* raters on
+/// those panels then look lenient on women: innocent colleagues of a biased
+/// interviewer would be flagged for the opposite bias. Two things undo that.
+/// The shifts of each category are centred on the median rater's, not on the
+/// (biased) panel's: the pull every colleague shares goes, and a differential
+/// says how a rater differs from the organisation's typical interviewer (a
+/// bias every interviewer shares is no rater's differential; the
+/// adverse-impact report is where it shows). And the estimation goes round:
+/// each rater's centred shifts, shrunk by their own uncertainty (empirical
+/// Bayes), correct that rater's ratings wherever they enter someone else's
+/// panel view, and the shifts are estimated again until nothing moves, which
+/// takes out the part of the pull that falls unevenly (on the colleagues who
+/// sat on most panels with the biased interviewer).
 pub fn differentials(
-    model: &Model,
+    mut model: Model,
     scorecards: &[ScorecardFacts],
     categories: &[Option<u8>],
     t: &Thresholds,
 ) -> Vec<RaterDifferential> {
     let Some(reference) = reference_category(categories, scorecards) else { return Vec::new() };
     let raters = model.rater_count();
+    let category_count = categories.iter().flatten().map(|&c| usize::from(c) + 1).max().unwrap_or(0);
     let mut span_of: std::collections::HashMap<(u32, u32), f64> = std::collections::HashMap::new();
     for s in scorecards {
         span_of.insert((s.rater, s.subject), s.scale_span);
     }
-    // Per rater and category: each rating against the panel's view.
-    let mut points: Vec<Vec<Vec<Point>>> = vec![Vec::new(); raters];
-    for r in 0..raters as u32 {
-        let (severity, range) = (model.severity[r as usize], model.range[r as usize]);
-        // The rater's latent spread around their expectation: noise and occasion.
-        let own_var = model.noise_var[r as usize] + model.occasion_spread.get(r as usize).copied().unwrap_or(0.0);
-        for &c in model.rated_by(r) {
-            let Some(Some(category)) = categories.get(c as usize).copied() else { continue };
-            let post = model.posterior(c, Some(r));
-            if post.items.is_empty() {
-                continue; // nobody else rated this candidate: no panel view
-            }
-            let span = span_of.get(&(r, c)).copied().unwrap_or(1.0);
-            let per_category = &mut points[r as usize];
-            if per_category.len() <= usize::from(category) {
-                per_category.resize(usize::from(category) + 1, Vec::new());
-            }
-            for o in model.ratings(c).iter().filter(|o| o.rater == r) {
-                let (theta, theta_var) = match post.item(o.item) {
-                    Some(p) => (p.theta, 1.0 / p.d + p.u * p.u / post.s),
-                    None => (post.ability, model.hyper.specific + 1.0 / post.s),
-                };
-                per_category[usize::from(category)].push(Point {
-                    value: o.value(),
-                    steps: model.item_steps(o.item),
-                    expected: model.item_mean[o.item as usize] + severity + range * theta,
-                    sd: (own_var + range * range * theta_var).max(1e-8).sqrt(),
-                    scorecard: o.scorecard,
-                    span,
-                });
-            }
+    let mut by_category: Vec<Vec<u32>> = vec![Vec::new(); category_count];
+    for (subject, category) in categories.iter().enumerate().take(model.subject_count()) {
+        if let Some(category) = category {
+            by_category[usize::from(*category)].push(subject as u32);
         }
     }
+    let severity = model.severity.clone();
+    // correction[category][rater]: the rater's centred, shrunk shift on that
+    // category, taken off their ratings wherever they inform another's view.
+    let mut correction = vec![vec![0.0; raters]; category_count];
+    let mut shifts: Vec<Vec<Option<Shift>>> = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        shifts = vec![vec![None; category_count]; raters];
+        for (category, subjects) in by_category.iter().enumerate() {
+            for (r, s) in model.severity.iter_mut().enumerate() {
+                *s = severity[r] + correction[category][r];
+            }
+            let points = panel_points(&model, &severity, subjects, &span_of);
+            for (r, p) in points.into_iter().enumerate() {
+                shifts[r][category] = Shift::estimate(&p);
+            }
+        }
+        let mut moved: f64 = 0.0;
+        for (category, correction) in correction.iter_mut().enumerate() {
+            let estimates: Vec<(usize, &Shift)> =
+                shifts.iter().enumerate().filter_map(|(r, s)| s[category].as_ref().map(|s| (r, s))).collect();
+            let centre = median(estimates.iter().map(|(_, s)| s.value).collect());
+            // Between-rater variance of the true shifts, by moments (what the
+            // spread of the estimates holds beyond their own noise).
+            let n = estimates.len().max(1) as f64;
+            let spread = estimates.iter().map(|(_, s)| (s.value - centre).powi(2)).sum::<f64>() / n;
+            let noise = estimates.iter().map(|(_, s)| s.variance).sum::<f64>() / n;
+            let between = (spread - noise).max(1e-6);
+            for (r, s) in estimates {
+                let shrunk = (s.value - centre) * between / (between + s.variance);
+                moved = moved.max((shrunk - correction[r]).abs());
+                correction[r] = shrunk;
+            }
+        }
+        if moved < SETTLED {
+            break;
+        }
+    }
+    // What the differences are measured from: the median rater of each category.
+    let centres: Vec<f64> = (0..category_count)
+        .map(|category| median(shifts.iter().filter_map(|s| s[category].as_ref().map(|s| s.value)).collect()))
+        .collect();
 
     let min = t.differential_min_scorecards.max(2) as usize;
     let mut out: Vec<RaterDifferential> = Vec::new();
-    for (r, per_category) in points.iter().enumerate() {
-        let reference_shift = per_category.get(usize::from(reference)).and_then(|p| Shift::estimate(p));
+    for (r, per_category) in shifts.iter().enumerate() {
         let mut comparisons = Vec::new();
-        for (category, cards) in per_category.iter().enumerate() {
+        for (category, shift) in per_category.iter().enumerate() {
             if category == usize::from(reference) {
                 continue;
             }
-            let (Some(shift), Some(base)) = (Shift::estimate(cards), reference_shift.as_ref()) else { continue };
+            let (Some(shift), Some(base)) = (shift, per_category[usize::from(reference)].as_ref()) else { continue };
             if shift.scorecards < min || base.scorecards < min {
                 continue;
             }
-            let difference = shift.value - base.value;
+            let difference = (shift.value - centres[category]) - (base.value - centres[usize::from(reference)]);
             let se2 = (shift.variance + base.variance).max(1e-12);
             let se = se2.sqrt();
             // Welch–Satterthwaite degrees of freedom, scorecards the units.
@@ -184,6 +223,61 @@ pub fn differentials(
         c.flagged = q <= t.differential_fdr && c.difference.abs() > t.differential * c.scale_span;
     }
     out
+}
+
+/// Each rating about `subjects` (all of one category), per rater, against
+/// what the rater would give on the panel's view without them. The model's
+/// severities carry the other raters' corrections for this category;
+/// `severity` holds the fitted ones, which set the rater's own expectation.
+fn panel_points(
+    model: &Model,
+    severity: &[f64],
+    subjects: &[u32],
+    span_of: &std::collections::HashMap<(u32, u32), f64>,
+) -> Vec<Vec<Point>> {
+    let mut points: Vec<Vec<Point>> = vec![Vec::new(); model.rater_count()];
+    let mut raters: Vec<u32> = Vec::new();
+    for &c in subjects {
+        raters.clear();
+        raters.extend(model.ratings(c).iter().map(|o| o.rater));
+        raters.sort_unstable();
+        raters.dedup();
+        for &r in &raters {
+            let post = model.posterior(c, Some(r));
+            if post.items.is_empty() {
+                continue; // nobody else rated this candidate: no panel view
+            }
+            let range = model.range[r as usize];
+            // The rater's latent spread around their expectation: noise and occasion.
+            let own_var = model.noise_var[r as usize] + model.occasion_spread.get(r as usize).copied().unwrap_or(0.0);
+            let span = span_of.get(&(r, c)).copied().unwrap_or(1.0);
+            for o in model.ratings(c).iter().filter(|o| o.rater == r) {
+                let (theta, theta_var) = match post.item(o.item) {
+                    Some(p) => (p.theta, 1.0 / p.d + p.u * p.u / post.s),
+                    None => (post.ability, model.hyper.specific + 1.0 / post.s),
+                };
+                points[r as usize].push(Point {
+                    value: o.value(),
+                    steps: model.item_steps(o.item),
+                    expected: model.item_mean[o.item as usize] + severity[r as usize] + range * theta,
+                    sd: (own_var + range * range * theta_var).max(1e-8).sqrt(),
+                    scorecard: o.scorecard,
+                    span,
+                });
+            }
+        }
+    }
+    points
+}
+
+/// The median (0 for none).
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) }
 }
 
 /// One rating of a rater about a candidate of one category, against what
@@ -396,7 +490,7 @@ mod tests {
     #[test]
     fn planted_raters_are_found_and_measured() {
         let org = biased_org(11, -1.2);
-        let found = differentials(&org.model, &org.scorecards, &org.subject_category, &Thresholds::default());
+        let found = differentials(org.model.clone(), &org.scorecards, &org.subject_category, &Thresholds::default());
         let flagged: Vec<u32> = found.iter().filter(|d| d.flagged()).map(|d| d.rater).collect();
         assert_eq!(flagged, org.biased_raters, "{found:#?}");
         for d in found.iter().filter(|d| org.biased_raters.contains(&d.rater)) {
@@ -410,12 +504,41 @@ mod tests {
         }
     }
 
+    /// A biased rater pulls the panel's view of the candidates they
+    /// interviewed; measured against that view, their colleagues on those
+    /// panels would seem biased the other way. The joint estimation takes the
+    /// biased rater's shift out of their colleagues' panel views.
+    #[test]
+    fn colleagues_of_a_biased_rater_are_not_pushed_the_other_way() {
+        // A small pool, so that every interviewer shares many panels with the biased one.
+        let mut spec = Spec::reference(14);
+        spec.raters = vec![crate::calibration::synthetic::RaterKind::Normal; 8];
+        spec.groups = Some(GroupBias { shares: vec![0.5, 0.5], against: 0, shift: -1.2, raters: 1 });
+        let mut org = Org::generate(&spec);
+        org.model.fit(200, 1e-4);
+        let found = differentials(org.model.clone(), &org.scorecards, &org.subject_category, &Thresholds::default());
+        let biased: std::collections::HashSet<u32> = org.biased_raters.iter().copied().collect();
+        // Colleagues: raters who shared a candidate of the planted category with a biased rater.
+        let mut colleagues = std::collections::HashSet::new();
+        for c in 0..org.model.subject_count() as u32 {
+            let raters: Vec<u32> = org.model.ratings(c).iter().map(|o| o.rater).collect();
+            if org.subject_category[c as usize] == Some(0) && raters.iter().any(|r| biased.contains(r)) {
+                colleagues.extend(raters.into_iter().filter(|r| !biased.contains(r)));
+            }
+        }
+        let shifts: Vec<f64> =
+            found.iter().filter(|d| colleagues.contains(&d.rater)).map(|d| d.comparisons[0].difference).collect();
+        assert!(shifts.len() >= 6, "{} colleagues compared", shifts.len());
+        let mean = shifts.iter().sum::<f64>() / shifts.len() as f64;
+        assert!(mean.abs() < 0.06, "colleagues' mean difference {mean:+.3} points");
+    }
+
     /// Without a planted bias, the categories are noise to the rater
     /// differentials: no flags, and the comparisons' p-values spread out.
     #[test]
     fn no_bias_no_flags() {
         let org = biased_org(12, 0.0);
-        let found = differentials(&org.model, &org.scorecards, &org.subject_category, &Thresholds::default());
+        let found = differentials(org.model.clone(), &org.scorecards, &org.subject_category, &Thresholds::default());
         assert!(found.len() > 20, "most raters are compared");
         assert!(found.iter().all(|d| !d.flagged()), "{found:#?}");
         let small = found.iter().filter(|d| d.comparisons[0].p_value < 0.1).count();
@@ -426,7 +549,7 @@ mod tests {
     fn without_known_categories_nothing_is_compared() {
         let org = biased_org(13, 0.0);
         let unknown = vec![None; org.subject_category.len()];
-        assert!(differentials(&org.model, &org.scorecards, &unknown, &Thresholds::default()).is_empty());
+        assert!(differentials(org.model.clone(), &org.scorecards, &unknown, &Thresholds::default()).is_empty());
         assert_eq!(reference_category(&org.subject_category, &org.scorecards), Some(0));
     }
 }

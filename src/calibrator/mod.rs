@@ -155,7 +155,7 @@ impl Calibrator {
                 .collect();
             reports.sort_by(|a, b| a.0.cmp(&b.0));
             // The copy was as large as the model: give it back.
-            drop((model, facts));
+            drop(facts);
             crate::memory::release_free_memory();
             reports
         })
@@ -189,12 +189,12 @@ impl Calibrator {
         let out = tokio::task::spawn_blocking(move || {
             let categories: Vec<Option<u8>> = candidates.iter().map(|c| category_of(c)).collect();
             let mut out: Vec<(String, RaterDifferential)> =
-                differentials::differentials(&model, &facts, &categories, &thresholds)
+                differentials::differentials(model, &facts, &categories, &thresholds)
                     .into_iter()
                     .map(|d| (raters[d.rater as usize].clone(), d))
                     .collect();
             out.sort_by(|a, b| a.0.cmp(&b.0));
-            drop((model, facts));
+            drop(facts);
             crate::memory::release_free_memory();
             out
         })

@@ -120,7 +120,7 @@ pub fn accuracy(orgs: usize, points: &[u8], thresholds: &Thresholds) {
 fn tally(org: &Org, thresholds: &Thresholds, against: u8, planted: f64, t: &mut Tally) {
     t.orgs += 1;
     t.planted += org.biased_raters.len();
-    let found = differentials(&org.model, &org.scorecards, &org.subject_category, thresholds);
+    let found = differentials(org.model.clone(), &org.scorecards, &org.subject_category, thresholds);
     for d in &found {
         let biased = org.biased_raters.contains(&d.rater);
         if d.flagged() {
