@@ -122,6 +122,14 @@ async fn self_identification_is_sealed_and_reported_only_in_aggregate(db: Db) {
     let both = rows(&r, Measure::RawMean, Grouping::Intersectional);
     let labels: Vec<&str> = both.iter().map(|x| x.category.as_str()).collect();
     assert_eq!(labels, ["female/asian", "female/white", "male/white"]);
+    // A change after a report is in the next one (the server keeps the opened
+    // values between reads, under a version every change raises).
+    set(&app, &ats, &candidates[3].name, Sex::Male, RaceEthnicity::Asian).await;
+    let changed = report(&app, &org).await;
+    assert_eq!((changed.unknown_sex_count, changed.unknown_race_ethnicity_count), (0, 0));
+    set(&app, &ats, &candidates[3].name, Sex::Declined, RaceEthnicity::Unspecified).await;
+    let back = report(&app, &org).await;
+    assert_eq!((back.unknown_sex_count, back.unknown_race_ethnicity_count), (1, 1));
 
     // Decisions: the latest per (job, candidate) counts. c-0 advanced; c-1
     // rejected, then (decided later, recorded earlier) offered; c-2 rejected;

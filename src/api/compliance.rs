@@ -26,6 +26,57 @@ pub struct ComplianceApi {
     state: State,
 }
 
+/// Opened self-identification of one organisation: candidate id → (sex,
+/// race or ethnicity) labels, `None` where unknown.
+pub type Categories = HashMap<String, (Option<&'static str>, Option<&'static str>)>;
+
+/// Latest decisions of one organisation: job id → candidate id → whether
+/// the latest outcome selects.
+type Selections = HashMap<String, HashMap<String, bool>>;
+
+/// How long an organisation's opened self-identification stays in memory
+/// after the last report that read it.
+const KEEP_OPENED: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// What the compliance reads of an organisation keep between calls, each
+/// under the version it was read at and checked against the database's at
+/// every read (one small query each): opening 50,000 sealed values and
+/// reducing every decision took most of a report's time. The opened values
+/// are special-category data: they are dropped when unread for
+/// [`KEEP_OPENED`], and any change (an erasure included) raises the version,
+/// so a stale value is never served.
+#[derive(Default)]
+pub struct ComplianceCache {
+    categories: std::sync::Mutex<HashMap<String, Cached<Categories>>>,
+    selections: std::sync::Mutex<HashMap<String, Cached<Selections>>>,
+}
+
+struct Cached<T> {
+    version: i64,
+    value: std::sync::Arc<T>,
+    read_at: std::time::Instant,
+}
+
+impl ComplianceCache {
+    fn get<T>(
+        map: &std::sync::Mutex<HashMap<String, Cached<T>>>,
+        org: &str,
+        version: i64,
+    ) -> Option<std::sync::Arc<T>> {
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        map.retain(|_, c| now.duration_since(c.read_at) < KEEP_OPENED);
+        let cached = map.get_mut(org).filter(|c| c.version == version)?;
+        cached.read_at = now;
+        Some(cached.value.clone())
+    }
+
+    fn put<T>(map: &std::sync::Mutex<HashMap<String, Cached<T>>>, org: &str, version: i64, value: std::sync::Arc<T>) {
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(org.to_string(), Cached { version, value, read_at: std::time::Instant::now() });
+    }
+}
+
 /// The associated data a candidate's sealed self-identification is bound to.
 fn sealing_context(org: &str, candidate: &str) -> String {
     format!("scorecard.self_id.v1/{org}/{candidate}")
@@ -114,26 +165,52 @@ impl ComplianceApi {
         })
     }
 
-    /// Opens every stored self-identification: candidate id → (sex, race
-    /// or ethnicity) labels. A value that does not open (its key is no
-    /// longer configured) counts as unknown, and is logged.
-    async fn categories(
-        &self,
-        org: &str,
-    ) -> Result<HashMap<String, (Option<&'static str>, Option<&'static str>)>, Error> {
+    /// Every stored self-identification, opened: candidate id → (sex, race
+    /// or ethnicity) labels. A value that does not open (its key is no longer
+    /// configured) counts as unknown, and is logged. Kept between reads under
+    /// the organisation's self-identification version.
+    async fn categories(&self, org: &str) -> Result<std::sync::Arc<Categories>, Error> {
         let keys = self.state.self_id_keys.as_ref().ok_or_else(|| Error::FailedPrecondition(NO_KEY.into()))?;
-        let mut out = HashMap::new();
-        let mut unopened = 0;
-        for (candidate, key_id, sealed) in self.state.store.self_identifications(org).await? {
-            match keys.open(&key_id, &sealed, &sealing_context(org, &candidate)).as_deref() {
-                Some([sex, race]) => {
-                    let sex = proto::Sex::try_from(i32::from(*sex)).ok().and_then(sex_label);
-                    let race = proto::RaceEthnicity::try_from(i32::from(*race)).ok().and_then(race_label);
-                    out.insert(candidate, (sex, race));
-                }
-                _ => unopened += 1,
-            }
+        // The version first: a change committed after it was read makes the
+        // next read open afresh, never the reverse.
+        let version = self.state.store.self_identification_version(org).await?;
+        let cache = &self.state.compliance.categories;
+        if let Some(opened) = ComplianceCache::get(cache, org, version) {
+            return Ok(opened);
         }
+        let rows = self.state.store.self_identifications(org).await?;
+        let keys = keys.clone();
+        let context_org = org.to_string();
+        // Opening is a few microseconds a value: tens of thousands are worth
+        // both cores, and off the async workers.
+        let (out, unopened) = tokio::task::spawn_blocking(move || {
+            let open = |rows: &[(String, String, String)]| {
+                let mut out: Categories = HashMap::with_capacity(rows.len());
+                let mut unopened = 0usize;
+                for (candidate, key_id, sealed) in rows {
+                    match keys.open(key_id, sealed, &sealing_context(&context_org, candidate)).as_deref() {
+                        Some([sex, race]) => {
+                            let sex = proto::Sex::try_from(i32::from(*sex)).ok().and_then(sex_label);
+                            let race = proto::RaceEthnicity::try_from(i32::from(*race)).ok().and_then(race_label);
+                            out.insert(candidate.clone(), (sex, race));
+                        }
+                        _ => unopened += 1,
+                    }
+                }
+                (out, unopened)
+            };
+            let (first, second) = rows.split_at(rows.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| open(second));
+                let (mut out, mut unopened) = open(first);
+                let (more, more_unopened) = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                out.extend(more);
+                unopened += more_unopened;
+                (out, unopened)
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("opening self-identification: {e}")))?;
         if unopened > 0 {
             tracing::warn!(
                 org,
@@ -141,6 +218,26 @@ impl ComplianceApi {
                 "self-identifications sealed under a key no longer configured count as unknown"
             );
         }
+        let out = std::sync::Arc::new(out);
+        ComplianceCache::put(cache, org, version, out.clone());
+        Ok(out)
+    }
+
+    /// Whether each (job, candidate)'s latest decision selects, kept between
+    /// reads under the organisation's decision count.
+    async fn selections(&self, org: &str) -> Result<std::sync::Arc<Selections>, Error> {
+        let version = self.state.store.decision_count(org).await?;
+        let cache = &self.state.compliance.selections;
+        if let Some(selections) = ComplianceCache::get(cache, org, version) {
+            return Ok(selections);
+        }
+        let mut out: Selections = HashMap::new();
+        let rows = self.state.store.latest_outcomes(org).await?;
+        for (job, candidate, outcome) in rows {
+            out.entry(job).or_default().insert(candidate, outcome.selects());
+        }
+        let out = std::sync::Arc::new(out);
+        ComplianceCache::put(cache, org, version, out.clone());
         Ok(out)
     }
 
@@ -167,7 +264,9 @@ impl ComplianceApi {
         v.into_result()?;
         let share = if share == 0.0 { impact::DEFAULT_MIN_CATEGORY_SHARE } else { share };
         let org = caller.org.as_str();
-        let categories = self.categories(org).await?;
+        if self.state.self_id_keys.is_none() {
+            return Err(Error::FailedPrecondition(NO_KEY.into()));
+        }
 
         // The jobs in scope.
         let jobs: HashSet<String> = match job {
@@ -196,36 +295,29 @@ impl ComplianceApi {
                 jobs
             }
         };
-        let mut scores: HashMap<(String, String), (f64, f64)> = HashMap::new();
+        let mut rankings = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            let ranking = self.state.calibrator.ranking(org, job).await?;
-            for e in &ranking.entries {
-                scores.insert((job.clone(), e.candidate_id.to_string()), (e.overall.mean, e.overall.raw_mean));
-            }
+            rankings.push((job.as_str(), self.state.calibrator.ranking(org, job).await?));
         }
-        let selected: HashMap<(String, String), bool> = self
-            .state
-            .store
-            .latest_outcomes(org)
-            .await?
-            .into_iter()
-            .map(|(job, candidate, outcome)| ((job, candidate), outcome.selects()))
+        let scores: HashMap<(&str, &str), (f64, f64)> = rankings
+            .iter()
+            .flat_map(|(job, ranking)| {
+                ranking.entries.iter().map(|e| ((*job, &*e.candidate_id), (e.overall.mean, e.overall.raw_mean)))
+            })
             .collect();
-        let subjects: Vec<impact::Subject> = self
-            .state
-            .store
-            .subject_recommendations(org)
-            .await?
+        // Independent reads, each from its own cache or connection.
+        let (categories, selections, summaries) =
+            tokio::try_join!(self.categories(org), self.selections(org), self.state.calibrator.subject_summaries(org))?;
+        let subjects: Vec<impact::Subject> = summaries
             .into_iter()
-            .filter(|s| jobs.contains(&s.job_id) && (start..end).contains(&s.first_submitted_at))
+            .filter(|s| jobs.contains(&*s.job) && (start..end).contains(&s.first_submitted_at))
             .map(|s| {
-                let (sex, race_ethnicity) = categories.get(&s.candidate_id).copied().unwrap_or((None, None));
-                let key = (s.job_id.clone(), s.candidate_id.clone());
-                let score = scores.get(&key);
-                let selected = selected.get(&key).copied();
+                let (sex, race_ethnicity) = categories.get(&*s.candidate).copied().unwrap_or((None, None));
+                let score = scores.get(&(&*s.job, &*s.candidate));
+                let selected = selections.get(&*s.job).and_then(|j| j.get(&*s.candidate)).copied();
                 impact::Subject {
                     selected,
-                    job: s.job_id,
+                    job: s.job.clone(),
                     sex,
                     race_ethnicity,
                     calibrated: score.map(|s| s.0),
@@ -267,16 +359,16 @@ impl ComplianceApi {
         )?;
         let org = caller.org.as_str();
         let opened = self.categories(org).await?;
-        let categories: HashMap<String, u8> = opened
-            .into_iter()
-            .filter_map(|(candidate, (sex, race))| {
-                let label = if grouping == proto::Grouping::Sex { sex } else { race }?;
-                let n = labels.iter().position(|l| *l == label)?;
-                Some((candidate, n as u8))
+        let sex = grouping == proto::Grouping::Sex;
+        let (all, calibrated_at) = self
+            .state
+            .calibrator
+            .differentials(org, move |candidate| {
+                let &(s, race) = opened.get(candidate)?;
+                let label = if sex { s } else { race }?;
+                labels.iter().position(|l| *l == label).map(|n| n as u8)
             })
-            .collect();
-        let (all, calibrated_at) =
-            self.state.calibrator.differentials(org, move |candidate| categories.get(candidate).copied()).await?;
+            .await?;
         let comparison_count = all.iter().map(|(_, d)| d.comparisons.len()).sum::<usize>() as i32;
         let reference = all.iter().flat_map(|(_, d)| d.comparisons.first()).map(|c| c.reference).next();
         let label = |n: u8| labels.get(usize::from(n)).copied().unwrap_or("unknown").to_string();

@@ -38,7 +38,7 @@ macro_rules! rpc {
 mod audit;
 pub mod audited;
 mod calibration;
-mod compliance;
+pub mod compliance;
 pub mod convert;
 mod events;
 mod hiring;
@@ -79,6 +79,8 @@ pub struct AppState {
     pub feeds: streams::EventFeeds,
     /// Seals self-identification at rest; `None`: not accepted.
     pub self_id_keys: Option<Arc<crate::auth::sealing::SealingKeys>>,
+    /// The compliance reports' opened self-identification and decisions.
+    pub compliance: compliance::ComplianceCache,
 }
 
 pub type State = Arc<AppState>;

@@ -34,7 +34,7 @@ use crate::store::Store;
 use load::SequenceCheck;
 pub use reliability::ReliabilityFigures;
 use state::OrgState;
-pub use state::{CompetencyAssessment, RankedEntry, Ranking, RaterReports};
+pub use state::{CompetencyAssessment, RankedEntry, Ranking, RaterReports, SubjectSummary};
 
 /// Sweeps and tolerance of a full fit: no severity or item mean moves by more
 /// than this share of the scale (0.0004 points on a 1..5 scale).
@@ -104,6 +104,14 @@ impl Calibrator {
         let state = self.fresh(org).await?;
         let mut s = lock(&state);
         Ok(s.ranking(job_id))
+    }
+
+    /// Every (job, candidate) of the organisation with a scorecard, from the
+    /// state rankings are served from (no aggregate over the scorecards table).
+    pub async fn subject_summaries(self: &Arc<Self>, org: &str) -> Result<Vec<SubjectSummary>, Error> {
+        let state = self.fresh(org).await?;
+        let s = lock(&state);
+        Ok(s.subject_summaries())
     }
 
     /// Calibrated per-competency scores of a candidate for a job, by competency key.

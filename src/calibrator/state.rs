@@ -92,6 +92,19 @@ pub struct RankedEntry {
     pub flags: Vec<String>,
 }
 
+/// One (job, candidate) pair with at least one scorecard, as the
+/// adverse-impact report counts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubjectSummary {
+    pub job: Arc<str>,
+    pub candidate: Arc<str>,
+    /// When its first scorecard was submitted.
+    pub first_submitted_at: Micros,
+    pub scorecards: u32,
+    /// Scorecards recommending YES or STRONG_YES.
+    pub recommending: u32,
+}
+
 /// A job's ranking at one state version.
 #[derive(Debug, Clone)]
 pub struct Ranking {
@@ -139,6 +152,8 @@ pub(super) struct OrgState {
     /// Scorecard id → the model's number for it.
     pub(super) scorecards: ScorecardNumbers,
     pub(super) facts: Vec<Option<ScorecardFacts>>,
+    /// Per scorecard number: when it was first submitted (its revisions keep it).
+    pub(super) submitted_at: Vec<Micros>,
     pub(super) jobs: HashMap<String, JobInfo>,
     pub(super) version: u64,
     pub(super) calibrated_at: Micros,
@@ -207,6 +222,7 @@ impl OrgState {
             items: Index::default(),
             scorecards: ScorecardNumbers::default(),
             facts: Vec::new(),
+            submitted_at: Vec::new(),
             jobs: HashMap::new(),
             version: 0,
             calibrated_at: now_micros(),
@@ -300,6 +316,10 @@ impl OrgState {
             self.facts.resize(sc as usize + 1, None);
         }
         self.facts[sc as usize] = Some(facts);
+        if self.submitted_at.len() <= sc as usize {
+            self.submitted_at.resize(sc as usize + 1, Micros::MAX);
+        }
+        self.submitted_at[sc as usize] = submitted_at;
         Some((subject, touched))
     }
 
@@ -314,6 +334,34 @@ impl OrgState {
             self.applied_revisions.resize(n + 1, 0);
         }
         self.applied_revisions[n] = self.applied_revisions[n].max(revision);
+    }
+
+    /// Every (job, candidate) with a scorecard: when its first scorecard was
+    /// submitted, how many it has and how many recommend YES or STRONG_YES.
+    pub(super) fn subject_summaries(&self) -> Vec<SubjectSummary> {
+        let mut by_subject: Vec<Option<(Micros, u32, u32)>> = vec![None; self.subjects.ids.len()];
+        for (sc, facts) in self.facts.iter().enumerate() {
+            let Some(f) = facts else { continue };
+            let at = self.submitted_at.get(sc).copied().unwrap_or(Micros::MAX);
+            let entry = by_subject[f.subject as usize].get_or_insert((Micros::MAX, 0, 0));
+            entry.0 = entry.0.min(at);
+            entry.1 += 1;
+            entry.2 += u32::from(f.recommendation >= 3);
+        }
+        by_subject
+            .into_iter()
+            .zip(&self.subjects.ids)
+            .filter_map(|(summary, (job, candidate))| {
+                let (first_submitted_at, scorecards, recommending) = summary?;
+                Some(SubjectSummary {
+                    job: job.clone(),
+                    candidate: candidate.clone(),
+                    first_submitted_at,
+                    scorecards,
+                    recommending,
+                })
+            })
+            .collect()
     }
 
     pub(super) fn facts(&self) -> Vec<ScorecardFacts> {

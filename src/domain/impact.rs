@@ -36,7 +36,7 @@ pub enum Grouping {
 /// One (job, candidate) pair in scope, as the report sees it.
 #[derive(Debug, Clone)]
 pub struct Subject {
-    pub job: String,
+    pub job: std::sync::Arc<str>,
     /// Category labels; `None` when unknown (not given, declined, erased).
     pub sex: Option<&'static str>,
     pub race_ethnicity: Option<&'static str>,
@@ -98,11 +98,11 @@ fn counted(subjects: &[Subject], measure: Measure) -> Vec<Option<bool>> {
     let mut by_job: HashMap<&str, Vec<f64>> = HashMap::new();
     for s in subjects {
         if let Some(v) = value(s) {
-            by_job.entry(&s.job).or_default().push(v);
+            by_job.entry(&*s.job).or_default().push(v);
         }
     }
     let medians: HashMap<&str, f64> = by_job.into_iter().map(|(job, values)| (job, median(values))).collect();
-    subjects.iter().map(|s| value(s).map(|v| v > medians[s.job.as_str()])).collect()
+    subjects.iter().map(|s| value(s).map(|v| v > medians[&*s.job])).collect()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -111,22 +111,32 @@ fn median(mut values: Vec<f64>) -> f64 {
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
-fn label(s: &Subject, grouping: Grouping) -> Option<String> {
+/// The subject's category under a grouping, as (first label, second label
+/// of an intersection); `None` when unknown.
+fn label(s: &Subject, grouping: Grouping) -> Option<(&'static str, Option<&'static str>)> {
     match grouping {
-        Grouping::Sex => s.sex.map(str::to_string),
-        Grouping::RaceEthnicity => s.race_ethnicity.map(str::to_string),
-        Grouping::Intersectional => Some(format!("{}/{}", s.sex?, s.race_ethnicity?)),
+        Grouping::Sex => Some((s.sex?, None)),
+        Grouping::RaceEthnicity => Some((s.race_ethnicity?, None)),
+        Grouping::Intersectional => Some((s.sex?, Some(s.race_ethnicity?))),
     }
 }
 
 fn rows(subjects: &[Subject], counted: &[Option<bool>], grouping: Grouping, min_share: f64) -> Vec<Row> {
-    let mut categories: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    // Keyed by labels (no string built per subject); named once per category.
+    let mut by_label: HashMap<(&'static str, Option<&'static str>), (usize, usize)> = HashMap::new();
     for (s, hit) in subjects.iter().zip(counted) {
         let (Some(category), Some(hit)) = (label(s, grouping), hit) else { continue };
-        let entry = categories.entry(category).or_default();
+        let entry = by_label.entry(category).or_default();
         entry.0 += 1;
         entry.1 += usize::from(*hit);
     }
+    let categories: BTreeMap<String, (usize, usize)> = by_label
+        .into_iter()
+        .map(|((first, second), counts)| match second {
+            Some(second) => (format!("{first}/{second}"), counts),
+            None => (first.to_string(), counts),
+        })
+        .collect();
     let known: usize = categories.values().map(|(n, _)| n).sum();
     let excluded = |n: usize| (n as f64) < min_share * known as f64;
     let best = categories

@@ -117,6 +117,7 @@ pub async fn serve(
         calibrator,
         webhooks: settings.webhooks,
         self_id_keys: settings.self_id_keys.clone(),
+        compliance: Default::default(),
     });
     let web = match http {
         Some(http) => {

@@ -157,22 +157,49 @@ impl Store {
 
     /// The latest decision's outcome per (job, candidate) of `org`: latest by
     /// decision time, ties broken by the later record.
-    pub async fn latest_outcomes(&self, org: &str) -> Result<Vec<(String, String, Outcome)>, Error> {
-        let rows: Vec<(String, String, String, Micros, String)> = with_pools!(self, |read, _| {
-            sqlx::query_as("select job_id, candidate_id, outcome, decided_at, id from decisions where org_id = $1")
+    /// How many decisions the organisation has recorded. Decisions are never
+    /// deleted and their outcomes never change (erasure blanks only the
+    /// reason), so the count is their version: equal counts, equal outcomes.
+    pub async fn decision_count(&self, org: &str) -> Result<i64, Error> {
+        Ok(with_pools!(self, |read, _| {
+            sqlx::query_scalar::<_, i64>("select count(*) from decisions where org_id = $1")
                 .bind(org)
-                .fetch_all(read)
+                .fetch_one(read)
                 .await?
+        }))
+    }
+
+    /// The latest outcome (by decided_at, then id) of every (job, candidate)
+    /// with a decision.
+    pub async fn latest_outcomes(&self, org: &str) -> Result<Vec<(String, String, Outcome)>, Error> {
+        // One row holding them all: the drivers' cost per row (about 5 µs on
+        // SQLite) was most of the work. Ids and outcomes hold no spaces.
+        let all: Option<String> = with_pools!(self, |read, _| {
+            sqlx::query_scalar(
+                "select string_agg(job_id || ' ' || candidate_id || ' ' || outcome || ' ' || decided_at || ' ' || id, ' ')
+                 from decisions where org_id = $1",
+            )
+            .bind(org)
+            .fetch_one(read)
+            .await?
         });
-        let mut latest: std::collections::HashMap<(String, String), (Micros, String, Outcome)> =
+        let all = all.unwrap_or_default();
+        let mut words = all.split(' ').filter(|w| !w.is_empty());
+        let mut latest: std::collections::HashMap<(&str, &str), (Micros, &str, Outcome)> =
             std::collections::HashMap::new();
-        for (job, candidate, outcome, at, id) in rows {
-            let outcome = Outcome::parse(&outcome).ok_or_else(|| corrupt("decision outcome", &outcome))?;
-            let entry = latest.entry((job, candidate)).or_insert((Micros::MIN, String::new(), outcome));
-            if (at, &id) > (entry.0, &entry.1) {
+        while let (Some(job), Some(candidate), Some(outcome), Some(at), Some(id)) =
+            (words.next(), words.next(), words.next(), words.next(), words.next())
+        {
+            let outcome = Outcome::parse(outcome).ok_or_else(|| corrupt("decision outcome", outcome))?;
+            let at: Micros = at.parse().map_err(|_| corrupt("decision time", at))?;
+            let entry = latest.entry((job, candidate)).or_insert((Micros::MIN, "", outcome));
+            if (at, id) > (entry.0, entry.1) {
                 *entry = (at, id, outcome);
             }
         }
-        Ok(latest.into_iter().map(|((job, candidate), (_, _, outcome))| (job, candidate, outcome)).collect())
+        Ok(latest
+            .into_iter()
+            .map(|((job, candidate), (_, _, outcome))| (job.to_string(), candidate.to_string(), outcome))
+            .collect())
     }
 }

@@ -3,7 +3,9 @@
 
 use sqlx::FromRow;
 
-use super::candidates::{SealedSelfIdentification, insert_candidates, upsert_self_identifications};
+use super::candidates::{
+    SealedSelfIdentification, bump_self_identification_version, insert_candidates, upsert_self_identifications,
+};
 use super::decisions::{decision_event, insert_decisions};
 use super::events::{append_events, interview_event, scorecard_event};
 use super::interviews::insert_interviews;
@@ -225,6 +227,9 @@ impl Store {
                 return Err(lost_race());
             }
             append_events(&mut conn, org, &events, now).await?;
+            if !latest.is_empty() {
+                bump_self_identification_version(&mut conn, org).await?;
+            }
             tx.commit().await?;
         });
         if !events.is_empty() {

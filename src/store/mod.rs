@@ -37,7 +37,7 @@ use crate::error::Error;
 pub use audit::{AuditFilter, AuditRow};
 pub use events::{EVENT_TYPES, EventRow, NewEvent};
 pub use import::{ImportBatch, ImportedScorecard};
-pub use scorecards::{Amendment, CalibrationRow, NewScorecard, ScorecardFilter, SubjectRecommendations, SubmitOutcome};
+pub use scorecards::{Amendment, CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
 pub use sessions::SessionRow;
 pub use webhooks::{DeliveryAttempt, DeliveryRow, DeliveryState, WebhookRow};
 

@@ -734,16 +734,6 @@ pub(super) fn start_group_commit(backend: &super::Backend) -> tokio::sync::mpsc:
     sender
 }
 
-/// One (job, candidate)'s scorecards, as adverse-impact reports count them.
-#[derive(Debug, Clone, FromRow)]
-pub struct SubjectRecommendations {
-    pub job_id: String,
-    pub candidate_id: String,
-    pub first_submitted_at: i64,
-    pub scorecards: i64,
-    pub recommending: i64,
-}
-
 /// One current rating, with what calibration needs around it.
 #[derive(Debug, Clone, FromRow)]
 pub struct CalibrationRow {
@@ -783,26 +773,6 @@ impl Store {
             }
         });
         Ok(())
-    }
-
-    /// Per (job, candidate) with a scorecard: when the first was submitted,
-    /// how many there are, and how many recommend YES or STRONG_YES (current
-    /// revisions), for adverse-impact reports.
-    pub async fn subject_recommendations(&self, org: &str) -> Result<Vec<SubjectRecommendations>, Error> {
-        Ok(with_pools!(self, |read, _| {
-            sqlx::query_as(
-                "select s.job_id, s.candidate_id, min(s.submitted_at) as first_submitted_at,
-                        count(*) as scorecards,
-                        sum(case when v.recommendation >= 3 then 1 else 0 end) as recommending
-                 from scorecards s
-                 join scorecard_revisions v on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision
-                 where s.org_id = $1
-                 group by s.job_id, s.candidate_id",
-            )
-            .bind(org)
-            .fetch_all(read)
-            .await?
-        }))
     }
 
     /// The organisations that have at least one scorecard.
