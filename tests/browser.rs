@@ -138,7 +138,10 @@ async fn the_demo_report_opens_in_a_browser() {
         let mut link = String::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("read");
-            if let Some(url) = line.trim().strip_prefix("http://").filter(|u| u.contains("/login#token=")) {
+            // The first link signs in the recruiter (the second, the compliance officer).
+            if let Some(url) = line.trim().strip_prefix("http://").filter(|u| u.contains("/login#token="))
+                && link.is_empty()
+            {
                 link = format!("http://{url}");
             }
             if line.starts_with("demo ready") {

@@ -487,5 +487,34 @@ async fn rater_differentials_find_a_planted_interviewer_from_an_import(db: Db) {
         app.compliance().list_rater_differentials(req(&org.admin, by_sex(false))).await,
         Code::PermissionDenied,
     );
+
+    // The CLI prints the same comparisons: `scorecard compliance raters`.
+    let cli = |extra: &[&str]| {
+        let mut args: Vec<String> =
+            ["compliance", "raters", "--addr", &format!("http://{}", app.addr), "--token"].map(String::from).to_vec();
+        args.push(compliance.clone());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_scorecard")).args(&args).output().expect("run the CLI")
+        })
+    };
+    let out = run(cli(&["--flagged", "--json"])).await.expect("join");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["reference_category"], "female");
+    let rows = json["comparisons"].as_array().expect("comparisons");
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!((rows[0]["rater"].as_str(), rows[0]["category"].as_str()), (Some("oscar"), Some("male")));
+    assert_eq!(rows[0]["difference"].as_f64(), Some(c.difference));
+    assert_eq!(rows[0]["flagged"], true);
+    let out = run(cli(&[])).await.expect("join");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && table.contains("relative to female"), "{table}");
+    let first = table.lines().find(|l| l.starts_with("oscar")).expect("oscar's row");
+    assert!(table.lines().nth(3) == Some(first) && first.ends_with("flagged"), "flagged first: {table}");
+    assert_eq!(table.lines().filter(|l| l.ends_with("flagged")).count(), 1, "{table}");
     app.stop().await;
 }

@@ -23,7 +23,11 @@ const DEMO_ORG: &str = "demo-co";
 async fn seed_demo(app: TestApp) -> (TestApp, Vec<(String, String)>) {
     let url = app.database_url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_scorecard")).args(["demo", "--seed-into", &url]).output()
+        std::process::Command::new(env!("CARGO_BIN_EXE_scorecard"))
+            .args(["demo", "--seed-into", &url])
+            // The server's key: the demo's self-identification opens for the compliance page.
+            .env("SCORECARD_SELF_ID_KEY", common::SELF_ID_KEY)
+            .output()
     })
     .await
     .expect("join")
@@ -36,6 +40,30 @@ async fn seed_demo(app: TestApp) -> (TestApp, Vec<(String, String)>) {
         .collect();
     assert_eq!(jobs.len(), 3, "the demo has three jobs");
     (app.restart().await, jobs)
+}
+
+/// Waits (up to ten seconds: audit rows are written in batches, shortly
+/// after) until the audit log's events of `method` satisfy `seen`.
+async fn await_audit(app: &TestApp, method: &str, seen: impl Fn(&[proto::AuditEvent]) -> bool) {
+    let admin = token("alice", DEMO_ORG, &["admin"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let audited = app
+            .audit()
+            .list_audit_events(req(
+                &admin,
+                proto::ListAuditEventsRequest { method: method.into(), ..Default::default() },
+            ))
+            .await
+            .expect("audit")
+            .into_inner()
+            .audit_events;
+        if seen(&audited) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{method} audited: {audited:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn report_pages(db: Db) {
@@ -162,29 +190,12 @@ async fn report_pages(db: Db) {
     let replayed = client.get(format!("{base}/")).header("cookie", &session).send().await.expect("replay");
     assert_eq!(replayed.status(), 303, "a signed-out session is revoked, not just forgotten by the browser");
 
-    // Page views are audited like calls (rows are written in batches, shortly after).
-    let admin = token("alice", DEMO_ORG, &["admin"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let audited = app
-            .audit()
-            .list_audit_events(req(
-                &admin,
-                proto::ListAuditEventsRequest { method: "/scorecard.web/JobReport".into(), ..Default::default() },
-            ))
-            .await
-            .expect("audit")
-            .into_inner()
-            .audit_events;
-        let viewed =
-            audited.iter().any(|e| e.actor == "rita" && e.code == "OK" && e.resource == format!("jobs/{job_id}"));
-        let refused = audited.iter().any(|e| e.actor == "bruno" && e.code == "PERMISSION_DENIED");
-        if viewed && refused {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "page views audited: {audited:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // Page views are audited like calls.
+    await_audit(&app, "/scorecard.web/JobReport", |audited| {
+        audited.iter().any(|e| e.actor == "rita" && e.code == "OK" && e.resource == format!("jobs/{job_id}"))
+            && audited.iter().any(|e| e.actor == "bruno" && e.code == "PERMISSION_DENIED")
+    })
+    .await;
 
     // Metrics count the gRPC calls made above, and the pages.
     let metrics = client.get(format!("{base}/metrics")).send().await.expect("metrics");
@@ -208,7 +219,118 @@ async fn report_pages(db: Db) {
     app.stop().await;
 }
 
-on_both_databases!(db: report_pages);
+on_both_databases!(db: report_pages, compliance_page_and_export);
+
+/// The compliance page and the auditor's CSV: for the compliance role only,
+/// the API's own numbers, aggregates only, every view audited.
+async fn compliance_page_and_export(db: Db) {
+    let (app, jobs) = seed_demo(TestApp::start(db).await).await;
+    let job_id = jobs[0].0.clone();
+    let base = format!("http://{}", app.http_addr);
+    let client = http();
+    let cora = token("cora", DEMO_ORG, &["compliance"]);
+    let rita = token("rita", DEMO_ORG, &["recruiter"]);
+
+    // Nobody else: not signed in, the sign-in page (the CSV: 401); a recruiter, 403.
+    let anonymous = client.get(format!("{base}/compliance")).send().await.expect("get");
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(anonymous.headers()["location"], "/login");
+    let anonymous = client.get(format!("{base}/compliance/adverse-impact.csv")).send().await.expect("get");
+    assert_eq!(anonymous.status(), 401);
+    for path in ["/compliance", "/compliance/adverse-impact.csv"] {
+        let refused = client.get(format!("{base}{path}")).bearer_auth(&rita).send().await.expect("get");
+        assert_eq!(refused.status(), 403, "{path}");
+        assert!(!refused.text().await.expect("body").contains("female"), "{path}: no numbers for a recruiter");
+    }
+    // A compliance officer signed in on the index goes to the compliance page.
+    let index = client.get(format!("{base}/")).bearer_auth(&cora).send().await.expect("index");
+    assert_eq!(index.status(), 303);
+    assert_eq!(index.headers()["location"], "/compliance");
+
+    let page = client.get(format!("{base}/compliance")).bearer_auth(&cora).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("body");
+    let organisation = app
+        .compliance()
+        .get_adverse_impact_report(req(&cora, proto::GetAdverseImpactReportRequest::default()))
+        .await
+        .expect("report")
+        .into_inner();
+    assert!(html.contains(&format!(
+        "{} subjects; sex unknown for {}, race/ethnicity unknown for {}.",
+        organisation.subject_count, organisation.unknown_sex_count, organisation.unknown_race_ethnicity_count
+    )));
+    for (_, title) in &jobs {
+        assert!(html.contains(&format!("<summary>{title} (")), "{title} has its tables");
+    }
+    assert!(html.contains("<h3>By sex</h3>") && html.contains("<h3>By race/ethnicity</h3>"));
+    // The demo's planted interviewer is on the chart, compared on women.
+    assert!(html.contains("oscar · female vs male") || html.contains("oscar · male vs female"), "oscar compared");
+    // No candidate is named anywhere on it.
+    let ranking = app
+        .calibration()
+        .get_ranking(req(&rita, proto::GetRankingRequest { job: format!("jobs/{job_id}"), ..Default::default() }))
+        .await
+        .expect("ranking")
+        .into_inner();
+    for entry in &ranking.entries {
+        let candidate = app
+            .hiring()
+            .get_candidate(req(&rita, proto::GetCandidateRequest { name: entry.candidate.clone() }))
+            .await
+            .expect("candidate")
+            .into_inner();
+        assert!(!html.contains(&candidate.display_name), "{} is not on the page", candidate.display_name);
+        assert!(!html.contains(entry.candidate.trim_start_matches("candidates/")), "no candidate id");
+    }
+
+    // The CSV: the job's report, one row per measure × grouping × category.
+    let download =
+        |query: String| client.get(format!("{base}/compliance/adverse-impact.csv{query}")).bearer_auth(&cora).send();
+    let csv = download(format!("?job={job_id}")).await.expect("csv");
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers()["content-disposition"].to_str().expect("header").contains(&job_id));
+    let text = csv.text().await.expect("body");
+    let report = app
+        .compliance()
+        .get_adverse_impact_report(req(
+            &cora,
+            proto::GetAdverseImpactReportRequest { job: format!("jobs/{job_id}"), ..Default::default() },
+        ))
+        .await
+        .expect("job report")
+        .into_inner();
+    let lines: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let expected: Vec<(String, i32, f64, bool)> = report
+        .tables
+        .iter()
+        .flat_map(|t| t.rows.iter().map(|r| (r.category.clone(), r.count, r.rate, r.below_four_fifths)))
+        .collect();
+    assert_eq!(lines.len(), expected.len(), "{text}");
+    for (line, (category, count, rate, below)) in lines.iter().zip(&expected) {
+        assert_eq!(line[0], format!("jobs/{job_id}"));
+        assert_eq!(line[3], category);
+        assert_eq!(line[4].parse::<i32>().expect("count"), *count);
+        assert!((line[5].parse::<f64>().expect("rate") - rate).abs() < 1e-12);
+        assert_eq!(line[8], below.to_string());
+        assert_eq!(line[9].parse::<i32>().expect("subjects"), report.subject_count);
+    }
+    assert!(text.contains(",calibrated_score,sex,female,") && text.contains(",recommendation,intersectional,"));
+    assert_eq!(download("?job=nope".into()).await.expect("csv").status(), 404);
+
+    // Views and downloads are audited, refusals included.
+    await_audit(&app, "/scorecard.web/AdverseImpactCsv", |audited| {
+        audited.iter().any(|e| e.actor == "cora" && e.code == "OK" && e.resource == format!("jobs/{job_id}"))
+            && audited.iter().any(|e| e.actor == "rita" && e.code == "PERMISSION_DENIED")
+    })
+    .await;
+    await_audit(&app, "/scorecard.web/CompliancePage", |audited| {
+        audited.iter().any(|e| e.actor == "cora" && e.code == "OK")
+    })
+    .await;
+    app.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_require_a_token() {

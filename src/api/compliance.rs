@@ -10,7 +10,7 @@ use super::convert::{time_window, timestamp};
 use crate::auth::Caller;
 use crate::domain::impact::{self, Grouping, Measure};
 use crate::domain::names::Collection;
-use crate::domain::{Role, now_micros};
+use crate::domain::{Micros, Role, now_micros};
 use crate::error::{Error, Violations};
 use crate::proto::{self, compliance_service_server::ComplianceService};
 use crate::store::Page;
@@ -241,7 +241,7 @@ impl ComplianceApi {
         Ok(out)
     }
 
-    async fn report(
+    pub(crate) async fn report(
         &self,
         caller: Caller,
         req: proto::GetAdverseImpactReportRequest,
@@ -282,21 +282,60 @@ impl ComplianceApi {
                         .await?
                         .ok_or_else(|| Error::NotFound(req.rubric.clone()))?;
                 }
-                let mut jobs = HashSet::new();
-                let mut after = String::new();
-                loop {
-                    let (page, more) = self.state.store.list_jobs(org, Page::new(&after, 1000)).await?;
-                    jobs.extend(page.iter().filter(|j| rubric.is_none_or(|r| j.rubric_id == r)).map(|j| j.id.clone()));
-                    match (more, page.last()) {
-                        (true, Some(last)) => after = last.id.clone(),
-                        _ => break,
-                    }
-                }
-                jobs
+                self.jobs(org, rubric).await?
             }
         };
+        let subjects = self.subjects(org, &jobs, start..end).await?;
+        Ok(assemble(&subjects, share))
+    }
+
+    /// The whole organisation's report and each job's, from one gathering
+    /// of the subjects (the compliance page). Jobs without a subject are left out.
+    pub(crate) async fn overview(
+        &self,
+        caller: &Caller,
+    ) -> Result<(proto::AdverseImpactReport, Vec<(String, proto::AdverseImpactReport)>), Error> {
+        caller.require_any(&READERS)?;
+        if self.state.self_id_keys.is_none() {
+            return Err(Error::FailedPrecondition(NO_KEY.into()));
+        }
+        let org = caller.org.as_str();
+        let jobs = self.jobs(org, None).await?;
+        let subjects = self.subjects(org, &jobs, Micros::MIN..Micros::MAX).await?;
+        let share = impact::DEFAULT_MIN_CATEGORY_SHARE;
+        let mut by_job: std::collections::BTreeMap<&str, Vec<impact::Subject>> = Default::default();
+        for s in &subjects {
+            by_job.entry(&*s.job).or_default().push(s.clone());
+        }
+        let per_job = by_job.iter().map(|(job, subjects)| (job.to_string(), assemble(subjects, share))).collect();
+        Ok((assemble(&subjects, share), per_job))
+    }
+
+    /// The ids of the organisation's jobs, or of those rated on `rubric`.
+    async fn jobs(&self, org: &str, rubric: Option<&str>) -> Result<HashSet<String>, Error> {
+        let mut jobs = HashSet::new();
+        let mut after = String::new();
+        loop {
+            let (page, more) = self.state.store.list_jobs(org, Page::new(&after, 1000)).await?;
+            jobs.extend(page.iter().filter(|j| rubric.is_none_or(|r| j.rubric_id == r)).map(|j| j.id.clone()));
+            match (more, page.last()) {
+                (true, Some(last)) => after = last.id.clone(),
+                _ => break,
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The subjects of `jobs` whose first scorecard was submitted in `window`,
+    /// with their categories, scores, recommendations and selections.
+    async fn subjects(
+        &self,
+        org: &str,
+        jobs: &HashSet<String>,
+        window: std::ops::Range<Micros>,
+    ) -> Result<Vec<impact::Subject>, Error> {
         let mut rankings = Vec::with_capacity(jobs.len());
-        for job in &jobs {
+        for job in jobs {
             rankings.push((job.as_str(), self.state.calibrator.ranking(org, job).await?));
         }
         let scores: HashMap<(&str, &str), (f64, f64)> = rankings
@@ -310,7 +349,7 @@ impl ComplianceApi {
             tokio::try_join!(self.categories(org), self.selections(org), self.state.calibrator.subject_summaries(org))?;
         let subjects: Vec<impact::Subject> = summaries
             .into_iter()
-            .filter(|s| jobs.contains(&*s.job) && (start..end).contains(&s.first_submitted_at))
+            .filter(|s| jobs.contains(&*s.job) && window.contains(&s.first_submitted_at))
             .map(|s| {
                 let (sex, race_ethnicity) = categories.get(&*s.candidate).copied().unwrap_or((None, None));
                 let score = scores.get(&(&*s.job, &*s.candidate));
@@ -326,19 +365,24 @@ impl ComplianceApi {
                 }
             })
             .collect();
-        let count = |f: &dyn Fn(&impact::Subject) -> bool| subjects.iter().filter(|s| f(s)).count() as i32;
-        Ok(proto::AdverseImpactReport {
-            subject_count: subjects.len() as i32,
-            unknown_sex_count: count(&|s| s.sex.is_none()),
-            unknown_race_ethnicity_count: count(&|s| s.race_ethnicity.is_none()),
-            tables: impact::tables(&subjects, share).into_iter().map(table).collect(),
-            generate_time: timestamp(now_micros()),
-        })
+        Ok(subjects)
+    }
+}
+
+/// The report of a set of subjects.
+fn assemble(subjects: &[impact::Subject], share: f64) -> proto::AdverseImpactReport {
+    let count = |f: &dyn Fn(&impact::Subject) -> bool| subjects.iter().filter(|s| f(s)).count() as i32;
+    proto::AdverseImpactReport {
+        subject_count: subjects.len() as i32,
+        unknown_sex_count: count(&|s| s.sex.is_none()),
+        unknown_race_ethnicity_count: count(&|s| s.race_ethnicity.is_none()),
+        tables: impact::tables(subjects, share).into_iter().map(table).collect(),
+        generate_time: timestamp(now_micros()),
     }
 }
 
 impl ComplianceApi {
-    async fn differentials(
+    pub(crate) async fn differentials(
         &self,
         caller: Caller,
         req: proto::ListRaterDifferentialsRequest,

@@ -1,5 +1,6 @@
 //! The recruiter CLI: `scorecard ranking`, `scorecard raters`, `scorecard
-//! reliability`, and `scorecard compliance impact` for the compliance role. Plain gRPC clients of a running server; they print aligned
+//! reliability`, and `scorecard compliance impact` and `scorecard compliance
+//! raters` for the compliance role. Plain gRPC clients of a running server; they print aligned
 //! tables (bold headers and red flags on a terminal, plain text when piped or
 //! with `NO_COLOR` set) or, with `--json`, the numbers as JSON for scripts.
 
@@ -336,6 +337,85 @@ pub async fn impact(args: &ClientArgs, job: &str, rubric: &str, as_json: bool) -
         r.subject_count,
         r.unknown_sex_count,
         r.unknown_race_ethnicity_count,
+        table(&header, &table_rows)
+    ))
+}
+
+/// Rater differentials under one grouping, one row per comparison, flagged first.
+pub async fn differentials(
+    args: &ClientArgs,
+    grouping: proto::Grouping,
+    flagged_only: bool,
+    as_json: bool,
+) -> Result<String, AppError> {
+    use proto::compliance_service_client::ComplianceServiceClient;
+    let mut client = ComplianceServiceClient::new(channel(args).await?);
+    let mut differentials = Vec::new();
+    let mut page_token = String::new();
+    let mut reference = String::new();
+    loop {
+        let page = client
+            .list_rater_differentials(request(
+                &args.token,
+                proto::ListRaterDifferentialsRequest {
+                    grouping: grouping as i32,
+                    flagged_only,
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                },
+            )?)
+            .await
+            .map_err(status)?
+            .into_inner();
+        differentials.extend(page.differentials);
+        if reference.is_empty() {
+            reference = page.reference_category;
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let mut rows: Vec<(&str, &proto::RaterComparison)> =
+        differentials.iter().flat_map(|d| d.comparisons.iter().map(move |c| (d.rater.as_str(), c))).collect();
+    rows.sort_by(|a, b| b.1.flagged.cmp(&a.1.flagged).then(b.1.difference.abs().total_cmp(&a.1.difference.abs())));
+    if as_json {
+        let rows: Vec<Value> = rows
+            .iter()
+            .map(|(rater, c)| {
+                json!({
+                    "rater": rater, "category": c.category, "reference_category": c.reference_category,
+                    "scorecard_count": c.scorecard_count, "reference_scorecard_count": c.reference_scorecard_count,
+                    "difference": c.difference, "lower": c.lower, "upper": c.upper,
+                    "p_value": c.p_value, "q_value": c.q_value, "flagged": c.flagged,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", json!({ "reference_category": reference, "comparisons": rows })));
+    }
+    let header: Vec<String> = ["rater", "category", "vs", "scorecards", "difference", "90% interval", "q", "flags"]
+        .map(String::from)
+        .to_vec();
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(rater, c)| {
+            vec![
+                rater.to_string(),
+                c.category.clone(),
+                c.reference_category.clone(),
+                format!("{} / {}", c.scorecard_count, c.reference_scorecard_count),
+                format!("{:+.2}", c.difference),
+                format!("{:+.2}–{:+.2}", c.lower, c.upper),
+                format!("{:.3}", c.q_value),
+                if c.flagged { "flagged".into() } else { String::new() },
+            ]
+        })
+        .collect();
+    if table_rows.is_empty() {
+        return Ok("No interviewer has enough scorecards in two categories to compare.\n".into());
+    }
+    Ok(format!(
+        "differences in scale points from the panel's view, relative to {reference} (the largest category)\n\n{}",
         table(&header, &table_rows)
     ))
 }

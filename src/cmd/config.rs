@@ -265,6 +265,28 @@ pub enum ComplianceCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Rater differentials: how far each interviewer's ratings of a
+    /// category's candidates sit from the panel's view, relative to the
+    /// reference category, with a 90% interval.
+    ///
+    /// Example: scorecard compliance raters --grouping race-ethnicity --flagged
+    Raters {
+        /// The grouping compared.
+        #[arg(long, value_enum, default_value_t = DifferentialGrouping::Sex)]
+        grouping: DifferentialGrouping,
+        /// Only interviewers with a flagged comparison.
+        #[arg(long)]
+        flagged: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// The groupings rater differentials compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DifferentialGrouping {
+    Sex,
+    RaceEthnicity,
 }
 
 #[derive(Debug, Args, Clone)]

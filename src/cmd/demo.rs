@@ -37,7 +37,7 @@ enum Kind {
     Halo,
     Central,
     Thin,
-    /// Rates women a point lower than he sees them (on the latent scale).
+    /// Rates women a point and a half lower than he sees them (on the latent scale).
     BiasedAgainstWomen,
 }
 
@@ -188,7 +188,7 @@ pub async fn seed(store: &Store, keys: Option<&SealingKeys>) -> Result<Vec<(Stri
                         Kind::Noisy => level + 1.4 * rng.normal(),
                         Kind::Halo => impression + 0.1 * rng.normal(),
                         Kind::Central => 0.3 * level + 0.3 * rng.normal(),
-                        Kind::BiasedAgainstWomen => level - if woman { 1.0 } else { 0.0 } + 0.5 * rng.normal(),
+                        Kind::BiasedAgainstWomen => level - if woman { 1.5 } else { 0.0 } + 0.5 * rng.normal(),
                     };
                     // 1..4 through thresholds at -1, 0, 1.
                     let score = 1 + [-1.0, 0.0, 1.0].iter().filter(|&&t| latent > t).count() as i32;
@@ -284,12 +284,15 @@ pub async fn run(listen: &str, http_listen: &str) -> Result<(), AppError> {
     println!("scorecard raters --flagged");
     println!("scorecard reliability --job {job}");
     println!("SCORECARD_TOKEN={compliance} scorecard compliance impact   # cora, compliance: adverse impact");
+    println!("SCORECARD_TOKEN={compliance} scorecard compliance raters   # interviewers who score women differently");
     println!(
         "buf curl --http2-prior-knowledge --protocol grpc -H \"authorization: Bearer $SCORECARD_TOKEN\" -d '{{\"job\":\"{job}\"}}' http://{addr}/scorecard.v1.CalibrationService/GetRanking"
     );
     println!();
     println!("Open the visual report (signs this browser in as rita):");
     println!("  http://{http_addr}/login#token={recruiter}");
+    println!("Open the compliance page (signs this browser in as cora, compliance):");
+    println!("  http://{http_addr}/login#token={compliance}");
     println!("Prometheus metrics: http://{http_addr}/metrics");
     println!();
     println!("demo ready; Ctrl-C to stop (the database is thrown away)");

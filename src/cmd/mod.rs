@@ -235,6 +235,14 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             print!("{}", cli::impact(&client, &job, &rubric, client.json).await?);
             Ok(())
         }
+        Command::Compliance(config::ComplianceCommand::Raters { grouping, flagged, client }) => {
+            let grouping = match grouping {
+                config::DifferentialGrouping::Sex => scorecard::proto::Grouping::Sex,
+                config::DifferentialGrouping::RaceEthnicity => scorecard::proto::Grouping::RaceEthnicity,
+            };
+            print!("{}", cli::differentials(&client, grouping, flagged, client.json).await?);
+            Ok(())
+        }
         Command::Reliability { job, client } => {
             print!("{}", cli::reliability(&client, &job, client.json).await?);
             Ok(())

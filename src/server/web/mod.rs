@@ -15,6 +15,7 @@
 //! the gRPC services, so roles, tenancy and validation are the API's own; each
 //! page view is audited like a call.
 
+pub mod compliance;
 pub mod report;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use super::audit::{self, Auditor};
-use crate::api::{AppState, CalibrationApi, HiringApi, RubricApi};
+use crate::api::{AppState, CalibrationApi, ComplianceApi, HiringApi, RubricApi};
 use crate::auth::{Caller, Verifier};
 use crate::domain::names::Collection;
 use crate::error::Error;
@@ -63,6 +64,7 @@ struct Web {
     hiring: HiringApi,
     rubrics: RubricApi,
     calibration: CalibrationApi,
+    compliance: ComplianceApi,
     store: crate::store::Store,
     calibrator: Arc<crate::calibrator::Calibrator>,
     verifier: Arc<Verifier>,
@@ -118,6 +120,7 @@ pub async fn serve(
         hiring: HiringApi::new(state.clone()),
         rubrics: RubricApi::new(state.clone()),
         calibration: CalibrationApi::new(state.clone()),
+        compliance: ComplianceApi::new(state.clone()),
         store: state.store.clone(),
         calibrator: state.calibrator.clone(),
         verifier,
@@ -131,6 +134,8 @@ pub async fn serve(
         .route("/session", post(create_session))
         .route("/logout", post(logout))
         .route("/jobs/{id}", get(job))
+        .route("/compliance", get(compliance_page))
+        .route("/compliance/adverse-impact.csv", get(adverse_impact_csv))
         .route("/static/report.css", get(|| async { asset("text/css; charset=utf-8", report::CSS) }))
         .route("/static/login.js", get(|| async { asset("text/javascript; charset=utf-8", report::LOGIN_JS) }))
         .route("/metrics", get(metrics))
@@ -224,13 +229,19 @@ impl Web {
 
 /// The page for an error, with the HTTP status a browser and a crawler expect.
 fn error_response(viewer: &str, error: &Error) -> Response {
+    error_page_for(viewer, error, "Reports are for recruiters and admins; ask one for access.")
+}
+
+/// [`error_response`] for the compliance pages.
+fn compliance_error(viewer: &str, error: &Error) -> Response {
+    error_page_for(viewer, error, "The compliance page is for the compliance role; ask an admin for access.")
+}
+
+fn error_page_for(viewer: &str, error: &Error, who_may: &str) -> Response {
     let (status, title, message) = match error {
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", "There is no such job in your organisation.".into()),
-        Error::PermissionDenied(m) => (
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            format!("{m}. Reports are for recruiters and admins; ask one for access."),
-        ),
+        Error::PermissionDenied(m) => (StatusCode::FORBIDDEN, "Not allowed", format!("{m}. {who_may}")),
+        Error::FailedPrecondition(m) => (StatusCode::CONFLICT, "Not available", m.clone()),
         Error::InvalidArgument(_) => {
             (StatusCode::BAD_REQUEST, "Not a job", "That address does not name a job.".to_string())
         }
@@ -275,8 +286,11 @@ async fn index(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
         };
     let code = outcome.as_ref().err().map_or(tonic::Code::Ok, Error::code);
     web.audit(&caller, "/scorecard.web/Jobs", String::new(), &headers, code).await;
+    let compliance = caller.roles.contains(&crate::domain::Role::Compliance);
     let response = match outcome {
-        Ok(()) => html(report::index_page(&caller.user, &jobs)),
+        Ok(()) => html(report::index_page(&caller.user, &jobs, compliance)),
+        // A compliance officer reads no job's ranking: their page is this one.
+        Err(Error::PermissionDenied(_)) if compliance => redirect("/compliance"),
         Err(e) => error_response(&caller.user, &e),
     };
     counted("/", response)
@@ -406,6 +420,124 @@ async fn job(State(web): State<Arc<Web>>, Path(id): Path<String>, headers: Heade
             counted("/jobs", error_response(&caller.user, &e))
         }
     }
+}
+
+async fn compliance_page(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let Some(caller) = web.caller(&headers).await else { return counted("/compliance", redirect("/login")) };
+    let built = compliance_report(&web, &caller).await;
+    web.audit(
+        &caller,
+        "/scorecard.web/CompliancePage",
+        String::new(),
+        &headers,
+        built.as_ref().err().map_or(tonic::Code::Ok, Error::code),
+    )
+    .await;
+    let response = match built {
+        Ok(p) => html(compliance::compliance_page(&caller.user, &p)),
+        Err(e) => compliance_error(&caller.user, &e),
+    };
+    counted("/compliance", response)
+}
+
+/// Gathers the compliance page through ComplianceService's own handlers
+/// (which check the role), with the jobs' titles.
+async fn compliance_report(web: &Web, caller: &Caller) -> Result<compliance::CompliancePage, Error> {
+    let (organisation, by_job) = web.compliance.overview(caller).await?;
+    let mut jobs = Vec::with_capacity(by_job.len());
+    for (id, report) in by_job {
+        let title = match web.store.get_job(&caller.org, &id).await? {
+            Some(job) => job.title,
+            None => id.clone(),
+        };
+        jobs.push(compliance::JobImpact { id, title, report });
+    }
+    jobs.sort_by(|a, b| a.title.cmp(&b.title).then(a.id.cmp(&b.id)));
+    let mut differentials = Vec::new();
+    for (title, grouping) in [("sex", proto::Grouping::Sex), ("race/ethnicity", proto::Grouping::RaceEthnicity)] {
+        let mut all = proto::ListRaterDifferentialsResponse::default();
+        let mut page_token = String::new();
+        loop {
+            let request = proto::ListRaterDifferentialsRequest {
+                grouping: grouping as i32,
+                flagged_only: false,
+                page_size: 1000,
+                page_token,
+            };
+            let page = web.compliance.differentials(caller.clone(), request).await?;
+            all.differentials.extend(page.differentials);
+            all.reference_category = page.reference_category;
+            all.comparison_count = page.comparison_count;
+            all.calibrate_time = page.calibrate_time;
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        differentials.push((title.to_string(), all));
+    }
+    let generated_at = organisation.generate_time.as_ref().map(|t| format_time(t.seconds)).unwrap_or_default();
+    Ok(compliance::CompliancePage { organisation, jobs, differentials, generated_at })
+}
+
+#[derive(serde::Deserialize)]
+struct CsvQuery {
+    /// A job's id or `jobs/{id}`; none: the whole organisation.
+    #[serde(default)]
+    job: String,
+}
+
+/// `/compliance/adverse-impact.csv?job=…`: the auditor's export of one report.
+async fn adverse_impact_csv(
+    State(web): State<Arc<Web>>,
+    axum::extract::Query(query): axum::extract::Query<CsvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let route = "/compliance/adverse-impact.csv";
+    let Some(caller) = web.caller(&headers).await else {
+        return counted(route, StatusCode::UNAUTHORIZED.into_response());
+    };
+    let job = match query.job.as_str() {
+        "" => String::new(),
+        id if id.starts_with("jobs/") => id.to_string(),
+        id => Collection::Jobs.name(id),
+    };
+    let request = proto::GetAdverseImpactReportRequest { job: job.clone(), ..Default::default() };
+    let built = web.compliance.report(caller.clone(), request).await;
+    web.audit(
+        &caller,
+        "/scorecard.web/AdverseImpactCsv",
+        job.clone(),
+        &headers,
+        built.as_ref().err().map_or(tonic::Code::Ok, Error::code),
+    )
+    .await;
+    let response = match built {
+        Ok(report) => {
+            let generated = report
+                .generate_time
+                .as_ref()
+                .map(|t| crate::domain::time::rfc3339(t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000))
+                .unwrap_or_default();
+            let scope = if job.is_empty() { "organisation" } else { job.as_str() };
+            let file = if job.is_empty() {
+                "adverse-impact.csv".to_string()
+            } else {
+                format!("adverse-impact-{}.csv", job.trim_start_matches("jobs/"))
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+                compliance::adverse_impact_csv(scope, &report, &generated),
+            )
+                .into_response()
+        }
+        Err(e) => compliance_error(&caller.user, &e),
+    };
+    counted(route, response)
 }
 
 /// Gathers a job's report through the API's own handlers.

@@ -81,7 +81,7 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-fn page(title: &str, viewer: &str, body: &str) -> String {
+pub(super) fn page(title: &str, viewer: &str, body: &str) -> String {
     let viewer_bar = if viewer.is_empty() {
         String::new()
     } else {
@@ -105,8 +105,11 @@ fn number(x: f64) -> String {
 }
 
 /// The list of jobs, each linking to its report.
-pub fn index_page(viewer: &str, jobs: &[JobLink]) -> String {
+pub fn index_page(viewer: &str, jobs: &[JobLink], compliance: bool) -> String {
     let mut body = String::from("<h1>Jobs</h1>");
+    if compliance {
+        body.push_str("<p><a href=\"/compliance\">Compliance: adverse impact and rater differentials</a></p>");
+    }
     if jobs.is_empty() {
         body.push_str("<p>No jobs yet. Create one through the API (HiringService.CreateJob).</p>");
     } else {
@@ -124,7 +127,7 @@ pub fn index_page(viewer: &str, jobs: &[JobLink]) -> String {
 pub fn login_page(message: Option<&str>) -> String {
     let note = message.map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m))).unwrap_or_default();
     let body = format!(
-        "<h1>Sign in</h1>{note}<p>Paste an API token (a recruiter's or an admin's). \
+        "<h1>Sign in</h1>{note}<p>Paste an API token (a recruiter's, an admin's, or for the compliance page a compliance officer's). \
          It is kept in a cookie only this site can read and only for this browser session.</p>\
          <form id=\"login\" method=\"post\" action=\"/session\"><label for=\"token\">Token</label>\
          <textarea id=\"token\" name=\"token\" rows=\"4\" cols=\"60\" autocomplete=\"off\" spellcheck=\"false\" required></textarea>\
@@ -145,15 +148,15 @@ pub fn error_page(viewer: &str, title: &str, message: &str) -> String {
 
 /// Maps values of `lo..=hi` onto pixels `from..=to`.
 #[derive(Clone, Copy)]
-struct Axis {
-    lo: f64,
-    hi: f64,
-    from: f64,
-    to: f64,
+pub(super) struct Axis {
+    pub(super) lo: f64,
+    pub(super) hi: f64,
+    pub(super) from: f64,
+    pub(super) to: f64,
 }
 
 impl Axis {
-    fn at(&self, v: f64) -> f64 {
+    pub(super) fn at(&self, v: f64) -> f64 {
         let v = if v.is_nan() { self.lo } else { v.clamp(self.lo, self.hi) };
         let span = if self.hi > self.lo { self.hi - self.lo } else { 1.0 };
         self.from + (v - self.lo) / span * (self.to - self.from)
@@ -552,6 +555,14 @@ caption { text-align: left; font-weight: 600; padding-bottom: 0.3rem; }
 th, td { border-bottom: 1px solid #d0d0d0; padding: 0.3rem 0.7rem; text-align: left; }
 tbody th { font-weight: 500; }
 ul.jobs { line-height: 1.9; }
+tr.breach td { color: #b00020; font-weight: 600; }
+tr.excluded td { color: #5c5c5c; }
+details.job { margin: 0.4rem 0; }
+details.job summary { cursor: pointer; padding: 0.2rem 0; }
+svg .label { font-size: 12px; }
+svg .interval.flagged { stroke: #b00020; }
+svg circle.mark { fill: #0b2a5b; }
+svg rect.flagged { fill: #b00020; }
 textarea { display: block; width: 100%; max-width: 40rem; margin: 0.4rem 0 0.8rem; font-family: monospace; }
 "#;
 
@@ -643,7 +654,7 @@ mod tests {
 
     #[test]
     fn the_page_has_no_inline_style_or_script() {
-        let html = job_page("rita", &report()) + &login_page(Some("x")) + &index_page("rita", &[]);
+        let html = job_page("rita", &report()) + &login_page(Some("x")) + &index_page("rita", &[], true);
         assert!(!html.contains("style="), "inline styles break under the Content-Security-Policy");
         assert!(!html.contains("<style"));
         assert!(!html.contains("<script>"), "only external scripts");
