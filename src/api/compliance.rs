@@ -43,8 +43,8 @@ const KEEP_OPENED: std::time::Duration = std::time::Duration::from_secs(15 * 60)
 /// every read (one small query each): opening 50,000 sealed values and
 /// reducing every decision took most of a report's time. The opened values
 /// are special-category data: they are dropped when unread for
-/// [`KEEP_OPENED`], and any change (an erasure included) raises the version,
-/// so a stale value is never served.
+/// [`KEEP_OPENED`] (swept every minute), and any change (an erasure
+/// included) raises the version, so a stale value is never served.
 #[derive(Default)]
 pub struct ComplianceCache {
     categories: std::sync::Mutex<HashMap<String, Cached<Categories>>>,
@@ -58,14 +58,26 @@ struct Cached<T> {
 }
 
 impl ComplianceCache {
+    /// Drops what has been unread for [`KEEP_OPENED`] (the server calls it
+    /// every minute; every read does too).
+    pub fn sweep(&self) {
+        Self::sweep_map(&self.categories);
+        Self::sweep_map(&self.selections);
+    }
+
+    fn sweep_map<T>(map: &std::sync::Mutex<HashMap<String, Cached<T>>>) {
+        let now = std::time::Instant::now();
+        map.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, c| now.duration_since(c.read_at) < KEEP_OPENED);
+    }
+
     fn get<T>(
         map: &std::sync::Mutex<HashMap<String, Cached<T>>>,
         org: &str,
         version: i64,
     ) -> Option<std::sync::Arc<T>> {
-        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        Self::sweep_map(map);
         let now = std::time::Instant::now();
-        map.retain(|_, c| now.duration_since(c.read_at) < KEEP_OPENED);
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
         let cached = map.get_mut(org).filter(|c| c.version == version)?;
         cached.read_at = now;
         Some(cached.value.clone())

@@ -119,6 +119,7 @@ pub async fn serve(
         self_id_keys: settings.self_id_keys.clone(),
         compliance: Default::default(),
     });
+    tokio::spawn(compliance_sweeps(state.clone(), background_stopping.clone()));
     let web = match http {
         Some(http) => {
             let mut stopping = background_stopping.clone();
@@ -236,6 +237,18 @@ async fn key_reloads(verifier: Arc<Verifier>, every: Duration, mut stopping: tok
                 tracing::warn!(error = %e, "public key file changed but does not load; keeping the current keys")
             }
         }
+    }
+}
+
+/// Drops the compliance reports' opened self-identification once unread for
+/// its keeping time, whether or not another report comes.
+async fn compliance_sweeps(state: Arc<AppState>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stopping.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        state.compliance.sweep();
     }
 }
 
