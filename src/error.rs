@@ -32,6 +32,9 @@ impl Violations {
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push(FieldViolation::new(field, description));
     }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

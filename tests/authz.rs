@@ -35,6 +35,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/scorecard.v1.RubricService/CreateRubricFromTemplate", ADMIN),
     ("/scorecard.v1.HiringService/CreateJob", WRITERS),
     ("/scorecard.v1.HiringService/GetJob", ALL),
+    ("/scorecard.v1.HiringService/UpdateJob", WRITERS),
     ("/scorecard.v1.HiringService/ListJobs", ALL),
     ("/scorecard.v1.HiringService/CreateCandidate", WRITERS),
     ("/scorecard.v1.HiringService/GetCandidate", ALL),
@@ -54,6 +55,8 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("/scorecard.v1.CalibrationService/GetRaterReport", ALL),
     ("/scorecard.v1.CalibrationService/GetPanelReliability", READERS),
     ("/scorecard.v1.CalibrationService/WatchRanking", READERS),
+    ("/scorecard.v1.CalibrationService/CompareCandidates", READERS),
+    ("/scorecard.v1.CalibrationService/PlanInterviews", READERS),
     ("/scorecard.v1.ScorecardService/ImportScorecards", WRITERS),
     ("/scorecard.v1.EventService/ListEvents", READERS),
     ("/scorecard.v1.EventService/WatchEvents", READERS),
@@ -89,6 +92,8 @@ fn served_methods() -> BTreeSet<String> {
 struct Fixture {
     org: Org,
     candidate: proto::Candidate,
+    /// A second rated candidate of the job (by judy), for comparisons.
+    second: proto::Candidate,
     interview: proto::Interview,
     scorecard: proto::Scorecard,
     webhook: proto::Webhook,
@@ -121,11 +126,21 @@ impl Fixture {
             .expect("list events")
             .into_inner();
         let event = events.events.last().expect("an event").name.clone();
-        let names = [&org.rubric.name, &org.job.name, &candidate.name, &interview.name, &scorecard.name, &webhook.name]
-            .into_iter()
-            .cloned()
-            .collect();
-        Fixture { org, candidate, interview, scorecard, webhook, event, names }
+        let second = org.candidate(app, "ats-2").await;
+        org.submit(app, &org.interview(app, &second, "judy").await).await;
+        let names = [
+            &org.rubric.name,
+            &org.job.name,
+            &candidate.name,
+            &second.name,
+            &interview.name,
+            &scorecard.name,
+            &webhook.name,
+        ]
+        .into_iter()
+        .cloned()
+        .collect();
+        Fixture { org, candidate, second, interview, scorecard, webhook, event, names }
     }
 
     /// How many of tenant A's resources a list of names reveals.
@@ -186,6 +201,30 @@ async fn call(app: &TestApp, fx: &Fixture, method: &str, token: &str) -> Result<
             .await
             .map(|_| 1),
         "GetJob" => app.hiring().get_job(req(token, proto::GetJobRequest { name: job })).await.map(one),
+        "UpdateJob" => app
+            .hiring()
+            .update_job(req(
+                token,
+                proto::UpdateJobRequest {
+                    job: Some(proto::Job { name: job, hiring_bar: Some(2.5), ..Default::default() }),
+                    update_mask: Some(prost_types::FieldMask { paths: vec!["hiring_bar".into()] }),
+                },
+            ))
+            .await
+            .map(one),
+        "CompareCandidates" => app
+            .calibration()
+            .compare_candidates(req(
+                token,
+                proto::CompareCandidatesRequest { job, candidates: vec![candidate, fx.second.name.clone()] },
+            ))
+            .await
+            .map(|r| fx.revealed(&r.get_ref().candidates)),
+        "PlanInterviews" => app
+            .calibration()
+            .plan_interviews(req(token, proto::PlanInterviewsRequest { job, slots: 2, ..Default::default() }))
+            .await
+            .map(|r| fx.revealed(r.get_ref().suggestions.iter().map(|s| &s.candidate)).max(1)),
         "ListJobs" => app
             .hiring()
             .list_jobs(req(token, proto::ListJobsRequest::default()))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Org, TestApp, amendment, expect_code, expect_violations, rating, req, token};
+use common::{Org, TestApp, amendment, expect_code, expect_violations, rate, rating, req, token};
 use scorecard::proto::{self, Recommendation};
 use tonic::Code;
 
@@ -15,31 +15,6 @@ on_both_databases!(
     calibration_reloads_after_a_restart,
     racing_amendments_leave_the_latest_revision_in_the_assessment,
 );
-
-/// Submits, as `rater`, a scorecard giving `score` on both focus competencies.
-async fn rate(app: &TestApp, org: &Org, candidate: &proto::Candidate, rater: &str, score: i32) -> proto::Scorecard {
-    let interview = org.interview(app, candidate, rater).await;
-    let me = token(rater, &org.name, &["interviewer"]);
-    let evidence =
-        |c: &str| format!("On {c}, the candidate described a concrete situation, what they did, and the result.");
-    app.scorecards()
-        .submit_scorecard(req(
-            &me,
-            proto::SubmitScorecardRequest {
-                interview: interview.name.clone(),
-                ratings: vec![
-                    proto::Rating { competency: "api_design".into(), score, evidence: evidence("api_design") },
-                    proto::Rating { competency: "collaboration".into(), score, evidence: evidence("collaboration") },
-                ],
-                recommendation: if score >= 3 { Recommendation::Yes } else { Recommendation::No } as i32,
-                summary: String::new(),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-}
 
 async fn ranking(app: &TestApp, org: &Org) -> proto::Ranking {
     let recruiter = token("rita", &org.name, &["recruiter"]);

@@ -56,6 +56,9 @@ targets!(
     proto::CreateRubricFromTemplateRequest => |_r| collection(),
     proto::CreateJobRequest => |_r| collection(),
     proto::GetJobRequest => |r| r.name.clone(),
+    proto::UpdateJobRequest => |r| r.job.as_ref().map(|j| j.name.clone()).unwrap_or_default(),
+    proto::CompareCandidatesRequest => |r| r.job.clone(),
+    proto::PlanInterviewsRequest => |r| r.job.clone(),
     proto::ListJobsRequest => |_r| collection(),
     proto::CreateCandidateRequest => |_r| collection(),
     proto::GetCandidateRequest => |r| r.name.clone(),
@@ -115,5 +118,6 @@ resources!(
         proto::CandidateAssessment, proto::ListRaterReportsResponse, proto::RaterReport, proto::PanelReliability,
         proto::ListEventsResponse, proto::ListWebhooksResponse, (), proto::ListDeliveriesResponse,
         proto::Delivery, proto::ListAuditEventsResponse, proto::SelfIdentification, proto::AdverseImpactReport,
-        proto::ListDecisionsResponse, proto::ListRaterDifferentialsResponse,
+        proto::ListDecisionsResponse, proto::ListRaterDifferentialsResponse, proto::CandidateComparison,
+        proto::InterviewPlan,
 );

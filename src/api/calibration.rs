@@ -59,8 +59,11 @@ fn ranking_page(job_name: &str, ranking: &Ranking, page: &PageRequest) -> Result
                 dimensions: e.dimensions.iter().filter_map(to_dimension).collect(),
                 scorecard_count: e.scorecard_count as i32,
                 flags: e.flags.clone(),
+                p_above_bar: e.p_above_bar,
+                tier: e.tier as i32,
             })
             .collect(),
+        hiring_bar: ranking.hiring_bar,
         calibrate_time: timestamp(ranking.calibrated_at),
         next_page_token: page.next_token(end < ranking.entries.len(), Some(end.to_string())),
     })
@@ -252,6 +255,167 @@ impl CalibrationApi {
             .ok_or_else(|| Error::NotFound(format!("rater report of `{}`", req.rater)))
     }
 
+    /// Candidate names of a request, parsed and distinct, recording violations.
+    fn candidate_ids<'a>(v: &mut Violations, field: &str, names: &'a [String]) -> Vec<&'a str> {
+        let mut ids = Vec::with_capacity(names.len());
+        for (n, name) in names.iter().enumerate() {
+            let field = format!("{field}[{n}]");
+            if let Some(id) = Collection::Candidates.parse_field(name, &field, v) {
+                if ids.contains(&id) {
+                    v.add(field, format!("`{name}` is listed twice"));
+                } else {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Why a candidate has no calibrated score for a job: `NotFound` when the
+    /// organisation has no such candidate.
+    async fn not_ranked(&self, org: &str, job: &str, candidate: &str) -> Error {
+        match self.state.store.get_candidate(org, candidate).await {
+            Ok(Some(_)) => Error::FailedPrecondition(format!(
+                "candidates/{candidate} has no calibrated score for {job}: no scorecard about them for it yet"
+            )),
+            Ok(None) => Error::NotFound(format!("candidates/{candidate}")),
+            Err(e) => e,
+        }
+    }
+
+    async fn compare(
+        &self,
+        caller: Caller,
+        req: proto::CompareCandidatesRequest,
+    ) -> Result<proto::CandidateComparison, Error> {
+        caller.require_any(&READERS)?;
+        let mut v = Violations::new();
+        let job_id = Collection::Jobs.parse_field(&req.job, "job", &mut v);
+        if !(2..=50).contains(&req.candidates.len()) {
+            v.add("candidates", format!("must name 2 to 50 candidates, not {}", req.candidates.len()));
+        }
+        let ids = Self::candidate_ids(&mut v, "candidates", &req.candidates);
+        v.into_result()?;
+        let job_id = self.job(&caller, &req.job, "job").await.map(|_| job_id.unwrap_or_default())?;
+        let compared = self.state.calibrator.compare(&caller.org, job_id, &ids).await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for (id, d) in ids.iter().zip(&compared.distributions) {
+            match d {
+                Some(d) => found.push(*d),
+                None => return Err(self.not_ranked(&caller.org, &req.job, id).await),
+            }
+        }
+        let mut flags = Vec::new();
+        for i in 0..found.len() {
+            for j in (i + 1)..found.len() {
+                if found[i].1 != found[j].1 {
+                    flags.push(format!(
+                        "{} and {} are not comparable: no interviewer links their panels",
+                        req.candidates[i], req.candidates[j]
+                    ));
+                }
+            }
+        }
+        let rows = found
+            .iter()
+            .zip(&req.candidates)
+            .map(|((a, _), name)| proto::ComparisonRow {
+                candidate: name.clone(),
+                p_above: found
+                    .iter()
+                    .map(|(b, _)| if std::ptr::eq(a, b) { 0.5 } else { crate::calibration::decisions::p_above(a, b) })
+                    .collect(),
+            })
+            .collect();
+        Ok(proto::CandidateComparison {
+            job: req.job,
+            candidates: req.candidates,
+            rows,
+            calibrate_time: timestamp(compared.calibrated_at),
+            flags,
+        })
+    }
+
+    async fn plan(&self, caller: Caller, req: proto::PlanInterviewsRequest) -> Result<proto::InterviewPlan, Error> {
+        caller.require_any(&READERS)?;
+        const MAX_CANDIDATES: usize = 1_000;
+        const MAX_INTERVIEWERS: usize = 1_000;
+        let mut v = Violations::new();
+        let job_id = Collection::Jobs.parse_field(&req.job, "job", &mut v);
+        if !(1..=200).contains(&req.slots) {
+            v.add("slots", "must be 1..200");
+        }
+        if req.max_per_interviewer < 0 {
+            v.add("max_per_interviewer", "must not be negative (0: twice the even share)");
+        }
+        if req.candidates.len() > MAX_CANDIDATES {
+            v.add("candidates", format!("at most {MAX_CANDIDATES}"));
+        }
+        if req.interviewers.len() > MAX_INTERVIEWERS {
+            v.add("interviewers", format!("at most {MAX_INTERVIEWERS}"));
+        }
+        let ids = Self::candidate_ids(&mut v, "candidates", &req.candidates);
+        let mut interviewers: Vec<String> = Vec::new();
+        for (n, i) in req.interviewers.iter().enumerate() {
+            let field = format!("interviewers[{n}]");
+            let before = v.len();
+            validate::user_id(&mut v, &field, i);
+            if v.len() == before && interviewers.contains(i) {
+                v.add(field, format!("`{i}` is listed twice"));
+            }
+            interviewers.push(i.clone());
+        }
+        v.into_result()?;
+        let org = &caller.org;
+        let job_id = self.job(&caller, &req.job, "job").await.map(|_| job_id.unwrap_or_default())?;
+        for id in &ids {
+            if self.state.store.get_candidate(org, id).await?.is_none() {
+                return Err(Error::NotFound(format!("candidates/{id}")));
+            }
+        }
+        // Candidates whose latest decision is final are settled.
+        let settled = if ids.is_empty() {
+            self.state
+                .store
+                .latest_outcomes(org)
+                .await?
+                .into_iter()
+                .filter(|(job, _, outcome)| job == job_id && *outcome != crate::domain::Outcome::Advanced)
+                .map(|(_, candidate, _)| candidate)
+                .collect()
+        } else {
+            Default::default()
+        };
+        let question = crate::calibrator::PlanQuestion {
+            candidates: ids.iter().map(|c| c.to_string()).collect(),
+            settled,
+            interviewers,
+            slots: req.slots as usize,
+            max_per_interviewer: req.max_per_interviewer as usize,
+        };
+        let plan = self.state.calibrator.plan(org, job_id, question).await?;
+        Ok(proto::InterviewPlan {
+            job: req.job,
+            suggestions: plan
+                .suggestions
+                .into_iter()
+                .map(|s| proto::InterviewSuggestion {
+                    candidate: Collection::Candidates.name(&s.candidate),
+                    interviewer: s.interviewer,
+                    competencies: s.competencies,
+                    expected_gain: s.expected_gain,
+                    reason: s.reason,
+                    p_above_line: s.p_before,
+                })
+                .collect(),
+            expected_wrong_decisions_before: plan.wrong_before,
+            expected_wrong_decisions_after: plan.wrong_after,
+            decision_line: plan.line,
+            shortlist: plan.shortlist,
+            calibrate_time: timestamp(plan.calibrated_at),
+        })
+    }
+
     pub(crate) async fn reliability(
         &self,
         caller: Caller,
@@ -302,6 +466,8 @@ impl CalibrationService for CalibrationApi {
     rpc!(list_rater_reports, list_reports, proto::ListRaterReportsRequest, proto::ListRaterReportsResponse);
     rpc!(get_rater_report, get_report, proto::GetRaterReportRequest, proto::RaterReport);
     rpc!(get_panel_reliability, reliability, proto::GetPanelReliabilityRequest, proto::PanelReliability);
+    rpc!(compare_candidates, compare, proto::CompareCandidatesRequest, proto::CandidateComparison);
+    rpc!(plan_interviews, plan, proto::PlanInterviewsRequest, proto::InterviewPlan);
 
     async fn watch_ranking(
         &self,

@@ -138,6 +138,7 @@ impl From<&Job> for proto::Job {
             rubric_revision: j.rubric_revision as i32,
             create_time: timestamp(j.created_at),
             update_time: timestamp(j.updated_at),
+            hiring_bar: j.hiring_bar,
         }
     }
 }

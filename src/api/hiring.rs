@@ -43,6 +43,15 @@ pub(super) fn scheduled_time(v: &mut Violations, ts: Option<&prost_types::Timest
     m
 }
 
+/// Checks a hiring bar: a finite number within the rubric's scale.
+fn hiring_bar(v: &mut Violations, field: &str, bar: Option<f64>, rubric: &crate::domain::Rubric) {
+    let Some(bar) = bar else { return };
+    let (min, max) = (f64::from(rubric.content.scale.min), f64::from(rubric.content.scale.max));
+    if !bar.is_finite() || bar < min || bar > max {
+        v.add(field, format!("must be within the rubric's scale, {min}..{max}"));
+    }
+}
+
 /// Checks that an interview's focus competencies are the job rubric's, each once.
 pub(super) fn focus_in_rubric(v: &mut Violations, rubric: &crate::domain::Rubric, focus: &[String]) {
     let mut seen = std::collections::HashSet::new();
@@ -80,6 +89,9 @@ impl HiringApi {
                 n => Error::NotFound(format!("revision {n} of {}", job.rubric)),
             });
         };
+        let mut v = Violations::new();
+        hiring_bar(&mut v, "job.hiring_bar", job.hiring_bar, &rubric);
+        v.into_result()?;
         let now = now_micros();
         let created = Job {
             id: new_id(),
@@ -89,15 +101,83 @@ impl HiringApi {
             rubric_revision: rubric.revision,
             created_at: now,
             updated_at: now,
+            hiring_bar: job.hiring_bar,
         };
         self.state.store.create_job(&caller.org, &created).await?;
         Ok((&created).into())
     }
 
+    /// `UpdateJob` (AIP-134): the title and the hiring bar.
+    async fn update_job(&self, caller: Caller, req: proto::UpdateJobRequest) -> Result<proto::Job, Error> {
+        caller.require_any(&WRITERS)?;
+        let job = req.job.ok_or_else(|| Error::invalid("job", "is required"))?;
+        let id = Collection::Jobs.parse_required(&job.name, "job.name")?;
+        const UPDATABLE: [&str; 2] = ["title", "hiring_bar"];
+        let mut v = Violations::new();
+        let paths: Vec<String> = match &req.update_mask {
+            Some(mask) if !mask.paths.is_empty() => mask.paths.clone(),
+            // No mask: every updatable field the request sets.
+            _ => UPDATABLE
+                .iter()
+                .filter(|p| match **p {
+                    "title" => !job.title.is_empty(),
+                    _ => job.hiring_bar.is_some(),
+                })
+                .map(|p| p.to_string())
+                .collect(),
+        };
+        let paths: Vec<String> =
+            if paths.iter().any(|p| p == "*") { UPDATABLE.iter().map(|p| p.to_string()).collect() } else { paths };
+        for (n, path) in paths.iter().enumerate() {
+            if !UPDATABLE.contains(&path.as_str()) {
+                let why = match path.as_str() {
+                    "rubric" | "rubric_revision" => "is fixed when the job is created".to_string(),
+                    "name" | "create_time" | "update_time" => "is output only".to_string(),
+                    "external_id" => "is the ATS's key and cannot change".to_string(),
+                    other => format!("`{other}` is not a field of Job that can be updated (title, hiring_bar)"),
+                };
+                v.add(format!("update_mask.paths[{n}]"), why);
+            }
+        }
+        if paths.is_empty() && v.is_empty() {
+            v.add("update_mask", "names no field to update, and the job sets none (title, hiring_bar)");
+        }
+        let wants = |field: &str| paths.iter().any(|p| p == field);
+        if wants("title") {
+            validate::text(&mut v, "job.title", &job.title, true, limits::TITLE);
+        }
+        v.into_result()?;
+        let org = &caller.org;
+        let current = self.state.store.read_job(org, id).await?.ok_or_else(|| Error::NotFound(job.name.clone()))?;
+        if wants("hiring_bar") {
+            let rubric = self
+                .state
+                .store
+                .get_rubric(org, &current.rubric_id, current.rubric_revision)
+                .await?
+                .ok_or_else(|| Error::Internal(format!("the rubric of {} is missing", job.name)))?;
+            let mut v = Violations::new();
+            hiring_bar(&mut v, "job.hiring_bar", job.hiring_bar, &rubric);
+            v.into_result()?;
+        }
+        let title = if wants("title") { job.title } else { current.title };
+        let bar = if wants("hiring_bar") { job.hiring_bar } else { current.hiring_bar };
+        let updated = self
+            .state
+            .store
+            .update_job(org, id, &title, bar, now_micros())
+            .await?
+            .ok_or_else(|| Error::NotFound(job.name.clone()))?;
+        // The bar changes what a ranking's reader sees: tell watchers and
+        // raise `ranking.changed` if probabilities or tiers moved.
+        self.state.calibrator.job_changed(org, id);
+        Ok((&updated).into())
+    }
+
     pub(crate) async fn get_job(&self, caller: Caller, req: proto::GetJobRequest) -> Result<proto::Job, Error> {
         caller.require_any(&Role::HIRING_TEAM)?;
         let id = Collection::Jobs.parse_required(&req.name, "name")?;
-        let job = self.state.store.get_job(&caller.org, id).await?;
+        let job = self.state.store.read_job(&caller.org, id).await?;
         Ok((&job.ok_or(Error::NotFound(req.name))?).into())
     }
 
@@ -385,6 +465,7 @@ impl HiringService for HiringApi {
     rpc!(list_decisions, list_decisions, proto::ListDecisionsRequest, proto::ListDecisionsResponse);
     rpc!(create_job, create_job, proto::CreateJobRequest, proto::Job);
     rpc!(get_job, get_job, proto::GetJobRequest, proto::Job);
+    rpc!(update_job, update_job, proto::UpdateJobRequest, proto::Job);
     rpc!(list_jobs, list_jobs, proto::ListJobsRequest, proto::ListJobsResponse);
     rpc!(create_candidate, create_candidate, proto::CreateCandidateRequest, proto::Candidate);
     rpc!(get_candidate, get_candidate, proto::GetCandidateRequest, proto::Candidate);

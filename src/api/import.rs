@@ -260,6 +260,8 @@ impl<'a> Importer<'a> {
             rubric_revision: rubric.revision,
             created_at: now,
             updated_at: now,
+            // Set with UpdateJob.
+            hiring_bar: None,
         };
         let name = Collection::Jobs.name(&job.id);
         self.job_rubrics.insert(job.id.clone(), Some(rubric.clone()));

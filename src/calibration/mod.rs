@@ -2,6 +2,7 @@
 //! and inter-rater reliability. Pure: no I/O, no async, no clocks; the same
 //! input always gives the same output.
 
+pub mod decisions;
 pub mod differentials;
 pub mod model;
 pub mod normal;

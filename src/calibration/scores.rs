@@ -2,6 +2,7 @@
 //! each with a 90% interval and the raw mean beside it.
 
 use super::Z90;
+use super::decisions::{QUANTILE_GRID, ScoreDistribution};
 use super::model::{ItemPosterior, Model, SubjectPosterior};
 
 /// How a rubric combines competencies: dimensions with weights, each holding
@@ -34,6 +35,8 @@ pub struct Score {
 pub struct SubjectScores {
     /// `None` when no weighted competency was rated.
     pub overall: Option<Score>,
+    /// The overall score's posterior distribution (with `overall`).
+    pub overall_distribution: Option<ScoreDistribution>,
     /// One per rubric dimension, `None` when none of its competencies was rated.
     pub dimensions: Vec<Option<Score>>,
     /// Rated competencies only.
@@ -52,12 +55,9 @@ impl RubricShape {
     /// ([`Model::expected_score`] of its latent level), so the composite is a
     /// non-linear function of the candidate's Gaussian posterior. Its interval
     /// is found along the direction in which the posterior moves the composite
-    /// most: the latent levels are shifted by ±z90 times the composite's
-    /// standard deviation along it (their covariance with the composite's
-    /// linearisation) and passed through the expected rating. For one
-    /// competency that gives the exact quantiles; on a continuous scale, the
-    /// Gaussian interval. Near an end of an ordinal scale the interval is
-    /// asymmetric and never leaves the scale.
+    /// most (see [`CompositePath`]). For one competency that gives the exact
+    /// quantiles; on a continuous scale, the Gaussian interval. Near an end of
+    /// an ordinal scale the interval is asymmetric and never leaves the scale.
     fn score(
         &self,
         model: &Model,
@@ -65,7 +65,40 @@ impl RubricShape {
         post: &SubjectPosterior,
         weights: &[(u32, f64)],
         raw: &[(u32, f64)],
-    ) -> Option<Score> {
+    ) -> Option<(Score, CompositePath)> {
+        let path = CompositePath::new(model, subject, post, weights)?;
+        let total_raw: f64 = weights.iter().filter(|(k, _)| raw.iter().any(|r| r.0 == *k)).map(|w| w.1).sum();
+        let raw_mean = weights.iter().filter_map(|(k, w)| raw.iter().find(|r| r.0 == *k).map(|r| w * r.1)).sum::<f64>()
+            / total_raw.max(f64::MIN_POSITIVE);
+        let score = Score {
+            mean: self.to_scale(path.at(model, 0.0)),
+            lower: self.to_scale(path.at(model, -Z90)),
+            upper: self.to_scale(path.at(model, Z90)),
+            raw_mean: self.to_scale(raw_mean),
+        };
+        Some((score, path))
+    }
+
+    /// The posterior distribution of a composite on the rubric's scale.
+    fn distribution(&self, model: &Model, path: &CompositePath) -> ScoreDistribution {
+        ScoreDistribution::from_quantiles(QUANTILE_GRID.map(|z| self.to_scale(path.at(model, z))))
+    }
+}
+
+/// The one-dimensional path through a candidate's posterior along which a
+/// weighted composite of competencies moves most: the latent levels shifted by
+/// z times the composite's standard deviation along it (their covariance with
+/// the composite's linearisation), passed through the expected rating. `at(z)`
+/// is the composite's z-quantile: ±z90 give the 90% interval, and the whole
+/// path the distribution that probabilities are read from.
+#[derive(Debug, Clone)]
+pub(crate) struct CompositePath {
+    /// (item, its latent level, its shift per unit of z, its weight)
+    legs: Vec<(u32, f64, f64, f64)>,
+}
+
+impl CompositePath {
+    fn new(model: &Model, subject: u32, post: &SubjectPosterior, weights: &[(u32, f64)]) -> Option<CompositePath> {
         let rated: Vec<(&ItemPosterior, f64)> =
             weights.iter().filter_map(|&(k, w)| post.item(k).map(|p| (p, w))).filter(|(_, w)| *w > 0.0).collect();
         let total: f64 = rated.iter().map(|(_, w)| w).sum();
@@ -87,25 +120,17 @@ impl RubricShape {
         let var_posterior: f64 =
             rated.iter().zip(&slopes).map(|((p, _), (_, g))| g * g / p.d).sum::<f64>() + g_u * g_u / post.s;
         let stretch = if var_posterior > 0.0 { var_linear.sqrt() / var_posterior } else { 0.0 };
-        let at = |z: f64| -> f64 {
-            rated
-                .iter()
-                .zip(&slopes)
-                .map(|((p, w), (_, g))| {
-                    let shift = (g / p.d + p.u * g_u / post.s) * stretch;
-                    w / total * model.expected_score(p.item, level(p) + z * shift)
-                })
-                .sum()
-        };
-        let total_raw: f64 = weights.iter().filter(|(k, _)| raw.iter().any(|r| r.0 == *k)).map(|w| w.1).sum();
-        let raw_mean = weights.iter().filter_map(|(k, w)| raw.iter().find(|r| r.0 == *k).map(|r| w * r.1)).sum::<f64>()
-            / total_raw.max(f64::MIN_POSITIVE);
-        Some(Score {
-            mean: self.to_scale(at(0.0)),
-            lower: self.to_scale(at(-Z90)),
-            upper: self.to_scale(at(Z90)),
-            raw_mean: self.to_scale(raw_mean),
-        })
+        let legs = rated
+            .iter()
+            .zip(&slopes)
+            .map(|((p, w), (_, g))| (p.item, level(p), (g / p.d + p.u * g_u / post.s) * stretch, w / total))
+            .collect();
+        Some(CompositePath { legs })
+    }
+
+    /// The composite (0..1 of the scale) at z standard deviations along the path.
+    fn at(&self, model: &Model, z: f64) -> f64 {
+        self.legs.iter().map(|&(item, level, shift, w)| w * model.expected_score(item, level + z * shift)).sum()
     }
 }
 
@@ -142,7 +167,7 @@ fn scores(model: &Model, subject: u32, shape: &RubricShape, with_competencies: b
     let competencies = if with_competencies {
         raw.iter()
             .filter(|(k, _)| shape.dimensions.iter().any(|d| d.items.iter().any(|(i, _)| i == k)))
-            .filter_map(|&(k, _)| shape.score(model, subject, &post, &[(k, 1.0)], &raw).map(|s| (k, s)))
+            .filter_map(|&(k, _)| shape.score(model, subject, &post, &[(k, 1.0)], &raw).map(|s| (k, s.0)))
             .collect()
     } else {
         Vec::new()
@@ -152,31 +177,33 @@ fn scores(model: &Model, subject: u32, shape: &RubricShape, with_competencies: b
         .iter()
         .map(|d| {
             let weights: Vec<(u32, f64)> = d.items.iter().copied().filter(|(k, w)| rated(*k) && *w > 0.0).collect();
-            if weights.is_empty() { None } else { shape.score(model, subject, &post, &weights, &raw) }
+            if weights.is_empty() { None } else { shape.score(model, subject, &post, &weights, &raw).map(|s| s.0) }
         })
         .collect();
-    // Overall: dimension weights over the dimensions that were assessed, each
-    // spread over its rated competencies.
-    let mut overall_weights: Vec<(u32, f64)> = Vec::new();
-    let present: f64 = shape
-        .dimensions
-        .iter()
-        .zip(&dimensions)
-        .filter(|(d, s)| s.is_some() && d.weight > 0.0)
-        .map(|(d, _)| d.weight)
-        .sum();
-    for (d, s) in shape.dimensions.iter().zip(&dimensions) {
-        if s.is_none() || d.weight <= 0.0 || present <= 0.0 {
-            continue;
-        }
-        let inside: f64 = d.items.iter().filter(|(k, w)| rated(*k) && *w > 0.0).map(|(_, w)| w).sum();
-        for &(k, w) in d.items.iter().filter(|(k, w)| rated(*k) && *w > 0.0) {
-            overall_weights.push((k, d.weight / present * w / inside));
-        }
-    }
+    let overall_weights = shape.overall_weights(rated);
     let overall =
         if overall_weights.is_empty() { None } else { shape.score(model, subject, &post, &overall_weights, &raw) };
-    SubjectScores { overall, dimensions, competencies }
+    let overall_distribution = overall.as_ref().map(|(_, path)| shape.distribution(model, path));
+    SubjectScores { overall: overall.map(|s| s.0), overall_distribution, dimensions, competencies }
+}
+
+impl RubricShape {
+    /// The overall score's weight of each competency when `rated` tells which
+    /// were rated: dimension weights over the dimensions that were assessed,
+    /// each spread over its rated competencies (unrated ones left out, never
+    /// counted as zero).
+    pub fn overall_weights(&self, rated: impl Fn(u32) -> bool) -> Vec<(u32, f64)> {
+        let assessed = |d: &DimensionShape| d.weight > 0.0 && d.items.iter().any(|&(k, w)| rated(k) && w > 0.0);
+        let present: f64 = self.dimensions.iter().filter(|d| assessed(d)).map(|d| d.weight).sum();
+        let mut weights = Vec::new();
+        for d in self.dimensions.iter().filter(|d| assessed(d)) {
+            let inside: f64 = d.items.iter().filter(|(k, w)| rated(*k) && *w > 0.0).map(|(_, w)| w).sum();
+            for &(k, w) in d.items.iter().filter(|(k, w)| rated(*k) && *w > 0.0) {
+                weights.push((k, d.weight / present * w / inside));
+            }
+        }
+        weights
+    }
 }
 
 /// Spearman's rank correlation (average ranks for ties). `None` under 2 points

@@ -54,9 +54,11 @@ impl Calibrator {
         // (applying a scorecard again is harmless), never missed.
         state.synced_sequence = self.store.latest_sequence(org).await?;
         let mut after = String::new();
+        let mut bars = std::collections::HashMap::new();
         loop {
             let (jobs, more) = self.store.list_jobs(org, Page::new(&after, 1000)).await?;
             for job in &jobs {
+                bars.insert(job.id.clone(), job.hiring_bar);
                 let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
                 if let Some(rubric) = rubric {
                     let info = OrgState::job_info(&job.id, &rubric, &mut state.items);
@@ -112,7 +114,7 @@ impl Calibrator {
             for (job, shape, subjects) in state.ranking_inputs(jobs) {
                 let ranking = JobRanking::build(&state.model, &shape, subjects);
                 state.rankings.insert(job.clone(), JobCache { ranking, ..JobCache::default() });
-                state.ranking(&job); // and its snapshot
+                state.ranking(&job, bars.get(&job).copied().flatten()); // and its snapshot
             }
             state
         })

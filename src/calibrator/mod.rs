@@ -8,9 +8,11 @@
 //! - `load`: loading an organisation, catching up with other replicas' writes
 //! - `update`: a committed scorecard applied before the call is acknowledged
 //! - `refit`: the full fit in the background once changes settle
+//! - `decisions`: pairwise comparisons and interview plans
 //! - `publish`: `ranking.changed` and `rater.flagged` events
 //! - `reliability`: ICC and Krippendorff's alpha per competency
 
+mod decisions;
 mod load;
 mod publish;
 mod refit;
@@ -31,6 +33,7 @@ use crate::domain::Micros;
 use crate::error::Error;
 use crate::store::Store;
 
+pub use decisions::{Compared, PlanQuestion, PlannedInterviews, Suggestion};
 use load::SequenceCheck;
 pub use reliability::ReliabilityFigures;
 use state::OrgState;
@@ -100,10 +103,21 @@ impl Calibrator {
         self.changes.subscribe()
     }
 
+    /// The job's ranking, against its hiring bar as stored now.
     pub async fn ranking(self: &Arc<Self>, org: &str, job_id: &str) -> Result<Arc<Ranking>, Error> {
+        let bar = self.store.read_job(org, job_id).await?.and_then(|j| j.hiring_bar);
         let state = self.fresh(org).await?;
         let mut s = lock(&state);
-        Ok(s.ranking(job_id))
+        Ok(s.ranking(job_id, bar))
+    }
+
+    /// A job's own settings changed (its hiring bar): its ranking's watchers
+    /// get the new one, and `ranking.changed` is raised if what a recruiter
+    /// sees moved. (Other replicas' watchers see it with the next change.)
+    pub fn job_changed(self: &Arc<Self>, org: &str, job_id: &str) {
+        let _ = self.changes.send((org.to_string(), job_id.to_string()));
+        lock(&self.dirty_jobs).entry(org.to_string()).or_default().insert(job_id.to_string());
+        self.request_publish(org);
     }
 
     /// Every (job, candidate) of the organisation with a scorecard, from the

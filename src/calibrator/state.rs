@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::calibration::Index;
+use crate::calibration::decisions::{self, ScoreDistribution};
 use crate::calibration::model::{Model, Obs};
 use crate::calibration::raters::{RaterReport, ScorecardFacts};
 use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score};
@@ -90,6 +91,15 @@ pub struct RankedEntry {
     pub dimensions: Vec<(Arc<str>, Option<Score>)>,
     pub scorecard_count: u32,
     pub flags: Vec<String>,
+    /// The overall score's posterior distribution.
+    pub distribution: ScoreDistribution,
+    /// P(overall ≥ the job's bar); `None` without a bar.
+    pub p_above_bar: Option<f64>,
+    /// 1 = top; see [`decisions::tiers`].
+    pub tier: u32,
+    /// Its group of candidates linked by shared interviewers: candidates of
+    /// different groups cannot be compared.
+    pub group: u32,
 }
 
 /// One (job, candidate) pair with at least one scorecard, as the
@@ -110,6 +120,7 @@ pub struct SubjectSummary {
 pub struct Ranking {
     pub entries: Vec<RankedEntry>,
     pub calibrated_at: Micros,
+    pub hiring_bar: Option<f64>,
 }
 
 /// One competency's calibrated score for one candidate.
@@ -368,6 +379,23 @@ impl OrgState {
         self.facts.iter().flatten().copied().collect()
     }
 
+    /// Ratings on a typical scorecard of the job (the median; at least 1).
+    pub(super) fn typical_focus(&self, subjects: impl Iterator<Item = u32>) -> usize {
+        let mut sizes: Vec<usize> = Vec::new();
+        for s in subjects {
+            let mut cards: Vec<u32> = self.model.ratings(s).iter().map(|o| o.scorecard).collect();
+            cards.sort_unstable();
+            let mut i = 0;
+            while i < cards.len() {
+                let j = cards[i..].partition_point(|c| *c == cards[i]) + i;
+                sizes.push(j - i);
+                i = j;
+            }
+        }
+        sizes.sort_unstable();
+        sizes.get(sizes.len() / 2).copied().unwrap_or(1).max(1)
+    }
+
     /// Subjects of a job with at least one rating.
     pub(super) fn job_subjects(&self, job_id: &str) -> Vec<u32> {
         self.subjects
@@ -423,10 +451,12 @@ impl OrgState {
         }
     }
 
-    /// The job's ranking now: rescoring only what changed since the last read.
-    pub(super) fn ranking(&mut self, job_id: &str) -> Arc<Ranking> {
+    /// The job's ranking now against the job's hiring bar (the store's, read
+    /// by the caller: a bar changed through any replica counts at once),
+    /// rescoring only what changed since the last read.
+    pub(super) fn ranking(&mut self, job_id: &str, bar: Option<f64>) -> Arc<Ranking> {
         let Some(job) = self.jobs.get(job_id) else {
-            return Arc::new(Ranking { entries: Vec::new(), calibrated_at: self.calibrated_at });
+            return Arc::new(Ranking { entries: Vec::new(), calibrated_at: self.calibrated_at, hiring_bar: None });
         };
         let subjects =
             if self.rankings.get(job_id).is_none_or(|c| c.stale) { Some(self.job_subjects(job_id)) } else { None };
@@ -442,6 +472,7 @@ impl OrgState {
         }
         if let Some((version, snapshot)) = &cache.snapshot
             && *version == self.version
+            && snapshot.hiring_bar == bar
         {
             return snapshot.clone();
         }
@@ -455,12 +486,13 @@ impl OrgState {
             *sizes.entry(*g).or_default() += 1;
         }
         let main_group = sizes.iter().max_by_key(|(g, n)| (**n, std::cmp::Reverse(**g))).map(|(g, _)| *g);
-        let entries = cache
+        let mut entries: Vec<RankedEntry> = cache
             .ranking
             .in_order()
             .zip(&group_of)
             .filter_map(|(e, (_, group))| {
                 let overall = e.scores.overall?;
+                let distribution = e.scores.overall_distribution?;
                 let mut flags = Vec::new();
                 if e.scorecards == 1 {
                     flags.push("only one interview".to_string());
@@ -482,10 +514,18 @@ impl OrgState {
                     dimensions: job.dimension_keys.iter().cloned().zip(e.scores.dimensions.iter().copied()).collect(),
                     scorecard_count: e.scorecards,
                     flags,
+                    distribution,
+                    p_above_bar: bar.map(|b| distribution.p_at_least(b)),
+                    tier: 1,
+                    group: *group,
                 })
             })
             .collect();
-        let ranking = Arc::new(Ranking { entries, calibrated_at: self.calibrated_at });
+        let distributions: Vec<ScoreDistribution> = entries.iter().map(|e| e.distribution).collect();
+        for (entry, tier) in entries.iter_mut().zip(decisions::tiers(&distributions)) {
+            entry.tier = tier;
+        }
+        let ranking = Arc::new(Ranking { entries, calibrated_at: self.calibrated_at, hiring_bar: bar });
         cache.snapshot = Some((self.version, ranking.clone()));
         ranking
     }

@@ -140,6 +140,23 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Whether the decision numbers are honest, on synthetic organisations
+    /// with known truth: the reliability table and Brier score of
+    /// `p_above_bar` (against the raw mean's best monotone map), pairwise
+    /// probabilities and tiers, and planned interviews against random ones.
+    ///
+    /// Example: scorecard bench decisions --orgs 100 --plan-orgs 20
+    Decisions {
+        /// Reference organisations per scale for the probability figures.
+        #[arg(long, default_value_t = 100)]
+        orgs: usize,
+        /// Organisations per scale for the planning figures (0: skip).
+        #[arg(long, default_value_t = 20)]
+        plan_orgs: usize,
+        /// Scales, as points (5: ratings 1..5; 4: 1..4).
+        #[arg(long, value_delimiter = ',', default_value = "5,4", value_parser = clap::value_parser!(u8).range(2..=11))]
+        points: Vec<u8>,
+    },
     /// Calibration accuracy on synthetic organisations with known truth, fit
     /// time, incremental update time and memory.
     ///

@@ -115,6 +115,8 @@ pub async fn seed(store: &Store, keys: Option<&SealingKeys>) -> Result<Vec<(Stri
             rubric_revision: 1,
             created_at: now,
             updated_at: now,
+            // Five-eighths up the scale: 3.5 on 1..5.
+            hiring_bar: Some(f64::from(content.scale.min) + 0.625 * f64::from(content.scale.max - content.scale.min)),
         };
         store.create_job(ORG, &job).await?;
         jobs.push((job, content));

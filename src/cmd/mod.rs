@@ -158,6 +158,10 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             bench::calibration::run(orgs, &sizes, &points, &scorecard::calibration::raters::Thresholds::default());
             Ok(())
         }
+        Command::Bench(config::BenchCommand::Decisions { orgs, plan_orgs, points }) => {
+            bench::decisions::run(orgs, plan_orgs, &points);
+            Ok(())
+        }
         Command::Bench(config::BenchCommand::Fairness { orgs, points, subjects, database_url }) => {
             if orgs > 0 {
                 bench::fairness::accuracy(orgs, &points, &scorecard::calibration::raters::Thresholds::default());

@@ -165,6 +165,7 @@ pub const NORMAL_SEVERITY_SD: f64 = 0.25;
 const COMPETENCIES: usize = 10;
 
 /// A generated organisation and its truth.
+#[derive(Clone)]
 pub struct Org {
     pub model: Model,
     pub scorecards: Vec<ScorecardFacts>,
@@ -184,6 +185,86 @@ pub struct Org {
     pub subject_category: Vec<Option<u8>>,
     /// The raters planted as biased against a category.
     pub biased_raters: Vec<u32>,
+    /// Each rater's true severity (latent units; a drifting rater's moves).
+    pub rater_severity: Vec<f64>,
+    /// Each subject's latent make-up.
+    pub people: Vec<Person>,
+}
+
+/// A candidate's latent make-up: general level, the two dimensions' own
+/// levels, and when they were interviewed (0..1).
+#[derive(Debug, Clone, Copy)]
+pub struct Person {
+    pub general: f64,
+    pub technical: f64,
+    pub communication: f64,
+    pub when: f64,
+}
+
+/// How one rater rates.
+struct Rating {
+    kind: RaterKind,
+    severity: f64,
+    /// Latent shift of this rater's ratings of this candidate (group bias).
+    bias: f64,
+    points: u8,
+}
+
+impl Rating {
+    /// One scorecard of `focus` competencies at time `t`.
+    #[allow(clippy::too_many_arguments)]
+    fn scorecard(
+        &self,
+        rng: &mut Rng,
+        person: &Person,
+        theta: &[f64; COMPETENCIES],
+        subject: u32,
+        r: u32,
+        scorecard: u32,
+        focus: &[u32],
+        t: f64,
+    ) -> (Vec<Obs>, ScorecardFacts) {
+        let (points, kind) = (self.points, self.kind);
+        let steps = f64::from(points - 1);
+        let s = match kind {
+            RaterKind::Drift => -1.0 + 2.0 * t,
+            _ => self.severity,
+        };
+        let impression = person.general + 0.5 * (person.technical + person.communication) + 0.5 * rng.normal();
+        let mut obs = Vec::new();
+        let mut total = 0.0;
+        for &k in focus {
+            let th = theta[k as usize];
+            let latent = match kind {
+                RaterKind::Noisy => th + s + 1.3 * rng.normal(),
+                RaterKind::Halo => impression + s + 0.15 * rng.normal(),
+                RaterKind::CentralTendency => 0.35 * th + s + 0.35 * rng.normal(),
+                _ => th + s + NORMAL_NOISE * rng.normal(),
+            };
+            let score = ordinal(latent + self.bias, points);
+            total += f64::from(score);
+            obs.push(Obs::new(r, k, scorecard, f64::from(score - 1) / steps, t));
+        }
+        // The mean rating's place on the scale (3.5, 3 and 2 on 1..5).
+        let mean = (total / focus.len().max(1) as f64 - 1.0) / steps;
+        let facts = ScorecardFacts {
+            rater: r,
+            subject,
+            recommendation: if mean >= 0.625 {
+                4
+            } else if mean >= 0.5 {
+                3
+            } else if mean >= 0.25 {
+                2
+            } else {
+                1
+            },
+            thin_evidence: 0,
+            ratings: focus.len() as u32,
+            scale_span: steps,
+        };
+        (obs, facts)
+    }
 }
 
 /// What an average rater (severity 0, normal noise) is expected to give, on the
@@ -234,7 +315,6 @@ impl Org {
         let mut subject_category = Vec::new();
 
         let points = spec.points;
-        let steps = f64::from(points - 1);
         let shape = RubricShape {
             scale_min: 1.0,
             scale_max: f64::from(points),
@@ -248,6 +328,7 @@ impl Org {
             model.set_item_steps(k, u32::from(points - 1));
         }
         let mut scorecards = Vec::new();
+        let mut people = Vec::new();
         let mut subject_job = Vec::new();
         let mut truth_theta = Vec::new();
         let jobs = spec.jobs + usize::from(spec.island.is_some());
@@ -317,50 +398,17 @@ impl Org {
                         }
                     }
                     let t = (when + 0.01 * rng.uniform()).min(1.0);
-                    let kind = kinds[r as usize];
-                    let s = match kind {
-                        RaterKind::Drift => -1.0 + 2.0 * t,
-                        _ => severity[r as usize],
-                    };
-                    let impression = general + 0.5 * (technical + communication) + 0.5 * rng.normal();
                     let bias = match &spec.groups {
                         Some(g) if biased_raters.contains(&r) && category == Some(usize::from(g.against)) => g.shift,
                         _ => 0.0,
                     };
-                    let mut obs = Vec::new();
-                    let mut total = 0.0;
-                    for &k in &focus {
-                        let th = theta[k as usize];
-                        let latent = match kind {
-                            RaterKind::Noisy => th + s + 1.3 * rng.normal(),
-                            RaterKind::Halo => impression + s + 0.15 * rng.normal(),
-                            RaterKind::CentralTendency => 0.35 * th + s + 0.35 * rng.normal(),
-                            _ => th + s + NORMAL_NOISE * rng.normal(),
-                        };
-                        let score = ordinal(latent + bias, points);
-                        total += f64::from(score);
-                        obs.push(Obs::new(r, k, scorecard, f64::from(score - 1) / steps, t));
-                    }
+                    let person = Person { general, technical, communication, when };
+                    let rating = Rating { kind: kinds[r as usize], severity: severity[r as usize], bias, points };
+                    let (obs, facts) = rating.scorecard(&mut rng, &person, &theta, subject, r, scorecard, &focus, t);
                     model.add(subject, &obs);
-                    // The mean rating's place on the scale (3.5, 3 and 2 on 1..5).
-                    let mean = (total / focus.len() as f64 - 1.0) / steps;
-                    scorecards.push(ScorecardFacts {
-                        rater: r,
-                        subject,
-                        recommendation: if mean >= 0.625 {
-                            4
-                        } else if mean >= 0.5 {
-                            3
-                        } else if mean >= 0.25 {
-                            2
-                        } else {
-                            1
-                        },
-                        thin_evidence: 0,
-                        ratings: focus.len() as u32,
-                        scale_span: steps,
-                    });
+                    scorecards.push(facts);
                 }
+                people.push(Person { general, technical, communication, when });
             }
         }
         Org {
@@ -375,7 +423,28 @@ impl Org {
             island_job,
             subject_category,
             biased_raters,
+            rater_severity: severity,
+            people,
         }
+    }
+
+    /// One more interview of `subject` by `rater` on `focus`, rated from the
+    /// truth as the generated ones were (no group bias), added to the model.
+    pub fn interview(&mut self, rng: &mut Rng, subject: u32, rater: u32, focus: &[u32]) -> Vec<Obs> {
+        let person = self.people[subject as usize];
+        let scorecard = self.scorecards.len() as u32;
+        let t = (person.when + 0.01 * rng.uniform()).min(1.0);
+        let rating = Rating {
+            kind: self.rater_kinds[rater as usize],
+            severity: self.rater_severity[rater as usize],
+            bias: 0.0,
+            points: self.points,
+        };
+        let theta = self.truth_theta[subject as usize];
+        let (obs, facts) = rating.scorecard(rng, &person, &theta, subject, rater, scorecard, focus, t);
+        self.model.add(subject, &obs);
+        self.scorecards.push(facts);
+        obs
     }
 
     /// The subject's true overall on the 1..points scale over `items` with the

@@ -119,6 +119,8 @@ pub struct Job {
     pub rubric_revision: i64,
     pub created_at: Micros,
     pub updated_at: Micros,
+    /// On the rubric's scale; `None`: no bar.
+    pub hiring_bar: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ use crate::domain::Micros;
 use crate::error::Error;
 
 /// Every event type, as clients name them.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 9] = [
     "scorecard.submitted",
     "scorecard.amended",
     "interview.created",
@@ -23,6 +23,7 @@ pub const EVENT_TYPES: [&str; 8] = [
     "ranking.changed",
     "rater.flagged",
     "decision.recorded",
+    "job.updated",
 ];
 
 /// An event about to be appended.

@@ -1,4 +1,6 @@
-//! Jobs: created, read (cached: a job never changes), listed.
+//! Jobs: created, read, listed, and updated (title and hiring bar). The
+//! cache of [`Store::get_job`] serves what never changes (the rubric); what
+//! can change is read with [`Store::read_job`].
 
 use super::rows::JobRow;
 use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
@@ -12,7 +14,8 @@ pub(super) async fn insert_jobs(conn: &mut Conn<'_>, org: &str, jobs: &[Job]) ->
     let mut inserted = 0;
     for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
         let mut insert = Statement::new(
-            "insert into jobs (org_id, id, title, external_id, rubric_id, rubric_revision, created_at, updated_at)",
+            "insert into jobs (org_id, id, title, external_id, rubric_id, rubric_revision, created_at, updated_at,
+                hiring_bar)",
         );
         insert.values(chunk, |row, j| {
             row.bind(org)
@@ -22,7 +25,8 @@ pub(super) async fn insert_jobs(conn: &mut Conn<'_>, org: &str, jobs: &[Job]) ->
                 .bind(&j.rubric_id)
                 .bind(j.rubric_revision)
                 .bind(j.created_at)
-                .bind(j.updated_at);
+                .bind(j.updated_at)
+                .bind(j.hiring_bar);
         });
         insert.push(" on conflict do nothing");
         inserted += conn.execute(&insert).await?;
@@ -43,14 +47,23 @@ impl Store {
         Ok(())
     }
 
+    /// A job, from the cache when it was read before: its id, rubric and
+    /// revision are exact; its title and hiring bar may be older than a change
+    /// made through another replica (read those with [`Store::read_job`]).
     pub async fn get_job(&self, org: &str, id: &str) -> Result<Option<Job>, Error> {
         let key = (org.to_string(), id.to_string());
         if let Some(job) = self.jobs.get(&key) {
             return Ok(Some(job));
         }
+        self.read_job(org, id).await
+    }
+
+    /// A job as stored now.
+    pub async fn read_job(&self, org: &str, id: &str) -> Result<Option<Job>, Error> {
+        let key = (org.to_string(), id.to_string());
         let row: Option<JobRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
-                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
+                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at, hiring_bar
                  from jobs where org_id = $1 and id = $2",
             )
             .bind(org)
@@ -68,7 +81,7 @@ impl Store {
     pub async fn list_jobs(&self, org: &str, page: Page<'_>) -> Result<(Vec<Job>, bool), Error> {
         let rows: Vec<JobRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
-                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at
+                "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at, hiring_bar
                  from jobs where org_id = $1 and id > $2 and updated_at > $4 order by id limit $3",
             )
             .bind(org)
@@ -80,5 +93,49 @@ impl Store {
         });
         let (rows, more) = split_page(rows, page.limit);
         Ok((rows.into_iter().map(Job::from).collect(), more))
+    }
+}
+
+impl Store {
+    /// Sets a job's title and hiring bar, with its `job.updated` event, and
+    /// returns the job as updated; `None` if there is no such job.
+    pub async fn update_job(
+        &self,
+        org: &str,
+        id: &str,
+        title: &str,
+        hiring_bar: Option<f64>,
+        now: crate::domain::Micros,
+    ) -> Result<Option<Job>, Error> {
+        let event = super::NewEvent::new(
+            "job.updated",
+            format!("jobs/{id}"),
+            serde_json::json!({ "job": format!("jobs/{id}"), "hiring_bar": hiring_bar }),
+        );
+        let updated = with_pools!(self, |_, write| {
+            let mut tx = write.begin().await?;
+            let n = sqlx::query(
+                "update jobs set title = $3, hiring_bar = $4, updated_at = $5 where org_id = $1 and id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(title)
+            .bind(hiring_bar)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                super::events::append_events(&mut Conn::from(&mut *tx), org, std::slice::from_ref(&event), now).await?;
+                tx.commit().await?;
+            }
+            n > 0
+        });
+        if !updated {
+            return Ok(None);
+        }
+        self.events_committed();
+        self.jobs.forget(&(org.to_string(), id.to_string()));
+        self.read_job(org, id).await
     }
 }

@@ -60,6 +60,10 @@ impl<K: std::hash::Hash + Eq, V: Clone> ImmutableRows<K, V> {
         self.rows.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
+    fn forget(&self, key: &K) {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
     fn keep(&self, key: K, row: &V) {
         let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         if rows.len() >= IMMUTABLE_ROWS {

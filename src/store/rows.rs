@@ -38,6 +38,7 @@ pub(super) struct JobRow {
     rubric_revision: i64,
     created_at: i64,
     updated_at: i64,
+    hiring_bar: Option<f64>,
 }
 
 impl From<JobRow> for Job {
@@ -50,6 +51,7 @@ impl From<JobRow> for Job {
             rubric_revision: r.rubric_revision,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            hiring_bar: r.hiring_bar,
         }
     }
 }

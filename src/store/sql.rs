@@ -24,6 +24,7 @@ pub(super) enum Value<'a> {
     Text(&'a str),
     Int(i64),
     MaybeInt(Option<i64>),
+    MaybeReal(Option<f64>),
 }
 
 impl<'a> From<&'a str> for Value<'a> {
@@ -47,6 +48,12 @@ impl From<i64> for Value<'_> {
 impl From<Option<i64>> for Value<'_> {
     fn from(v: Option<i64>) -> Self {
         Value::MaybeInt(v)
+    }
+}
+
+impl From<Option<f64>> for Value<'_> {
+    fn from(v: Option<f64>) -> Self {
+        Value::MaybeReal(v)
     }
 }
 
@@ -120,6 +127,7 @@ impl<'a> Statement<'a> {
         for<'t> &'t str: Encode<'t, DB> + Type<DB>,
         for<'t> i64: Encode<'t, DB> + Type<DB>,
         for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
+        for<'t> Option<f64>: Encode<'t, DB> + Type<DB>,
     {
         let mut builder = QueryBuilder::new("");
         for part in &self.parts {
@@ -134,6 +142,9 @@ impl<'a> Statement<'a> {
                     builder.push_bind(*v);
                 }
                 Part::Value(Value::MaybeInt(v)) => {
+                    builder.push_bind(*v);
+                }
+                Part::Value(Value::MaybeReal(v)) => {
                     builder.push_bind(*v);
                 }
             }

@@ -459,6 +459,31 @@ impl Org {
     }
 }
 
+/// Submits, as `rater`, a scorecard giving `score` on both focus competencies.
+pub async fn rate(app: &TestApp, org: &Org, candidate: &proto::Candidate, rater: &str, score: i32) -> proto::Scorecard {
+    let interview = org.interview(app, candidate, rater).await;
+    let me = token(rater, &org.name, &["interviewer"]);
+    let evidence =
+        |c: &str| format!("On {c}, the candidate described a concrete situation, what they did, and the result.");
+    app.scorecards()
+        .submit_scorecard(req(
+            &me,
+            proto::SubmitScorecardRequest {
+                interview: interview.name.clone(),
+                ratings: vec![
+                    proto::Rating { competency: "api_design".into(), score, evidence: evidence("api_design") },
+                    proto::Rating { competency: "collaboration".into(), score, evidence: evidence("collaboration") },
+                ],
+                recommendation: if score >= 3 { proto::Recommendation::Yes } else { proto::Recommendation::No } as i32,
+                summary: String::new(),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
 /// The whole ranking of `org`'s job (one page of up to 1,000), as its admin reads it.
 pub async fn full_ranking(app: &TestApp, org: &Org) -> proto::Ranking {
     app.calibration()
