@@ -195,6 +195,13 @@ async fn the_demo_report_opens_in_a_browser() {
     assert_eq!(candidates, json!(20), "every candidate of the job has an interval bar");
     let rows = browser.script("return document.querySelectorAll('table.ranking tbody tr').length;").await;
     assert_eq!(rows, json!(20));
+    // The demo's jobs have a hiring bar: drawn once, with each candidate's probability.
+    let bars = browser.script("return document.querySelectorAll('svg line.bar').length;").await;
+    assert_eq!(bars, json!(1), "the hiring bar is drawn");
+    let p = browser
+        .script("return Array.from(document.querySelectorAll('g.candidate text.flags')).filter(t => t.textContent.startsWith('P(≥ bar) ')).length;")
+        .await;
+    assert_eq!(p, json!(20), "every candidate shows P(≥ bar)");
     let flagged = browser
         .script("return Array.from(document.querySelectorAll('g.rater.flagged text')).map(t => t.textContent);")
         .await;

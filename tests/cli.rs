@@ -30,6 +30,16 @@ async fn cli_prints_the_numbers_the_api_serves() {
         }
     }
     let rita = token("rita", "acme", &["recruiter"]);
+    app.hiring()
+        .update_job(req(
+            &org.admin,
+            proto::UpdateJobRequest {
+                job: Some(proto::Job { name: org.job.name.clone(), hiring_bar: Some(3.3), ..Default::default() }),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["hiring_bar".into()] }),
+            },
+        ))
+        .await
+        .expect("set the bar");
     let api = app
         .calibration()
         .get_ranking(req(&rita, proto::GetRankingRequest { job: org.job.name.clone(), ..Default::default() }))
@@ -52,17 +62,38 @@ async fn cli_prints_the_numbers_the_api_serves() {
         assert_eq!(cli["score"].as_f64(), Some(api.score));
         assert_eq!(cli["score_lower"].as_f64(), Some(api.score_lower));
         assert_eq!(cli["raw_mean"].as_f64(), Some(api.raw_mean));
+        assert_eq!(cli["p_above_bar"].as_f64(), api.p_above_bar);
+        assert_eq!(cli["tier"].as_i64(), Some(i64::from(api.tier)));
     }
+    assert_eq!(json["hiring_bar"].as_f64(), Some(3.3));
 
     let mut args = base("ranking");
     args.extend(["--job".into(), org.job.name.clone()]);
     let (ok, table, err) = run(args).await;
     assert!(ok, "{err}");
-    assert!(table.starts_with("rank  candidate"), "{table}");
+    assert!(table.starts_with("rank  tier  candidate"), "{table}");
+    assert!(table.contains("P(≥ 3.3)") && table.contains("hiring bar 3.3"), "{table}");
     assert!(table.contains("technical") && table.contains("communication"));
     for e in &api.entries {
         assert!(table.contains(&e.candidate) && table.contains(&format!("{:.2}", e.score)), "{table}");
     }
+
+    // The plan: every candidate has met ana and ben, so cara (new) is the one to send.
+    let mut args = base("plan");
+    args.extend(["--job".into(), org.job.name.clone(), "--slots".into(), "2".into(), "--interviewers".into()]);
+    args.push("ana,cara".into());
+    let mut as_json = args.clone();
+    as_json.push("--json".into());
+    let (ok, out, err) = run(as_json).await;
+    assert!(ok, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(plan["decision_line"].as_f64(), Some(3.3));
+    let suggestions = plan["suggestions"].as_array().expect("suggestions");
+    assert!(!suggestions.is_empty() && suggestions.iter().all(|s| s["interviewer"] == "cara"), "{plan}");
+    let (ok, table, err) = run(args).await;
+    assert!(ok, "{err}");
+    assert!(table.contains("against the hiring bar 3.3"), "{table}");
+    assert!(table.contains("cara") && table.contains("interviewer"), "{table}");
 
     let (ok, raters, err) = run(base("raters")).await;
     assert!(ok, "{err}");

@@ -99,6 +99,7 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
     let mut client = client(args).await?;
     let mut entries = Vec::new();
     let mut page_token = String::new();
+    let mut bar;
     loop {
         let page = client
             .get_ranking(request(
@@ -109,6 +110,7 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
             .map_err(status)?
             .into_inner();
         entries.extend(page.entries);
+        bar = page.hiring_bar;
         if page.next_page_token.is_empty() {
             break;
         }
@@ -125,10 +127,11 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
                         "dimension": d.dimension, "score": d.score, "lower": d.lower, "upper": d.upper, "raw_mean": d.raw_mean,
                     })).collect::<Vec<_>>(),
                     "scorecard_count": e.scorecard_count, "flags": e.flags,
+                    "tier": e.tier, "p_above_bar": e.p_above_bar,
                 })
             })
             .collect();
-        return Ok(format!("{}\n", json!({ "job": job, "entries": rows })));
+        return Ok(format!("{}\n", json!({ "job": job, "hiring_bar": bar, "entries": rows })));
     }
     let mut dimensions: Vec<String> = Vec::new();
     for d in entries.iter().flat_map(|e| &e.dimensions) {
@@ -136,7 +139,11 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
             dimensions.push(d.dimension.clone());
         }
     }
-    let mut header: Vec<String> = ["rank", "candidate", "score", "90% interval", "raw mean"].map(String::from).to_vec();
+    let mut header: Vec<String> = ["rank", "tier", "candidate", "score", "90% interval"].map(String::from).to_vec();
+    if let Some(bar) = bar {
+        header.push(format!("P(≥ {bar})"));
+    }
+    header.push("raw mean".to_string());
     header.extend(dimensions.iter().cloned());
     header.extend(["scorecards".to_string(), "flags".to_string()]);
     let rows: Vec<Vec<String>> = entries
@@ -144,11 +151,15 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
         .map(|e| {
             let mut row = vec![
                 e.rank.to_string(),
+                e.tier.to_string(),
                 e.candidate.clone(),
                 format!("{:.2}", e.score),
                 format!("{:.2}–{:.2}", e.score_lower, e.score_upper),
-                format!("{:.2}", e.raw_mean),
             ];
+            if bar.is_some() {
+                row.push(optional(e.p_above_bar));
+            }
+            row.push(format!("{:.2}", e.raw_mean));
             for d in &dimensions {
                 row.push(optional(e.dimensions.iter().find(|x| &x.dimension == d).map(|x| x.score)));
             }
@@ -157,7 +168,94 @@ pub async fn ranking(args: &ClientArgs, job: &str, as_json: bool) -> Result<Stri
             row
         })
         .collect();
-    Ok(table(&header, &rows))
+    let legend = match bar {
+        Some(bar) => format!(
+            "hiring bar {bar}: P(≥ {bar}) is the probability that the candidate's calibrated score is at or above it; \
+             a new tier starts where the higher candidate is above the next with probability 0.9 or more\n"
+        ),
+        None => "no hiring bar (set one with UpdateJob); a new tier starts where the higher candidate is above the next with probability 0.9 or more\n".to_string(),
+    };
+    Ok(format!("{}{legend}", table(&header, &rows)))
+}
+
+/// The next interviews for a job.
+pub async fn plan(
+    args: &ClientArgs,
+    job: &str,
+    slots: i32,
+    interviewers: &[String],
+    max_per_interviewer: i32,
+    as_json: bool,
+) -> Result<String, AppError> {
+    let mut client = client(args).await?;
+    let plan = client
+        .plan_interviews(request(
+            &args.token,
+            proto::PlanInterviewsRequest {
+                job: job.to_string(),
+                slots,
+                interviewers: interviewers.to_vec(),
+                max_per_interviewer,
+                ..Default::default()
+            },
+        )?)
+        .await
+        .map_err(status)?
+        .into_inner();
+    if as_json {
+        let rows: Vec<Value> = plan
+            .suggestions
+            .iter()
+            .map(|s| {
+                json!({
+                    "candidate": s.candidate, "interviewer": s.interviewer, "competencies": s.competencies,
+                    "expected_gain": s.expected_gain, "p_above_line": s.p_above_line, "reason": s.reason,
+                })
+            })
+            .collect();
+        return Ok(format!(
+            "{}\n",
+            json!({
+                "job": job, "decision_line": plan.decision_line, "shortlist": plan.shortlist,
+                "expected_wrong_decisions_before": plan.expected_wrong_decisions_before,
+                "expected_wrong_decisions_after": plan.expected_wrong_decisions_after,
+                "suggestions": rows,
+            })
+        ));
+    }
+    let header: Vec<String> =
+        ["#", "candidate", "interviewer", "competencies", "P(≥ line)", "gain", "why"].map(String::from).to_vec();
+    let rows: Vec<Vec<String>> = plan
+        .suggestions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            vec![
+                (i + 1).to_string(),
+                s.candidate.clone(),
+                s.interviewer.clone(),
+                s.competencies.join(", "),
+                format!("{:.2}", s.p_above_line),
+                format!("{:.3}", s.expected_gain),
+                s.reason.clone(),
+            ]
+        })
+        .collect();
+    let line = if plan.shortlist {
+        format!("the shortlist line {:.2} (the job has no hiring bar)", plan.decision_line)
+    } else {
+        format!("the hiring bar {}", plan.decision_line)
+    };
+    let summary = format!(
+        "{} interviews planned against {line}: expected wrong side-of-the-line decisions {:.2} now, {:.2} after them\n",
+        plan.suggestions.len(),
+        plan.expected_wrong_decisions_before,
+        plan.expected_wrong_decisions_after
+    );
+    if plan.suggestions.is_empty() {
+        return Ok(format!("{summary}no interview would settle a decision: every candidate is on a clear side\n"));
+    }
+    Ok(format!("{}{summary}", table(&header, &rows)))
 }
 
 /// Every rater report (or only flagged raters).

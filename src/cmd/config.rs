@@ -85,6 +85,26 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print the next interviews that would settle the most undecided
+    /// candidates of a job (against its hiring bar, or its shortlist line).
+    ///
+    /// Example: scorecard plan --job jobs/… --slots 10
+    Plan {
+        /// The job, `jobs/{id}`.
+        #[arg(long)]
+        job: String,
+        /// Interviews to plan, 1..200.
+        #[arg(long, default_value_t = 10)]
+        slots: i32,
+        /// The interviewers available (user ids); default everyone who has rated.
+        #[arg(long, value_delimiter = ',')]
+        interviewers: Vec<String>,
+        /// Most interviews for one interviewer (0: twice the even share).
+        #[arg(long, default_value_t = 0)]
+        max_per_interviewer: i32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print rater reports from a running server.
     ///
     /// Example: scorecard raters --flagged

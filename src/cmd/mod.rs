@@ -230,6 +230,10 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             print!("{}", cli::ranking(&client, &job, client.json).await?);
             Ok(())
         }
+        Command::Plan { job, slots, interviewers, max_per_interviewer, client } => {
+            print!("{}", cli::plan(&client, &job, slots, &interviewers, max_per_interviewer, client.json).await?);
+            Ok(())
+        }
         Command::Raters { flagged, client } => {
             print!("{}", cli::raters(&client, flagged, client.json).await?);
             Ok(())

@@ -592,6 +592,8 @@ async fn job_report(web: &Web, caller: &Caller, job_name: &str) -> Result<report
             y_dimension: dimension(axes.as_ref().map(|a| &a.1)),
             scorecards: e.scorecard_count,
             flags: e.flags.clone(),
+            tier: e.tier,
+            p_above_bar: e.p_above_bar,
         });
     }
 
@@ -635,6 +637,7 @@ async fn job_report(web: &Web, caller: &Caller, job_name: &str) -> Result<report
         calibrated_at: ranking.calibrate_time.map(|t| format_time(t.seconds)).unwrap_or_default(),
         scale_min,
         scale_max,
+        hiring_bar: ranking.hiring_bar,
         dimensions,
         candidates,
         total_candidates,

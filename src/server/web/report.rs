@@ -24,6 +24,10 @@ pub struct RankedCandidate {
     pub y_dimension: Option<f64>,
     pub scorecards: i32,
     pub flags: Vec<String>,
+    /// 1 = top; a new tier starts where the evidence separates neighbours.
+    pub tier: i32,
+    /// P(calibrated score ≥ the job's hiring bar), with a bar.
+    pub p_above_bar: Option<f64>,
 }
 
 /// One rater on the rater map.
@@ -46,6 +50,8 @@ pub struct JobReport {
     pub calibrated_at: String,
     pub scale_min: i32,
     pub scale_max: i32,
+    /// The job's hiring bar, drawn on the ranking.
+    pub hiring_bar: Option<f64>,
     /// Titles of the dimensions on the scatter's x and y axes (None: the rubric
     /// has fewer than two dimensions).
     pub dimensions: Option<(String, String)>,
@@ -181,10 +187,14 @@ fn ranking_chart(r: &JobReport) -> String {
          <title id=\"rank-title\">Calibrated ranking of {}</title>\
          <desc id=\"rank-desc\">For each candidate, in rank order: the 90% interval of the calibrated score as a bar, \
          the calibrated score as a dot and the raw mean of the ratings as a hollow diamond, on the rubric scale \
-         {} to {}.</desc>",
+         {} to {}{}; a line between rows starts a new tier.</desc>",
         esc(&r.job_title),
         r.scale_min,
-        r.scale_max
+        r.scale_max,
+        r.hiring_bar.map_or(String::new(), |b| format!(
+            ", with the hiring bar at {} and each candidate's probability of being at or above it",
+            number(b)
+        ))
     );
     for tick in r.scale_min..=r.scale_max {
         let tx = x.at(f64::from(tick));
@@ -197,9 +207,36 @@ fn ranking_chart(r: &JobReport) -> String {
             TOP - 18.0
         );
     }
+    if let Some(bar) = r.hiring_bar {
+        let bx = x.at(bar);
+        let _ = write!(
+            svg,
+            "<line class=\"bar\" x1=\"{bx:.1}\" y1=\"{}\" x2=\"{bx:.1}\" y2=\"{:.1}\"/>\
+             <text class=\"bar-label\" x=\"{bx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">hiring bar {}</text>",
+            TOP - 8.0,
+            height - 18.0,
+            height - 4.0,
+            number(bar)
+        );
+    }
     for (i, c) in r.candidates.iter().enumerate() {
         let y = TOP + ROW * i as f64 + ROW / 2.0;
-        let flags = if c.flags.is_empty() { String::new() } else { c.flags.join(", ") };
+        if i > 0 && r.candidates[i - 1].tier != c.tier {
+            let ty = y - ROW / 2.0;
+            let _ = write!(
+                svg,
+                "<line class=\"tier\" x1=\"10\" y1=\"{ty:.1}\" x2=\"{right:.1}\" y2=\"{ty:.1}\"/>\
+                 <text class=\"tier-label\" x=\"12\" y=\"{:.1}\">tier {}</text>",
+                ty + 11.0,
+                c.tier
+            );
+        }
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(p) = c.p_above_bar {
+            notes.push(format!("P(≥ bar) {p:.2}"));
+        }
+        notes.extend(c.flags.iter().cloned());
+        let flags = notes.join(", ");
         let _ = write!(
             svg,
             "<g class=\"candidate\"><title>{rank}. {name}: calibrated {score} (90% interval {lo} to {hi}), raw mean {raw}, \
@@ -436,8 +473,17 @@ pub fn job_page(viewer: &str, r: &JobReport) -> String {
         body.push_str(
             "<p class=\"legend\"><span class=\"key-interval\">━</span> 90% interval · \
              <span class=\"key-score\">●</span> calibrated score · <span class=\"key-raw\">◇</span> raw mean. \
-             Overlapping bars mean the evidence does not separate those candidates.</p>",
+             Overlapping bars mean the evidence does not separate those candidates; a line between rows starts a \
+             new tier (the candidate above it is truly higher with probability 0.9 or more).</p>",
         );
+        if let Some(bar) = r.hiring_bar {
+            let _ = write!(
+                body,
+                "<p class=\"legend\">The dashed line is the hiring bar, {}. P(≥ bar) is the probability that the \
+                 candidate's calibrated score is at or above it, given the evidence so far.</p>",
+                number(bar)
+            );
+        }
         if r.total_candidates > r.candidates.len() {
             let _ = write!(
                 body,
@@ -494,8 +540,9 @@ pub fn job_page(viewer: &str, r: &JobReport) -> String {
         let _ = write!(
             body,
             "<section aria-labelledby=\"table-heading\"><h2 id=\"table-heading\">The numbers</h2>\
-             <table class=\"ranking\"><thead><tr><th scope=\"col\">Rank</th><th scope=\"col\">Candidate</th>\
-             <th scope=\"col\">Calibrated</th><th scope=\"col\">90% interval</th><th scope=\"col\">Raw mean</th>\
+             <table class=\"ranking\"><thead><tr><th scope=\"col\">Rank</th><th scope=\"col\">Tier</th>\
+             <th scope=\"col\">Candidate</th><th scope=\"col\">Calibrated</th><th scope=\"col\">90% interval</th>\
+             <th scope=\"col\">P(≥ bar)</th><th scope=\"col\">Raw mean</th>\
              <th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">Scorecards</th><th scope=\"col\">Flags</th>\
              </tr></thead><tbody>",
             esc(&xh),
@@ -504,13 +551,15 @@ pub fn job_page(viewer: &str, r: &JobReport) -> String {
         for c in &r.candidates {
             let _ = write!(
                 body,
-                "<tr><td>{}</td><th scope=\"row\">{}</th><td>{}</td><td>{} – {}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><th scope=\"row\">{}</th><td>{}</td><td>{} – {}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 c.rank,
+                c.tier,
                 esc(&c.name),
                 number(c.score),
                 number(c.lower),
                 number(c.upper),
+                optional(c.p_above_bar),
                 number(c.raw_mean),
                 optional(c.x_dimension),
                 optional(c.y_dimension),
@@ -561,6 +610,10 @@ details.job { margin: 0.4rem 0; }
 details.job summary { cursor: pointer; padding: 0.2rem 0; }
 svg .label { font-size: 12px; }
 svg .interval.flagged { stroke: #b00020; }
+svg .bar { stroke: #1a7f37; stroke-width: 2; stroke-dasharray: 6 4; }
+svg .bar-label { fill: #1a7f37; font-size: 12px; }
+svg .tier { stroke: #8a8a8a; stroke-width: 1; }
+svg .tier-label { fill: #5a5a5a; font-size: 11px; }
 svg circle.mark { fill: #0b2a5b; }
 svg rect.flagged { fill: #b00020; }
 textarea { display: block; width: 100%; max-width: 40rem; margin: 0.4rem 0 0.8rem; font-family: monospace; }
@@ -590,6 +643,7 @@ mod tests {
             calibrated_at: "2026-11-22 10:00 UTC".into(),
             scale_min: 1,
             scale_max: 5,
+            hiring_bar: Some(3.5),
             dimensions: Some(("Technical".into(), "Communication".into())),
             candidates: vec![
                 RankedCandidate {
@@ -603,6 +657,8 @@ mod tests {
                     y_dimension: Some(4.0),
                     scorecards: 5,
                     flags: vec![],
+                    tier: 1,
+                    p_above_bar: Some(0.97),
                 },
                 RankedCandidate {
                     rank: 2,
@@ -615,6 +671,8 @@ mod tests {
                     y_dimension: None,
                     scorecards: 1,
                     flags: vec!["only one interview".into()],
+                    tier: 2,
+                    p_above_bar: Some(0.31),
                 },
             ],
             total_candidates: 2,
@@ -639,6 +697,19 @@ mod tests {
             icc2_1: Some(0.61),
             alpha_ordinal: None,
         }
+    }
+
+    #[test]
+    fn the_bar_tiers_and_probabilities_are_drawn_and_tabled() {
+        let page = job_page("rita", &report());
+        // 3.5 on 1..5 across 230..690: x = 517.5.
+        assert!(page.contains("<line class=\"bar\" x1=\"517.5\""), "{page}");
+        assert!(page.contains("hiring bar 3.50"));
+        assert!(page.contains("<text class=\"tier-label\" x=\"12\""), "a line before the second tier");
+        assert_eq!(page.matches("class=\"tier\"").count(), 1);
+        assert!(page.contains("P(≥ bar) 0.97") && page.contains("<td>0.31</td>"));
+        let without = job_page("rita", &JobReport { hiring_bar: None, ..report() });
+        assert!(!without.contains("class=\"bar\"") && !without.contains("hiring bar"));
     }
 
     #[test]
