@@ -46,9 +46,8 @@ async fn cli_prints_the_numbers_the_api_serves() {
         .await
         .expect("ranking")
         .into_inner();
-    let base = |cmd: &str| {
-        vec![cmd.to_string(), "--addr".into(), format!("http://{}", app.addr), "--token".into(), rita.clone()]
-    };
+    // A bare host:port, as grpcurl takes it (the compliance calls below use http://).
+    let base = |cmd: &str| vec![cmd.to_string(), "--addr".into(), app.addr.to_string(), "--token".into(), rita.clone()];
 
     let mut args = base("ranking");
     args.extend(["--job".into(), org.job.name.clone(), "--json".into()]);

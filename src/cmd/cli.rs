@@ -22,8 +22,19 @@ fn request<T>(token: &str, message: T) -> Result<Request<T>, AppError> {
     Ok(r)
 }
 
+/// The server's URI from `--addr`: `http://…` and `https://…` as given, and a
+/// bare `host:port` (as grpcurl takes it) as plain `http://host:port`.
+fn server_uri(addr: &str) -> String {
+    let addr = addr.trim();
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 async fn channel(args: &ClientArgs) -> Result<Channel, AppError> {
-    Channel::from_shared(args.addr.clone())
+    Channel::from_shared(server_uri(&args.addr))
         .map_err(|e| AppError::Config(format!("bad --addr {}: {e}", args.addr)))?
         .connect()
         .await
@@ -520,6 +531,14 @@ pub async fn differentials(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bare_host_and_port_is_plain_http() {
+        assert_eq!(super::server_uri("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(super::server_uri(" localhost:50051 "), "http://localhost:50051");
+        assert_eq!(super::server_uri("http://10.0.0.1:50051"), "http://10.0.0.1:50051");
+        assert_eq!(super::server_uri("https://scorecard.example.com"), "https://scorecard.example.com");
+    }
+
     #[test]
     fn tables_align_columns() {
         let t =

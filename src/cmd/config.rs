@@ -328,7 +328,7 @@ pub enum DifferentialGrouping {
 
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
-    /// Server address.
+    /// Server address: `host:port` (plain HTTP/2, as grpcurl takes it) or `http://host:port`.
     #[arg(long, env = "SCORECARD_ADDR", default_value = "http://127.0.0.1:50051")]
     pub addr: String,
     /// Bearer token (see `scorecard token`).
