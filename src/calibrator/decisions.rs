@@ -220,7 +220,8 @@ mod tests {
         // Top 10 of 50: between the 10th (4.55) and the 11th (4.50).
         assert!((shortlist_line(&scores) - 4.525).abs() < 1e-12);
         let few = [4.0, 3.5, 3.0, 2.0, 1.5, 1.0, 0.5];
-        assert!((shortlist_line(&few) - 1.75).abs() < 1e-12, "top 5 of 7");
+        // Top 5 of 7: between the 5th (1.5) and the 6th (1.0).
+        assert!((shortlist_line(&few) - 1.25).abs() < 1e-12, "top 5 of 7");
         assert_eq!(shortlist_line(&[3.0]), 3.0);
         assert!((shortlist_line(&[3.0, 2.0]) - 2.5).abs() < 1e-12);
     }
