@@ -104,10 +104,19 @@ async fn report_pages(db: Db) {
             .await
             .expect("candidate")
             .into_inner();
-        // The table row carries rank, name and the calibrated score as the API gives them.
+        // The table row carries rank, tier, name, the calibrated score, P(≥ bar)
+        // and the raw mean as the API gives them.
+        let p_above_bar = entry.p_above_bar.map(|p| format!("{p:.2}")).unwrap_or_else(|| "–".into());
         let row = format!(
-            "<tr><td>{}</td><th scope=\"row\">{}</th><td>{:.2}</td><td>{:.2} – {:.2}</td><td>{:.2}</td>",
-            entry.rank, candidate.display_name, entry.score, entry.score_lower, entry.score_upper, entry.raw_mean
+            "<tr><td>{}</td><td>{}</td><th scope=\"row\">{}</th><td>{:.2}</td><td>{:.2} – {:.2}</td><td>{}</td><td>{:.2}</td>",
+            entry.rank,
+            entry.tier,
+            candidate.display_name,
+            entry.score,
+            entry.score_lower,
+            entry.score_upper,
+            p_above_bar,
+            entry.raw_mean
         );
         assert!(html.contains(&row), "row for {} missing: {row}", candidate.display_name);
     }
