@@ -12,7 +12,7 @@
 //! raters' fitted parameters (what they share through a common interviewer is
 //! left out: docs/calibration.md says what that costs).
 
-use super::model::{ItemPosterior, Model};
+use super::model::{ItemPosterior, Model, NO_GROUP, SubjectPosterior};
 use super::normal;
 use super::scores::RubricShape;
 
@@ -252,7 +252,8 @@ struct Prospect {
     subject: u32,
     /// Items with their precision W_k (rated items first, planned ones added).
     items: Vec<ItemPosterior>,
-    ability: f64,
+    /// The candidate's posterior now: the levels every plan is valued at.
+    start: SubjectPosterior,
     /// Variance of the composite from the raters' own uncertainty (severities,
     /// range uses, occasions), at the start; it shrinks as evidence is added.
     parameter_var: f64,
@@ -307,7 +308,7 @@ impl Prospect {
         let mut p = Prospect {
             subject,
             items: post.items.clone(),
-            ability: post.ability,
+            start: post.clone(),
             parameter_var: 0.0,
             panel: model.ratings(subject).iter().map(|o| o.rater).collect(),
         };
@@ -336,7 +337,7 @@ impl Prospect {
     }
 
     fn level(&self, model: &Model, item: u32) -> f64 {
-        let theta = self.items.iter().find(|i| i.item == item).map_or(self.ability, |i| i.theta);
+        let theta = self.start.level(model, item).0;
         model.item_mean.get(self.proxy(model, item) as usize).copied().filter(|m| m.is_finite()).unwrap_or(0.5) + theta
     }
 
@@ -362,20 +363,14 @@ impl Prospect {
     /// Posterior variance of Σ g_k θ_k given the candidate's (grown) item
     /// precisions; items never rated have their prior.
     fn variance(&self, model: &Model, g: &[(u32, f64)]) -> f64 {
-        let prior_a = 1.0 / model.hyper.ability.max(1e-6);
-        let prior_d = 1.0 / model.hyper.specific.max(1e-6);
-        let mut s = prior_a;
-        for it in &self.items {
-            s += it.precision * prior_d / (prior_d + it.precision);
+        let mut precisions: Vec<(u32, f64)> = self.items.iter().map(|i| (i.item, i.precision)).collect();
+        for &(k, _) in g {
+            if !precisions.iter().any(|p| p.0 == k) {
+                precisions.push((k, 0.0));
+            }
         }
-        let (mut var, mut gu) = (0.0, 0.0);
-        for &(k, gk) in g {
-            let precision = self.items.iter().find(|i| i.item == k).map_or(0.0, |i| i.precision);
-            let d = prior_d + precision;
-            var += gk * gk / d;
-            gu += gk * prior_d / d;
-        }
-        var + gu * gu / s
+        let post = model.posterior_of_precisions(&precisions);
+        post.linear(g.iter().filter_map(|&(k, gk)| precisions.iter().position(|p| p.0 == k).map(|i| (i, gk)))).var
     }
 
     fn rated(&self, k: u32) -> bool {
@@ -414,7 +409,14 @@ impl Prospect {
             let w = self.added_precision(model, rater, k, focus);
             match self.items.iter_mut().find(|i| i.item == k) {
                 Some(i) => i.precision += w,
-                None => self.items.push(ItemPosterior { item: k, precision: w, d: 0.0, u: 0.0, theta: self.ability }),
+                None => self.items.push(ItemPosterior {
+                    item: k,
+                    precision: w,
+                    d: 0.0,
+                    u: 0.0,
+                    theta: self.start.level(model, k).0,
+                    slot: NO_GROUP,
+                }),
             }
         }
         if let Some(r) = rater.model {

@@ -252,10 +252,7 @@ fn panel_points(
             let own_var = model.noise_var[r as usize] + model.occasion_spread.get(r as usize).copied().unwrap_or(0.0);
             let span = span_of.get(&(r, c)).copied().unwrap_or(1.0);
             for o in model.ratings(c).iter().filter(|o| o.rater == r) {
-                let (theta, theta_var) = match post.item(o.item) {
-                    Some(p) => (p.theta, 1.0 / p.d + p.u * p.u / post.s),
-                    None => (post.ability, model.hyper.specific + 1.0 / post.s),
-                };
+                let (theta, theta_var) = post.level(model, o.item);
                 points[r as usize].push(Point {
                     value: o.value(),
                     steps: model.item_steps(o.item),

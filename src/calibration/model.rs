@@ -4,8 +4,10 @@
 //! (a candidate for a job) on item `k` (a competency of a rubric) by rater `r` is
 //!
 //! ```text
-//! y = μ_k + s_r + λ_r (a_c + d_ck) + g_j + ε,   ε ~ N(0, σ_r²)
+//! y = μ_k + s_r + λ_r (a_c + b_c,m(k) + d_ck) + g_j + ε,   ε ~ N(0, σ_r²)
 //! a_c ~ N(0, τ_a²)    the candidate's general level
+//! b_cm ~ N(0, τ_b²)   their level on dimension m (technical, communication…)
+//!                     beyond the general one; items of no dimension have none
 //! d_ck ~ N(0, τ_d²)   their competency-specific deviation
 //! s_r ~ N(0, τ_s²)    the rater's severity (+ = lenient)
 //! λ_r ~ N(1, τ_λ²)    the rater's range use (< 1: compressed, central tendency)
@@ -16,8 +18,9 @@
 //! ```
 //!
 //! fitted by expectation–conditional-maximisation: each candidate's posterior
-//! (a_c, d_c·) is exact and Gaussian given the raters' parameters (an arrowhead
-//! system, solved in O(ratings)); severities, item means, noises and the
+//! (a_c, b_c·, d_c·) is exact and Gaussian given the raters' parameters (a
+//! tree: items under their dimension under the general level, solved in
+//! O(ratings)); severities, item means, noises and the
 //! variances τ are then updated in closed form, and the hyper-parameters by
 //! empirical Bayes. Every division is by a quantity bounded away from zero, so
 //! no input yields NaN or infinity. See docs/calibration.md.
@@ -58,6 +61,7 @@ pub const PROPAGATE_CHANGE: f64 = 1e-3;
 /// zero — which would give intervals of zero width.
 const PRIOR_ABILITY: (f64, f64) = (0.04, 10.0);
 const PRIOR_SPECIFIC: (f64, f64) = (0.01, 10.0);
+const PRIOR_DIMENSION: (f64, f64) = (0.01, 10.0);
 const PRIOR_SEVERITY: (f64, f64) = (0.005, 5.0);
 const PRIOR_OCCASION: (f64, f64) = (0.0025, 10.0);
 const PRIOR_RANGE: (f64, f64) = (0.04, 5.0);
@@ -231,6 +235,8 @@ pub struct Hyper {
     pub ability: f64,
     /// τ_d²: spread of competency-specific deviations.
     pub specific: f64,
+    /// τ_b²: spread of dimension levels around the general level.
+    pub dimension: f64,
     /// τ_s²: spread of rater severities.
     pub severity: f64,
     /// τ_g²: spread of occasion (scorecard) effects.
@@ -251,23 +257,122 @@ pub struct ItemPosterior {
     pub d: f64,
     /// Share of a_c in θ_k (u_k = (1/τ_d²)/D_k).
     pub u: f64,
-    /// Posterior mean of a_c + d_ck (without μ_k).
+    /// Posterior mean of a_c + b_cm + d_ck (without μ_k).
     pub theta: f64,
+    /// Index of the item's dimension in [`SubjectPosterior::groups`]
+    /// ([`NO_GROUP`]: the item belongs to no dimension).
+    pub slot: u32,
 }
 
-/// A subject's exact posterior given the raters' parameters.
-#[derive(Debug, Clone)]
+/// [`ItemPosterior::slot`] of an item of no dimension.
+pub const NO_GROUP: u32 = u32::MAX;
+
+/// Sufficient statistics of one dimension within one subject's posterior.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupPosterior {
+    /// The model's dimension id.
+    pub group: u32,
+    /// Posterior precision of b_cm given a_c (B_m = 1/τ_b² + Σ_k∈m W_k u_k).
+    pub precision: f64,
+    /// Share of a_c in a_c + b_cm (v_m = (1/τ_b²)/B_m).
+    pub v: f64,
+    /// Posterior mean of b_cm.
+    pub mean: f64,
+}
+
+/// A subject's exact posterior given the raters' parameters. θ_k = a + b_m + d_k
+/// of an item k in dimension m is `u_k (a + b_m) + R_k/D_k` with `a + b_m =
+/// v_m a + e_m`: a tree whose covariances [`SubjectPosterior::linear`] and
+/// [`SubjectPosterior::theta_var`] read off.
+#[derive(Debug, Clone, Default)]
 pub struct SubjectPosterior {
     /// Posterior mean of a_c.
     pub ability: f64,
     /// Schur complement S: Var(a_c) = 1/S.
     pub s: f64,
     pub items: Vec<ItemPosterior>,
+    pub groups: Vec<GroupPosterior>,
+}
+
+/// Var(θ_k) of an item of a posterior with these groups and S.
+fn theta_var_in(p: &ItemPosterior, groups: &[GroupPosterior], s: f64) -> f64 {
+    match groups.get(p.slot as usize) {
+        Some(g) => 1.0 / p.d + p.u * p.u / g.precision + (p.u * g.v).powi(2) / s,
+        None => 1.0 / p.d + p.u * p.u / s,
+    }
+}
+
+/// A linear combination L = Σ c_k θ_k of a subject's item levels, read off
+/// its posterior: its variance, and what [`SubjectPosterior::covariance`]
+/// needs for Cov(θ_k, L), which is also ∂E[L]/∂R_k, the response of L's
+/// posterior mean to a unit of precision-weighted residual on item k.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub var: f64,
+    /// Σ c_k u_k v_m(k): L's loading on a_c.
+    on_ability: f64,
+    /// Σ_k∈m c_k u_k per group slot: L's loading on each e_m.
+    on_group: Vec<f64>,
 }
 
 impl SubjectPosterior {
     pub fn item(&self, item: u32) -> Option<&ItemPosterior> {
         self.items.iter().find(|i| i.item == item)
+    }
+
+    /// The group of an item, if it has one in this posterior.
+    fn group_of(&self, p: &ItemPosterior) -> Option<&GroupPosterior> {
+        self.groups.get(p.slot as usize)
+    }
+
+    /// Posterior variance of θ_k.
+    pub fn theta_var(&self, p: &ItemPosterior) -> f64 {
+        theta_var_in(p, &self.groups, self.s)
+    }
+
+    /// Posterior mean and variance of θ_k for any item of `model`, rated in
+    /// this posterior or not (then its prior deviation around the level of
+    /// its dimension, or the general level).
+    pub fn level(&self, model: &Model, item: u32) -> (f64, f64) {
+        if let Some(p) = self.item(item) {
+            return (p.theta, self.theta_var(p));
+        }
+        let specific = model.hyper.specific;
+        let group = model.item_group(item);
+        match self.groups.iter().find(|g| group != NO_GROUP && g.group == group) {
+            Some(g) => (self.ability + g.mean, specific + 1.0 / g.precision + g.v * g.v / self.s),
+            None if group != NO_GROUP => (self.ability, specific + model.hyper.dimension + 1.0 / self.s),
+            None => (self.ability, specific + 1.0 / self.s),
+        }
+    }
+
+    /// The combination Σ c_k θ_k over (index into `items`, c_k).
+    pub fn linear(&self, coefs: impl IntoIterator<Item = (usize, f64)>) -> Linear {
+        let mut lin = Linear { var: 0.0, on_ability: 0.0, on_group: vec![0.0; self.groups.len()] };
+        for (i, c) in coefs {
+            let p = &self.items[i];
+            lin.var += c * c / p.d;
+            match self.groups.get(p.slot as usize) {
+                Some(g) => {
+                    lin.on_group[p.slot as usize] += c * p.u;
+                    lin.on_ability += c * p.u * g.v;
+                }
+                None => lin.on_ability += c * p.u,
+            }
+        }
+        lin.var += lin.on_group.iter().zip(&self.groups).map(|(x, g)| x * x / g.precision).sum::<f64>()
+            + lin.on_ability * lin.on_ability / self.s;
+        lin
+    }
+
+    /// Cov(θ_k, L) for item index `i` whose coefficient in L is `c`.
+    pub fn covariance(&self, lin: &Linear, i: usize, c: f64) -> f64 {
+        let p = &self.items[i];
+        let direct = c / p.d;
+        match self.group_of(p) {
+            Some(g) => direct + p.u * lin.on_group[p.slot as usize] / g.precision + p.u * g.v * lin.on_ability / self.s,
+            None => direct + p.u * lin.on_ability / self.s,
+        }
     }
 }
 
@@ -328,6 +433,8 @@ impl Working {
 struct Scratch {
     items: Vec<ItemPosterior>,
     residuals: Vec<f64>,
+    groups: Vec<GroupPosterior>,
+    group_residuals: Vec<f64>,
     occasions: Vec<(u32, f64, f64, u32)>,
     /// One per rating of the subject, in its order, from the last solve.
     working: Vec<Working>,
@@ -380,6 +487,8 @@ pub struct Model {
     /// Steps of each item's ordinal scale (max − min of its rubric's scale);
     /// 0 for a continuous item, whose ratings are taken at face value.
     item_steps: Vec<u32>,
+    /// Each item's dimension ([`NO_GROUP`]: none).
+    item_group: Vec<u32>,
     /// The latent noise variance of a typical rater (the median over raters
     /// of σ_r² + τ_g,r²): what an average interviewer's ratings scatter by
     /// around their judgement, which turns a latent level into the rating
@@ -422,11 +531,20 @@ impl Model {
             occasion_var: Vec::new(),
             scorecard_size: Vec::new(),
             item_steps: Vec::new(),
+            item_group: Vec::new(),
             typical_noise: 0.025,
             face_value: false,
             rating_count: Vec::new(),
             propagated: Vec::new(),
-            hyper: Hyper { ability: 0.04, specific: 0.01, severity: 0.01, occasion: 0.005, range: 0.04, noise: 0.02 },
+            hyper: Hyper {
+                ability: 0.04,
+                specific: 0.01,
+                dimension: 0.01,
+                severity: 0.01,
+                occasion: 0.005,
+                range: 0.04,
+                noise: 0.02,
+            },
             fitted: false,
         }
     }
@@ -515,7 +633,26 @@ impl Model {
             self.item_mean.resize(k + 1, f64::NAN);
             self.item_mean_var.resize(k + 1, 0.0);
             self.item_steps.resize(k + 1, 0);
+            self.item_group.resize(k + 1, NO_GROUP);
         }
+    }
+
+    /// Puts `item` in dimension `group` (any id shared by the items of one
+    /// dimension; [`NO_GROUP`]: none, the default). A candidate's items of one
+    /// dimension then share a level b_cm beyond their general one, so a
+    /// competency seen once borrows from its dimension's others before it
+    /// borrows from everything. Only meaningful for dimensions of two or more
+    /// items in rubrics with items outside them (else b_cm cannot be told
+    /// apart from d_ck or a_c); the caller decides (see
+    /// [`RubricShape::item_groups`](super::scores::RubricShape::item_groups)).
+    pub fn set_item_group(&mut self, item: u32, group: u32) {
+        self.grow_items(item as usize);
+        self.item_group[item as usize] = group;
+    }
+
+    /// The dimension of `item` ([`NO_GROUP`]: none).
+    pub fn item_group(&self, item: u32) -> u32 {
+        self.item_group.get(item as usize).copied().unwrap_or(NO_GROUP)
     }
 
     /// Declares `item` ordinal with `steps` steps (the rubric's max − min; 0:
@@ -642,19 +779,17 @@ impl Model {
             .extend(self.noise_var.iter().zip(&self.occasion_spread).map(|(v, g)| 1.0 / (v + g).max(MIN_VAR)));
     }
 
-    /// The exact Gaussian posterior of subject `c`'s (a_c, d_c·) given the
+    /// The exact Gaussian posterior of subject `c`'s (a_c, b_c·, d_c·) given the
     /// current rater parameters and item means, optionally leaving one rater out.
     pub fn posterior(&self, subject: u32, without_rater: Option<u32>) -> SubjectPosterior {
         let mut scratch = Scratch::default();
         let (ability, s) = self.solve_into(subject, without_rater, &mut scratch);
-        SubjectPosterior { ability, s, items: scratch.items }
+        SubjectPosterior { ability, s, items: scratch.items, groups: scratch.groups }
     }
 
     /// [`Model::posterior`] into reusable buffers: fills `scratch.items` and
-    /// returns (posterior mean of a_c, S).
+    /// `scratch.groups` and returns (posterior mean of a_c, S).
     fn solve_into(&self, subject: u32, without_rater: Option<u32>, scratch: &mut Scratch) -> (f64, f64) {
-        let prior_a = 1.0 / self.hyper.ability.max(MIN_VAR);
-        let prior_d = 1.0 / self.hyper.specific.max(MIN_VAR);
         let items = &mut scratch.items;
         let residuals = &mut scratch.residuals;
         items.clear();
@@ -679,24 +814,89 @@ impl Model {
                     *res += l * we;
                 }
                 _ => {
-                    items.push(ItemPosterior { item: obs.item, precision: l * l * wf, d: 0.0, u: 0.0, theta: 0.0 });
+                    items.push(ItemPosterior {
+                        item: obs.item,
+                        precision: l * l * wf,
+                        d: 0.0,
+                        u: 0.0,
+                        theta: 0.0,
+                        slot: NO_GROUP,
+                    });
                     residuals.push(l * we);
                 }
             }
         }
+        self.solve_tree(&mut scratch.items, &scratch.residuals, &mut scratch.groups, &mut scratch.group_residuals)
+    }
+
+    /// The tree's exact solve, from each item's precision W_k and
+    /// precision-weighted residual R_k: D_k, u_k, the groups' B_m and v_m,
+    /// S, and the posterior means. Returns (mean of a_c, S).
+    fn solve_tree(
+        &self,
+        items: &mut [ItemPosterior],
+        residuals: &[f64],
+        groups: &mut Vec<GroupPosterior>,
+        group_residuals: &mut Vec<f64>,
+    ) -> (f64, f64) {
+        let prior_a = 1.0 / self.hyper.ability.max(MIN_VAR);
+        let prior_d = 1.0 / self.hyper.specific.max(MIN_VAR);
+        let prior_b = 1.0 / self.hyper.dimension.max(MIN_VAR);
+        groups.clear();
+        group_residuals.clear();
         let mut s = prior_a;
         let mut numerator = 0.0;
-        for (it, r) in items.iter_mut().zip(residuals.iter()) {
+        for (it, r) in items.iter_mut().zip(residuals) {
             it.d = prior_d + it.precision;
             it.u = prior_d / it.d;
-            s += it.precision * it.u;
-            numerator += it.u * r;
+            let group = self.item_group(it.item);
+            if group == NO_GROUP {
+                it.slot = NO_GROUP;
+                s += it.precision * it.u;
+                numerator += it.u * r;
+                continue;
+            }
+            let slot = match groups.iter().position(|g| g.group == group) {
+                Some(slot) => slot,
+                None => {
+                    groups.push(GroupPosterior { group, precision: prior_b, v: 0.0, mean: 0.0 });
+                    group_residuals.push(0.0);
+                    groups.len() - 1
+                }
+            };
+            it.slot = slot as u32;
+            groups[slot].precision += it.precision * it.u;
+            group_residuals[slot] += it.u * r;
+        }
+        for (g, r) in groups.iter_mut().zip(group_residuals.iter()) {
+            g.v = prior_b / g.precision;
+            // Σ_k∈m W_k u_k = B_m − 1/τ_b²: what the dimension passes on to a_c.
+            s += (g.precision - prior_b) * g.v;
+            numerator += g.v * r;
         }
         let ability = numerator / s;
-        for (it, r) in items.iter_mut().zip(residuals.iter()) {
-            it.theta = it.u * ability + r / it.d;
+        for (g, r) in groups.iter_mut().zip(group_residuals.iter()) {
+            g.mean = (r - (g.precision - prior_b) * ability) / g.precision;
+        }
+        for (it, r) in items.iter_mut().zip(residuals) {
+            let level = ability + groups.get(it.slot as usize).map_or(0.0, |g| g.mean);
+            it.theta = it.u * level + r / it.d;
         }
         (ability, s)
+    }
+
+    /// The posterior's precisions and covariances for a subject whose items
+    /// have the given precisions (W_k; means left at zero): what one more
+    /// interview would leave, for planning.
+    pub fn posterior_of_precisions(&self, precisions: &[(u32, f64)]) -> SubjectPosterior {
+        let mut items: Vec<ItemPosterior> = precisions
+            .iter()
+            .map(|&(item, precision)| ItemPosterior { item, precision, d: 0.0, u: 0.0, theta: 0.0, slot: NO_GROUP })
+            .collect();
+        let residuals = vec![0.0; items.len()];
+        let (mut groups, mut group_residuals) = (Vec::new(), Vec::new());
+        let (ability, s) = self.solve_tree(&mut items, &residuals, &mut groups, &mut group_residuals);
+        SubjectPosterior { ability, s, items, groups }
     }
 
     /// Posterior mean and variance of a weighted composite Σ ω_k (μ_k + θ_k)
@@ -709,85 +909,86 @@ impl Model {
 
     /// [`Model::composite`] with the subject's posterior already computed.
     pub fn composite_with(&self, subject: u32, post: &SubjectPosterior, weights: &[(u32, f64)]) -> Option<(f64, f64)> {
-        let rated: Vec<(&ItemPosterior, f64)> =
-            weights.iter().filter_map(|&(k, w)| post.item(k).map(|p| (p, w))).filter(|(_, w)| *w > 0.0).collect();
+        // (index into post.items, weight) of the weighted items rated.
+        let rated: Vec<(usize, f64)> = weights
+            .iter()
+            .filter(|(_, w)| *w > 0.0)
+            .filter_map(|&(k, w)| post.items.iter().position(|p| p.item == k).map(|i| (i, w)))
+            .collect();
         let total: f64 = rated.iter().map(|(_, w)| w).sum();
         if rated.is_empty() || total <= 0.0 {
             return None;
         }
-        let mut mean = 0.0;
-        let mut var = 0.0;
-        let mut wu = 0.0;
-        for (p, w) in &rated {
-            let w = w / total;
-            mean += w * (self.item_mean[p.item as usize] + p.theta);
-            var += w * w / p.d;
-            wu += w * p.u;
-        }
-        var += wu * wu / post.s;
+        let coefs: Vec<(usize, f64)> = rated.iter().map(|&(i, w)| (i, w / total)).collect();
+        let mean: f64 =
+            coefs.iter().map(|&(i, w)| w * (self.item_mean[post.items[i].item as usize] + post.items[i].theta)).sum();
+        let lin = post.linear(coefs.iter().copied());
+        let mut var = lin.var;
+        // Each item's response: how the composite's posterior mean moves per
+        // unit of precision-weighted residual on that item (= Cov(θ_k, L)).
+        let response: Vec<(u32, f64)> = (0..post.items.len())
+            .map(|i| {
+                let c = coefs.iter().find(|x| x.0 == i).map_or(0.0, |x| x.1);
+                (post.items[i].item, post.covariance(&lin, i, c))
+            })
+            .collect();
         // Severities, range uses and occasion effects are estimates too:
         // propagate their variance (delta method). A severity shifts a rating's
         // residual by one unit, a range use by the candidate's level θ on that
         // item, an occasion effect by one unit: one pass collects, per rater and
-        // per scorecard, Σ u_k W and Σ ω_k W / D_k over the ratings they touch,
-        // and for the raters the same sums weighted by θ.
+        // per scorecard, Σ W × response over the ratings they touch, and for
+        // the raters the same sum weighted by θ.
         struct Touch {
             key: u32,
-            uw: f64,
-            direct: f64,
-            uw_theta: f64,
-            direct_theta: f64,
+            response: f64,
+            response_theta: f64,
         }
         let mut per_rater: Vec<Touch> = Vec::new();
         let mut per_occasion: Vec<Touch> = Vec::new();
         let mut per_item: Vec<Touch> = Vec::new();
         for obs in self.ratings(subject) {
+            let Some(&(_, item_response)) = response.iter().find(|x| x.0 == obs.item) else { continue };
             let Some(p) = post.item(obs.item) else { continue };
             let r = obs.rater as usize;
             let (g, precision) = self.occasion_and_weight(obs);
             let predicted = self.item_mean[obs.item as usize] + self.severity[r] + self.range[r] * obs.theta() + g;
             let w = precision * self.working(obs, predicted, precision).info * self.range[r];
-            let share = rated.iter().find(|(q, _)| q.item == obs.item).map_or(0.0, |(_, v)| v / total);
-            let (uw, direct) = (p.u * w, share * w / p.d);
+            let touch = w * item_response;
             // An occasion integrated out is already in the rating's noise.
             let occasion = if self.shares_occasion(obs) { Some((&mut per_occasion, obs.scorecard)) } else { None };
             for (list, key) in [(&mut per_rater, obs.rater), (&mut per_item, obs.item)].into_iter().chain(occasion) {
                 match list.iter_mut().find(|x| x.key == key) {
                     Some(x) => {
-                        x.uw += uw;
-                        x.direct += direct;
-                        x.uw_theta += uw * p.theta;
-                        x.direct_theta += direct * p.theta;
+                        x.response += touch;
+                        x.response_theta += touch * p.theta;
                     }
-                    None => {
-                        list.push(Touch { key, uw, direct, uw_theta: uw * p.theta, direct_theta: direct * p.theta })
-                    }
+                    None => list.push(Touch { key, response: touch, response_theta: touch * p.theta }),
                 }
             }
         }
         for t in per_rater {
             let r = t.key as usize;
-            let g_severity = -wu * t.uw / post.s - t.direct;
-            let g_range = -wu * t.uw_theta / post.s - t.direct_theta;
+            let g_severity = -t.response;
+            let g_range = -t.response_theta;
             var += g_severity * g_severity * self.severity_var[r]
                 + g_range * g_range * self.range_var[r]
                 + 2.0 * g_severity * g_range * self.severity_range_cov[r];
         }
         for t in per_occasion {
-            let g = -wu * t.uw / post.s - t.direct;
+            let g = -t.response;
             var += g * g * self.occasion_var[t.key as usize];
         }
         // An item mean enters the score directly (its weight) and, through the
         // residuals, the posterior of θ (like a severity on that item's ratings).
         for t in per_item {
-            let weight = rated.iter().find(|(p, _)| p.item == t.key).map_or(0.0, |(_, w)| w / total);
-            let g = weight - wu * t.uw / post.s - t.direct;
+            let weight = coefs.iter().find(|&&(i, _)| post.items[i].item == t.key).map_or(0.0, |x| x.1);
+            let g = weight - t.response;
             var += g * g * self.item_mean_var.get(t.key as usize).copied().unwrap_or(0.0);
         }
         Some((mean, var.max(0.0)))
     }
 
-    /// Re-solves one subject closely: its (a, d) posterior and its scorecards'
+    /// Re-solves one subject closely: its (a, b, d) posterior and its scorecards'
     /// occasion effects, alternately; stores θ on its ratings.
     fn refresh_subject(&mut self, subject: u32, scratch: &mut Scratch) {
         for _ in 0..2 {
@@ -810,8 +1011,7 @@ impl Model {
     /// Stores the solve's θ and its variance, and the expected latent value of
     /// each rating, on the subject's ratings.
     fn store_theta(&mut self, subject: u32, s: f64, scratch: &Scratch) {
-        let inv_s = 1.0 / s;
-        let items = &scratch.items;
+        let (items, groups) = (&scratch.items, &scratch.groups);
         let Some(list) = self.subjects.get_mut(subject as usize) else { return };
         // Both are sorted by item: walk them together.
         let mut at = 0;
@@ -822,7 +1022,7 @@ impl Model {
             }
             if let Some(p) = items.get(at) {
                 obs.theta = p.theta as f32;
-                obs.theta_var = (1.0 / p.d + p.u * p.u * inv_s) as f32;
+                obs.theta_var = theta_var_in(p, groups, s) as f32;
             } else {
                 at = 0;
             }
@@ -978,6 +1178,7 @@ impl Model {
             item_newton.iter_mut().for_each(|x| *x = (0.0, 0.0));
             // 1. Subjects: exact posteriors given raters; accumulate τ_a², τ_d².
             let (mut ability_ss, mut ability_n, mut specific_ss, mut specific_n) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+            let (mut dimension_ss, mut dimension_n) = (0.0_f64, 0.0_f64);
             let (mut occasion_ss, mut occasion_n) = (0.0_f64, 0.0_f64);
             sums.iter_mut().for_each(|x| *x = RaterSums::default());
             for c in 0..self.subjects.len() {
@@ -988,11 +1189,21 @@ impl Model {
                 let inv_s = 1.0 / s;
                 ability_ss += ability * ability + inv_s;
                 ability_n += 1.0;
+                // Var(b_m) = 1/B_m + (1 − v_m)²/S; a + b_m has variance
+                // 1/B_m + v_m²/S.
+                for g in &scratch.groups {
+                    dimension_ss += g.mean * g.mean + 1.0 / g.precision + (1.0 - g.v).powi(2) * inv_s;
+                    dimension_n += 1.0;
+                }
                 for p in &scratch.items {
-                    let d = p.theta - ability;
-                    // Var(d_k) = 1/D_k + (W_k/D_k)²/S
+                    let (level, level_var) = match scratch.groups.get(p.slot as usize) {
+                        Some(g) => (ability + g.mean, 1.0 / g.precision + g.v * g.v * inv_s),
+                        None => (ability, inv_s),
+                    };
+                    let d = p.theta - level;
+                    // d_k = R_k/D_k − (W_k/D_k)(a + b_m) + its own 1/D_k
                     let share = p.precision / p.d;
-                    specific_ss += d * d + 1.0 / p.d + share * share * inv_s;
+                    specific_ss += d * d + 1.0 / p.d + share * share * level_var;
                     specific_n += 1.0;
                 }
                 // Only scorecards of several ratings say how large occasion
@@ -1150,6 +1361,7 @@ impl Model {
             self.hyper = Hyper {
                 ability: with_prior(ability_ss, ability_n, PRIOR_ABILITY),
                 specific: with_prior(specific_ss, specific_n, PRIOR_SPECIFIC),
+                dimension: with_prior(dimension_ss, dimension_n, PRIOR_DIMENSION),
                 severity: with_prior(severity_ss, rated_raters, PRIOR_SEVERITY),
                 occasion: with_prior(occasion_ss, occasion_n, PRIOR_OCCASION),
                 range: with_prior(range_ss, rated_raters, PRIOR_RANGE),
@@ -1222,6 +1434,7 @@ impl Model {
         self.hyper = Hyper {
             ability: 0.4 * var,
             specific: 0.1 * var,
+            dimension: 0.1 * var,
             severity: 0.1 * var,
             occasion: 0.05 * var,
             range: 0.04,
@@ -1271,6 +1484,112 @@ mod tests {
             assert_eq!(live.ratings(c), in_place.ratings(c));
             assert_eq!(live.composite(c, &[(0, 1.0), (1, 1.0)]), in_place.composite(c, &[(0, 1.0), (1, 1.0)]));
         }
+    }
+
+    /// Inverse of a small symmetric positive-definite matrix (Gauss–Jordan).
+    fn inverse(mut a: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+        let n = a.len();
+        let mut inv: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect()).collect();
+        for col in 0..n {
+            let pivot = a[col][col];
+            for j in 0..n {
+                a[col][j] /= pivot;
+                inv[col][j] /= pivot;
+            }
+            for row in (0..n).filter(|&r| r != col) {
+                let f = a[row][col];
+                for j in 0..n {
+                    a[row][j] -= f * a[col][j];
+                    inv[row][j] -= f * inv[col][j];
+                }
+            }
+        }
+        inv
+    }
+
+    #[test]
+    fn the_tree_solve_is_the_exact_gaussian_posterior() {
+        // Items 0–2 in dimension 7, 3–4 in dimension 9, item 5 in none, item
+        // 6 in dimension 7 but unrated; unknowns (a, b_7, b_9, d_0 … d_5).
+        let mut m = Model::new();
+        m.hyper.ability = 0.05;
+        m.hyper.dimension = 0.02;
+        m.hyper.specific = 0.01;
+        for (item, group) in [(0, 7), (1, 7), (2, 7), (3, 9), (4, 9), (5, NO_GROUP), (6, 7)] {
+            m.set_item_group(item, group);
+        }
+        let w = [40.0, 15.0, 80.0, 25.0, 5.0, 60.0];
+        let r = [4.0, -1.5, 9.0, -3.0, 0.2, 1.0];
+        let mut items: Vec<ItemPosterior> = (0..6)
+            .map(|k| ItemPosterior { item: k, precision: w[k as usize], d: 0.0, u: 0.0, theta: 0.0, slot: NO_GROUP })
+            .collect();
+        let (mut groups, mut group_residuals) = (Vec::new(), Vec::new());
+        let (ability, s) = m.solve_tree(&mut items, &r, &mut groups, &mut group_residuals);
+        let post = SubjectPosterior { ability, s, items, groups };
+
+        let n = 9;
+        let loading = |k: usize| {
+            let mut z = vec![0.0; n];
+            z[0] = 1.0;
+            match k {
+                0..=2 => z[1] = 1.0,
+                3 | 4 => z[2] = 1.0,
+                _ => {}
+            }
+            z[3 + k] = 1.0;
+            z
+        };
+        let mut precision = vec![vec![0.0; n]; n];
+        precision[0][0] = 1.0 / m.hyper.ability;
+        precision[1][1] = 1.0 / m.hyper.dimension;
+        precision[2][2] = 1.0 / m.hyper.dimension;
+        let mut h = vec![0.0; n];
+        for k in 0..6 {
+            precision[3 + k][3 + k] = 1.0 / m.hyper.specific;
+            let z = loading(k);
+            for i in 0..n {
+                h[i] += r[k] * z[i];
+                for j in 0..n {
+                    precision[i][j] += w[k] * z[i] * z[j];
+                }
+            }
+        }
+        let cov = inverse(precision);
+        let mean: Vec<f64> = (0..n).map(|i| (0..n).map(|j| cov[i][j] * h[j]).sum()).collect();
+        let quad = |x: &[f64], y: &[f64]| -> f64 {
+            (0..n).map(|i| (0..n).map(|j| x[i] * cov[i][j] * y[j]).sum::<f64>()).sum()
+        };
+        let dot = |x: &[f64], y: &[f64]| -> f64 { x.iter().zip(y).map(|(a, b)| a * b).sum() };
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + b.abs());
+
+        assert!(close(post.ability, mean[0]), "{} {}", post.ability, mean[0]);
+        assert!(close(1.0 / post.s, cov[0][0]));
+        for k in 0..6 {
+            let z = loading(k);
+            let p = post.item(k as u32).expect("rated");
+            assert!(close(p.theta, dot(&z, &mean)), "θ_{k}: {} {}", p.theta, dot(&z, &mean));
+            assert!(close(post.theta_var(p), quad(&z, &z)), "Var θ_{k}");
+        }
+        // A composite's variance and each item's covariance with it.
+        let coefs = [(0usize, 0.3), (2, 0.2), (3, 0.4), (5, 0.1)];
+        let lin = post.linear(coefs.iter().copied());
+        let mut l = vec![0.0; n];
+        for &(i, c) in &coefs {
+            let z = loading(i);
+            l.iter_mut().zip(&z).for_each(|(x, zi)| *x += c * zi);
+        }
+        assert!(close(lin.var, quad(&l, &l)));
+        for i in 0..6 {
+            let c = coefs.iter().find(|x| x.0 == i).map_or(0.0, |x| x.1);
+            assert!(close(post.covariance(&lin, i, c), quad(&loading(i), &l)), "Cov(θ_{i}, L)");
+        }
+        // An unrated item of a rated dimension: a + b_7 + a fresh deviation.
+        let mut z6 = vec![0.0; n];
+        z6[0] = 1.0;
+        z6[1] = 1.0;
+        let (level, var) = post.level(&m, 6);
+        assert!(close(level, dot(&z6, &mean)));
+        assert!(close(var, quad(&z6, &z6) + m.hyper.specific));
     }
 
     #[test]

@@ -229,13 +229,9 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
                 continue; // nobody else rated this candidate: no panel view
             }
             shared[r as usize] += 1;
-            let inv_s = 1.0 / post.s;
             let mut by_scorecard: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
             for o in model.ratings(c).iter().filter(|o| o.rater == r) {
-                let (theta, theta_var) = match post.item(o.item) {
-                    Some(p) => (p.theta, 1.0 / p.d + p.u * p.u * inv_s),
-                    None => (post.ability, model.hyper.specific + inv_s),
-                };
+                let (theta, theta_var) = post.level(model, o.item);
                 let mu = model.item_mean[o.item as usize];
                 let (y, latent) =
                     (o.value() - mu - model.severity[r as usize], o.latent() - mu - model.severity[r as usize]);

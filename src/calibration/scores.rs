@@ -99,8 +99,12 @@ pub(crate) struct CompositePath {
 
 impl CompositePath {
     fn new(model: &Model, subject: u32, post: &SubjectPosterior, weights: &[(u32, f64)]) -> Option<CompositePath> {
-        let rated: Vec<(&ItemPosterior, f64)> =
-            weights.iter().filter_map(|&(k, w)| post.item(k).map(|p| (p, w))).filter(|(_, w)| *w > 0.0).collect();
+        // (index into post.items, weight) of the weighted items rated.
+        let rated: Vec<(usize, f64)> = weights
+            .iter()
+            .filter(|(_, w)| *w > 0.0)
+            .filter_map(|&(k, w)| post.items.iter().position(|p| p.item == k).map(|i| (i, w)))
+            .collect();
         let total: f64 = rated.iter().map(|(_, w)| w).sum();
         if rated.is_empty() || total <= 0.0 {
             return None;
@@ -109,21 +113,26 @@ impl CompositePath {
         // The linearised composite Σ g_k θ_k, g_k = ω_k × slope of the expected
         // rating (floored: far past an end the slope underflows, and the
         // direction then falls back to the weights').
-        let slopes: Vec<(u32, f64)> = rated
+        let slopes: Vec<(usize, f64)> = rated
             .iter()
-            .map(|&(p, w)| (p.item, w / total * model.expected_score_slope(p.item, level(p)).max(1e-9)))
+            .map(|&(i, w)| {
+                let p = &post.items[i];
+                (i, w / total * model.expected_score_slope(p.item, level(p)).max(1e-9))
+            })
             .collect();
         let sum_g: f64 = slopes.iter().map(|s| s.1).sum();
-        let (_, var) = model.composite_with(subject, post, &slopes)?;
+        let by_item: Vec<(u32, f64)> = slopes.iter().map(|&(i, g)| (post.items[i].item, g)).collect();
+        let (_, var) = model.composite_with(subject, post, &by_item)?;
         let var_linear = var * sum_g * sum_g;
-        let g_u: f64 = rated.iter().zip(&slopes).map(|((p, _), (_, g))| g * p.u).sum();
-        let var_posterior: f64 =
-            rated.iter().zip(&slopes).map(|((p, _), (_, g))| g * g / p.d).sum::<f64>() + g_u * g_u / post.s;
-        let stretch = if var_posterior > 0.0 { var_linear.sqrt() / var_posterior } else { 0.0 };
+        let lin = post.linear(slopes.iter().copied());
+        let stretch = if lin.var > 0.0 { var_linear.sqrt() / lin.var } else { 0.0 };
         let legs = rated
             .iter()
             .zip(&slopes)
-            .map(|((p, w), (_, g))| (p.item, level(p), (g / p.d + p.u * g_u / post.s) * stretch, w / total))
+            .map(|(&(i, w), &(_, g))| {
+                let p = &post.items[i];
+                (p.item, level(p), post.covariance(&lin, i, g) * stretch, w / total)
+            })
             .collect();
         Some(CompositePath { legs })
     }
@@ -188,6 +197,25 @@ fn scores(model: &Model, subject: u32, shape: &RubricShape, with_competencies: b
 }
 
 impl RubricShape {
+    /// The model dimension (see [`Model::set_item_group`]) of each competency
+    /// that gets one: those of a dimension of two or more competencies in a
+    /// rubric with competencies outside it. A dimension of one competency has
+    /// no level of its own beyond that competency's, and in a rubric of one
+    /// dimension its level is the general one: neither could be told apart.
+    /// A dimension is named by its first competency's item, unique as items
+    /// are per rubric.
+    pub fn item_groups(&self) -> Vec<(u32, u32)> {
+        let total: usize = self.dimensions.iter().map(|d| d.items.len()).sum();
+        self.dimensions
+            .iter()
+            .filter(|d| d.items.len() >= 2 && d.items.len() < total)
+            .flat_map(|d| {
+                let group = d.items[0].0;
+                d.items.iter().map(move |&(k, _)| (k, group))
+            })
+            .collect()
+    }
+
     /// The overall score's weight of each competency when `rated` tells which
     /// were rated: dimension weights over the dimensions that were assessed,
     /// each spread over its rated competencies (unrated ones left out, never
@@ -250,6 +278,23 @@ pub fn connected_groups(model: &Model) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dimensions_get_a_level_only_where_the_data_can_tell_it_apart() {
+        let dimension =
+            |items: Vec<u32>| DimensionShape { weight: 1.0, items: items.into_iter().map(|k| (k, 1.0)).collect() };
+        let shape = |dimensions| RubricShape { scale_min: 1.0, scale_max: 5.0, dimensions };
+        // Two dimensions of several competencies: each named by its first item.
+        assert_eq!(
+            shape(vec![dimension(vec![3, 4]), dimension(vec![5, 6, 7])]).item_groups(),
+            vec![(3, 3), (4, 3), (5, 5), (6, 5), (7, 5)]
+        );
+        // A dimension of one competency has no level beyond it.
+        assert_eq!(shape(vec![dimension(vec![1]), dimension(vec![2, 8])]).item_groups(), vec![(2, 2), (8, 2)]);
+        // One dimension holding everything: its level is the general level.
+        assert!(shape(vec![dimension(vec![1, 2, 3])]).item_groups().is_empty());
+        assert!(shape(vec![dimension(vec![1, 2]), dimension(vec![])]).item_groups().is_empty());
+    }
     use crate::calibration::model::Obs;
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::calibration::Index;
 use crate::calibration::decisions::{self, ScoreDistribution};
-use crate::calibration::model::{Model, Obs};
+use crate::calibration::model::{Model, NO_GROUP, Obs};
 use crate::calibration::raters::{RaterReport, ScorecardFacts};
 use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score};
 use crate::domain::{Micros, Rubric, Scorecard, now_micros};
@@ -74,6 +74,8 @@ pub(super) struct JobInfo {
     pub(super) rubric_id: String,
     /// competency key → model item
     pub(super) items: HashMap<String, u32>,
+    /// model item → its dimension in the model (see [`RubricShape::item_groups`]).
+    pub(super) item_groups: HashMap<u32, u32>,
     pub(super) scale: (i32, i32),
 }
 
@@ -205,14 +207,17 @@ pub(super) struct ModelChange {
     pub(super) rater: u32,
     pub(super) steps: u32,
     pub(super) obs: Vec<Obs>,
+    /// Each rating's item's dimension in the model, parallel to `obs`.
+    pub(super) item_groups: Vec<u32>,
 }
 
 impl ModelChange {
     /// Applies the change to `model` with its local update; returns the
     /// subjects the update rescored (`None`: all).
     pub(super) fn replay(&self, model: &mut Model, groups: &mut Groups) -> Option<Vec<u32>> {
-        for o in &self.obs {
+        for (o, &group) in self.obs.iter().zip(&self.item_groups) {
             model.set_item_steps(o.item, self.steps);
+            model.set_item_group(o.item, group);
         }
         let mut touched = model.remove_scorecard(self.subject, self.scorecard);
         model.add(self.subject, &self.obs);
@@ -268,9 +273,11 @@ impl OrgState {
                     .collect(),
             })
             .collect();
+        let shape = RubricShape { scale_min: f64::from(c.scale.min), scale_max: f64::from(c.scale.max), dimensions };
         JobInfo {
             key: Arc::from(job_id),
-            shape: RubricShape { scale_min: f64::from(c.scale.min), scale_max: f64::from(c.scale.max), dimensions },
+            item_groups: shape.item_groups().into_iter().collect(),
+            shape,
             dimension_keys: c.dimensions.iter().map(|d| Arc::from(d.key.as_str())).collect(),
             rubric_id: rubric.id.clone(),
             items: map,
@@ -303,13 +310,16 @@ impl OrgState {
             .collect();
         // Rubric scales are integer points: every competency is ordinal.
         let steps = (max - min).max(1) as u32;
-        for o in &obs {
+        let item_groups: Vec<u32> =
+            obs.iter().map(|o| job.item_groups.get(&o.item).copied().unwrap_or(NO_GROUP)).collect();
+        for (o, &group) in obs.iter().zip(&item_groups) {
             self.model.set_item_steps(o.item, steps);
+            self.model.set_item_group(o.item, group);
         }
         let mut touched = self.model.remove_scorecard(subject, sc);
         self.model.add(subject, &obs);
         if let Some(journal) = &mut self.refit_journal {
-            journal.push(ModelChange { subject, scorecard: sc, rater, steps, obs: obs.clone() });
+            journal.push(ModelChange { subject, scorecard: sc, rater, steps, obs: obs.clone(), item_groups });
         }
         self.groups.link(subject, rater);
         touched.push(rater);

@@ -327,6 +327,10 @@ impl Org {
         for k in 0..COMPETENCIES as u32 {
             model.set_item_steps(k, u32::from(points - 1));
         }
+        // As the service does for a rubric (RubricShape::item_groups).
+        for (k, group) in shape.item_groups() {
+            model.set_item_group(k, group);
+        }
         let mut scorecards = Vec::new();
         let mut people = Vec::new();
         let mut subject_job = Vec::new();

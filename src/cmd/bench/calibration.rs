@@ -439,7 +439,12 @@ pub fn live_against_settled(orgs: usize) -> (f64, f64) {
             }
         }
         let (burst, before): (Vec<_>, Vec<_>) = cards.into_iter().partition(|(_, c)| c[0].scorecard.is_multiple_of(5));
+        // The scales and dimensions as the service declares them.
         let mut model = Model::new();
+        for k in 0..org.model.item_count() as u32 {
+            model.set_item_steps(k, org.model.item_steps(k));
+            model.set_item_group(k, org.model.item_group(k));
+        }
         for (s, c) in &before {
             model.add(*s, c);
         }
