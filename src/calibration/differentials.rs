@@ -236,16 +236,10 @@ fn panel_points(
     span_of: &std::collections::HashMap<(u32, u32), f64>,
 ) -> Vec<Vec<Point>> {
     let mut points: Vec<Vec<Point>> = vec![Vec::new(); model.rater_count()];
-    let mut raters: Vec<u32> = Vec::new();
     for &c in subjects {
-        raters.clear();
-        raters.extend(model.ratings(c).iter().map(|o| o.rater));
-        raters.sort_unstable();
-        raters.dedup();
-        for &r in &raters {
-            let post = model.posterior(c, Some(r));
+        model.for_each_panel_view(c, |r, post| {
             if post.items.is_empty() {
-                continue; // nobody else rated this candidate: no panel view
+                return; // nobody else rated this candidate: no panel view
             }
             let range = model.range[r as usize];
             // The rater's latent spread around their expectation: noise and occasion.
@@ -262,7 +256,7 @@ fn panel_points(
                     span,
                 });
             }
-        }
+        });
     }
     points
 }

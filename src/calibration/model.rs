@@ -294,6 +294,21 @@ pub struct SubjectPosterior {
     pub groups: Vec<GroupPosterior>,
 }
 
+/// Adds one rating's precision and precision-weighted residual to its item's
+/// (ratings come sorted by item).
+fn accumulate(items: &mut Vec<ItemPosterior>, residuals: &mut Vec<f64>, item: u32, precision: f64, residual: f64) {
+    match (items.last_mut(), residuals.last_mut()) {
+        (Some(last), Some(res)) if last.item == item => {
+            last.precision += precision;
+            *res += residual;
+        }
+        _ => {
+            items.push(ItemPosterior { item, precision, d: 0.0, u: 0.0, theta: 0.0, slot: NO_GROUP });
+            residuals.push(residual);
+        }
+    }
+}
+
 /// Var(θ_k) of an item of a posterior with these groups and S.
 fn theta_var_in(p: &ItemPosterior, groups: &[GroupPosterior], s: f64) -> f64 {
     match groups.get(p.slot as usize) {
@@ -808,25 +823,47 @@ impl Model {
                 continue;
             }
             let (wf, we) = (w * work.info, work.weighted_residual(base, w));
-            match (items.last_mut(), residuals.last_mut()) {
-                (Some(last), Some(res)) if last.item == obs.item => {
-                    last.precision += l * l * wf;
-                    *res += l * we;
-                }
-                _ => {
-                    items.push(ItemPosterior {
-                        item: obs.item,
-                        precision: l * l * wf,
-                        d: 0.0,
-                        u: 0.0,
-                        theta: 0.0,
-                        slot: NO_GROUP,
-                    });
-                    residuals.push(l * we);
-                }
-            }
+            accumulate(items, residuals, obs.item, l * l * wf, l * we);
         }
         self.solve_tree(&mut scratch.items, &scratch.residuals, &mut scratch.groups, &mut scratch.group_residuals)
+    }
+
+    /// The panel's view of `subject` without each of its raters in turn
+    /// (raters ascending): `f(r, posterior(subject, Some(r)))` for every rater
+    /// r of the subject, identical to it, with each rating's likelihood
+    /// evaluated once instead of once per rater (rater reports and
+    /// differentials ask for every one).
+    pub fn for_each_panel_view(&self, subject: u32, mut f: impl FnMut(u32, &SubjectPosterior)) {
+        // (item, rater, precision, precision-weighted residual) per rating,
+        // as solve_into adds them up.
+        let contributions: Vec<(u32, u32, f64, f64)> = self
+            .ratings(subject)
+            .iter()
+            .map(|obs| {
+                let r = obs.rater as usize;
+                let (g, w) = self.occasion_and_weight(obs);
+                let l = self.range[r];
+                let base = self.item_mean[obs.item as usize] + self.severity[r] + g;
+                let work = self.working(obs, base + l * obs.theta(), w);
+                let (wf, we) = (w * work.info, work.weighted_residual(base, w));
+                (obs.item, obs.rater, l * l * wf, l * we)
+            })
+            .collect();
+        let mut raters: Vec<u32> = contributions.iter().map(|c| c.1).collect();
+        raters.sort_unstable();
+        raters.dedup();
+        let mut post = SubjectPosterior::default();
+        let (mut residuals, mut group_residuals) = (Vec::new(), Vec::new());
+        for r in raters {
+            post.items.clear();
+            residuals.clear();
+            for &(item, _, precision, residual) in contributions.iter().filter(|c| c.1 != r) {
+                accumulate(&mut post.items, &mut residuals, item, precision, residual);
+            }
+            (post.ability, post.s) =
+                self.solve_tree(&mut post.items, &residuals, &mut post.groups, &mut group_residuals);
+            f(r, &post);
+        }
     }
 
     /// The tree's exact solve, from each item's precision W_k and
@@ -1590,6 +1627,49 @@ mod tests {
         let (level, var) = post.level(&m, 6);
         assert!(close(level, dot(&z6, &mean)));
         assert!(close(var, quad(&z6, &z6) + m.hyper.specific));
+    }
+
+    #[test]
+    fn each_panel_view_is_the_leave_one_rater_out_posterior() {
+        let mut m = Model::new();
+        for k in 0..4u32 {
+            m.set_item_steps(k, 4);
+            m.set_item_group(k, if k < 2 { 0 } else { 2 });
+        }
+        for c in 0..30u32 {
+            for i in 0..3u32 {
+                let rater = (c * 3 + i * 5) % 8;
+                let card = c * 3 + i;
+                let ratings: Vec<Obs> = (0..3u32)
+                    .map(|j| {
+                        let item = (c + i + j) % 4;
+                        Obs::new(rater, item, card, f64::from((c * 7 + i * 3 + j) % 5) / 4.0, 0.0)
+                    })
+                    .collect();
+                m.add(c, &ratings);
+            }
+        }
+        m.fit(100, 1e-9);
+        let mut views = 0;
+        for c in 0..30u32 {
+            m.for_each_panel_view(c, |r, view| {
+                views += 1;
+                let direct = m.posterior(c, Some(r));
+                assert_eq!((view.ability, view.s), (direct.ability, direct.s), "subject {c} without rater {r}");
+                let key = |p: &ItemPosterior| (p.item, p.precision, p.theta, p.d, p.u, p.slot);
+                assert_eq!(
+                    view.items.iter().map(key).collect::<Vec<_>>(),
+                    direct.items.iter().map(key).collect::<Vec<_>>()
+                );
+                assert_eq!(view.groups.len(), direct.groups.len());
+            });
+        }
+        assert_eq!(
+            views,
+            (0..30)
+                .map(|c| m.ratings(c).iter().map(|o| o.rater).collect::<std::collections::BTreeSet<_>>().len())
+                .sum::<usize>()
+        );
     }
 
     #[test]

@@ -184,81 +184,221 @@ struct Regression {
     residual_var: f64,
 }
 
+/// A least-squares line fitted as its points stream by (means and
+/// co-moments updated one point at a time, Welford's way), so that twenty
+/// thousand raters' ten million ratings need not be held at once.
+#[derive(Debug, Default, Clone, Copy)]
+struct Line {
+    n: f64,
+    mx: f64,
+    my: f64,
+    sxx: f64,
+    sxy: f64,
+    syy: f64,
+}
+
+impl Line {
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        let (dx, dy) = (x - self.mx, y - self.my);
+        self.mx += dx / self.n;
+        self.my += dy / self.n;
+        self.sxx += dx * (x - self.mx);
+        self.sxy += dx * (y - self.my);
+        self.syy += dy * (y - self.my);
+    }
+
+    /// Adds another line's points (Chan, Golub and LeVeque's pairwise update).
+    fn merge(&mut self, other: &Line) {
+        if other.n == 0.0 {
+            return;
+        }
+        if self.n == 0.0 {
+            *self = *other;
+            return;
+        }
+        let n = self.n + other.n;
+        let (dx, dy) = (other.mx - self.mx, other.my - self.my);
+        let weight = self.n * other.n / n;
+        self.sxx += other.sxx + dx * dx * weight;
+        self.sxy += other.sxy + dx * dy * weight;
+        self.syy += other.syy + dy * dy * weight;
+        self.mx += dx * other.n / n;
+        self.my += dy * other.n / n;
+        self.n = n;
+    }
+
+    fn fit(&self) -> Option<Regression> {
+        if self.n < 3.0 || self.sxx < 1e-12 {
+            return None;
+        }
+        let slope = self.sxy / self.sxx;
+        let rss = (self.syy - slope * self.sxy).max(0.0);
+        Some(Regression { slope, intercept: self.my - slope * self.mx, residual_var: rss / (self.n - 2.0) })
+    }
+}
+
 fn regress(points: &[(f64, f64)]) -> Option<Regression> {
-    let n = points.len() as f64;
-    if points.len() < 3 {
-        return None;
+    let mut line = Line::default();
+    for &(x, y) in points {
+        line.add(x, y);
     }
-    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    if sxx < 1e-12 {
-        return None;
+    line.fit()
+}
+
+/// Per rater, the panel's view of each of their ratings (leaving the rater
+/// out), summed as it streams by: the rating against the candidate's general
+/// level and against the panel's level on the item, and per scorecard what
+/// the drift trend needs.
+#[derive(Debug, Default)]
+struct PanelSums {
+    /// (candidate's general level, the model's expectation of the latent
+    /// judgement behind the rating: a 5 from a rater who expected 6 is a 6
+    /// latent, not a 5), less item mean and severity.
+    by_ability: Line,
+    /// (panel's level θ on the item, the rating), less item mean and severity.
+    by_theta: Line,
+    theta_var: f64,
+    /// (scorecard, time, Σ rating, Σ θ, ratings)
+    cards: Vec<(u32, f64, f64, f64, u32)>,
+    /// (candidate, Σ rating less item mean and severity, ratings), by
+    /// candidate, every candidate of the rater's: what their recommendations
+    /// are judged against.
+    by_subject: Vec<(u32, f64, u32)>,
+}
+
+/// Every rater's [`PanelSums`], how many of their candidates others also
+/// rated, and (observed within-scorecard variance, expected) for halo.
+#[derive(Debug)]
+struct Panel {
+    sums: Vec<PanelSums>,
+    shared: Vec<u32>,
+    halo: Vec<(f64, f64)>,
+}
+
+/// The subjects are cut into this many runs, summed in parallel and merged in
+/// order: a fixed number, so the figures do not depend on the machine's cores.
+const PANEL_RUNS: usize = 8;
+
+impl Panel {
+    fn new(raters: usize) -> Panel {
+        Panel {
+            sums: (0..raters).map(|_| PanelSums::default()).collect(),
+            shared: vec![0; raters],
+            halo: vec![(0.0, 0.0); raters],
+        }
     }
-    let slope = sxy / sxx;
-    let intercept = my - slope * mx;
-    let rss: f64 = points.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
-    Some(Regression { slope, intercept, residual_var: rss / (n - 2.0) })
+
+    /// The whole organisation's panel: every subject's leave-one-rater-out
+    /// views (one model solve per subject and rater, most of a report's cost),
+    /// on every core.
+    fn of(model: &Model) -> Panel {
+        let subjects = model.subject_count();
+        let runs: Vec<std::ops::Range<u32>> = (0..PANEL_RUNS)
+            .map(|i| (i * subjects / PANEL_RUNS) as u32..((i + 1) * subjects / PANEL_RUNS) as u32)
+            .collect();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(PANEL_RUNS);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut parts: Vec<(usize, Panel)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(run) = runs.get(i) else { break };
+                            done.push((i, Panel::over(model, run.clone())));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        parts.sort_by_key(|p| p.0);
+        let mut panel = Panel::new(model.rater_count());
+        for (_, part) in parts {
+            panel.absorb(part);
+        }
+        panel
+    }
+
+    /// The panel of a run of subjects. Subject by subject, each rater's
+    /// leave-one-out view ([`Model::for_each_panel_view`]).
+    fn over(model: &Model, subjects: std::ops::Range<u32>) -> Panel {
+        let mut panel = Panel::new(model.rater_count());
+        for c in subjects {
+            model.for_each_panel_view(c, |r, post| {
+                let severity = model.severity[r as usize];
+                let (mut sum, mut count) = (0.0, 0);
+                for o in model.ratings(c).iter().filter(|o| o.rater == r) {
+                    sum += o.value() - model.item_mean[o.item as usize] - severity;
+                    count += 1;
+                }
+                panel.sums[r as usize].by_subject.push((c, sum, count));
+                if post.items.is_empty() {
+                    return; // nobody else rated this candidate: no panel view
+                }
+                panel.shared[r as usize] += 1;
+                let mut by_scorecard: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
+                let first_card = panel.sums[r as usize].cards.len();
+                for o in model.ratings(c).iter().filter(|o| o.rater == r) {
+                    let (theta, theta_var) = post.level(model, o.item);
+                    let mu = model.item_mean[o.item as usize];
+                    let (y, latent) =
+                        (o.value() - mu - model.severity[r as usize], o.latent() - mu - model.severity[r as usize]);
+                    let sums = &mut panel.sums[r as usize];
+                    sums.by_ability.add(post.ability, latent);
+                    sums.by_theta.add(theta, y);
+                    sums.theta_var += theta_var;
+                    // A scorecard's ratings all come in this one view.
+                    match sums.cards[first_card..].iter_mut().find(|c| c.0 == o.scorecard) {
+                        Some(card) => {
+                            card.2 += y;
+                            card.3 += theta;
+                            card.4 += 1;
+                        }
+                        None => sums.cards.push((o.scorecard, o.time(), y, theta, 1)),
+                    }
+                    match by_scorecard.iter_mut().find(|(s, _)| *s == o.scorecard) {
+                        Some((_, v)) => v.push((o.value(), mu + theta)),
+                        None => by_scorecard.push((o.scorecard, vec![(o.value(), mu + theta)])),
+                    }
+                }
+                for (_, pairs) in by_scorecard.iter().filter(|(_, v)| v.len() >= 2) {
+                    let var = |f: &dyn Fn(&(f64, f64)) -> f64| {
+                        let m = pairs.iter().map(f).sum::<f64>() / pairs.len() as f64;
+                        pairs.iter().map(|p| (f(p) - m).powi(2)).sum::<f64>() / (pairs.len() - 1) as f64
+                    };
+                    panel.halo[r as usize].0 += var(&|p| p.0);
+                    panel.halo[r as usize].1 += var(&|p| p.1) + model.hyper.noise;
+                }
+            });
+        }
+        panel
+    }
+
+    /// Adds a later run's sums (its subjects all after this one's).
+    fn absorb(&mut self, later: Panel) {
+        for (mine, theirs) in self.sums.iter_mut().zip(later.sums) {
+            mine.by_ability.merge(&theirs.by_ability);
+            mine.by_theta.merge(&theirs.by_theta);
+            mine.theta_var += theirs.theta_var;
+            mine.cards.extend(theirs.cards);
+            mine.by_subject.extend(theirs.by_subject);
+        }
+        self.shared.iter_mut().zip(later.shared).for_each(|(a, b)| *a += b);
+        self.halo.iter_mut().zip(later.halo).for_each(|(a, b)| {
+            a.0 += b.0;
+            a.1 += b.1;
+        });
+    }
 }
 
 /// Reports for every rater with at least one rating.
 pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> Vec<RaterReport> {
     let raters = model.rater_count();
-    // Per rater: the panel's view of each rating, leaving the rater out.
-    struct Point {
-        /// The rating, and the model's expectation of the latent judgement
-        /// behind it (different on an ordinal scale: a 5 from a rater who
-        /// expected 6 is a 6 latent, not a 5), less item mean and severity.
-        y: f64,
-        latent: f64,
-        ability: f64,
-        theta: f64,
-        theta_var: f64,
-        time: f64,
-        scorecard: u32,
-    }
-    let mut points: Vec<Vec<Point>> = (0..raters).map(|_| Vec::new()).collect();
-    let mut shared: Vec<u32> = vec![0; raters];
-    // (observed within-scorecard variance, expected) per rater
-    let mut halo: Vec<(f64, f64)> = vec![(0.0, 0.0); raters];
-    for r in 0..raters as u32 {
-        for &c in model.rated_by(r) {
-            let post = model.posterior(c, Some(r));
-            if post.items.is_empty() {
-                continue; // nobody else rated this candidate: no panel view
-            }
-            shared[r as usize] += 1;
-            let mut by_scorecard: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
-            for o in model.ratings(c).iter().filter(|o| o.rater == r) {
-                let (theta, theta_var) = post.level(model, o.item);
-                let mu = model.item_mean[o.item as usize];
-                let (y, latent) =
-                    (o.value() - mu - model.severity[r as usize], o.latent() - mu - model.severity[r as usize]);
-                points[r as usize].push(Point {
-                    y,
-                    latent,
-                    ability: post.ability,
-                    theta,
-                    theta_var,
-                    time: o.time(),
-                    scorecard: o.scorecard,
-                });
-                match by_scorecard.iter_mut().find(|(s, _)| *s == o.scorecard) {
-                    Some((_, v)) => v.push((o.value(), mu + theta)),
-                    None => by_scorecard.push((o.scorecard, vec![(o.value(), mu + theta)])),
-                }
-            }
-            for (_, pairs) in by_scorecard.iter().filter(|(_, v)| v.len() >= 2) {
-                let var = |f: &dyn Fn(&(f64, f64)) -> f64| {
-                    let m = pairs.iter().map(f).sum::<f64>() / pairs.len() as f64;
-                    pairs.iter().map(|p| (f(p) - m).powi(2)).sum::<f64>() / (pairs.len() - 1) as f64
-                };
-                halo[r as usize].0 += var(&|p| p.0);
-                halo[r as usize].1 += var(&|p| p.1) + model.hyper.noise;
-            }
-        }
-    }
+    let Panel { sums: mut points, shared, halo } = Panel::of(model);
 
     // Noise after severity and range use, for every rater, to compare with the median.
     let fitted: Vec<Option<(Regression, Regression, f64)>> = points
@@ -267,9 +407,9 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
             // Range use on the latent scale: the ends of an ordinal scale
             // compress every rater's ratings of strong and weak candidates, most
             // on short scales, which is not the rater's central tendency.
-            let by_ability = regress(&p.iter().map(|q| (q.ability, q.latent)).collect::<Vec<_>>())?;
-            let by_theta = regress(&p.iter().map(|q| (q.theta, q.y)).collect::<Vec<_>>())?;
-            let mean_theta_var = p.iter().map(|q| q.theta_var).sum::<f64>() / p.len() as f64;
+            let by_ability = p.by_ability.fit()?;
+            let by_theta = p.by_theta.fit()?;
+            let mean_theta_var = p.theta_var / p.by_theta.n;
             let noise = (by_theta.residual_var - by_theta.slope.powi(2) * mean_theta_var).max(1e-6).sqrt();
             Some((by_ability, by_theta, noise))
         })
@@ -312,14 +452,15 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
                 // scorecard share its time and its occasion, so as separate
                 // points they would overstate how sure the trend is, most for
                 // a rater who gives every competency the same score.
-                let mut by_card: std::collections::BTreeMap<u32, (f64, f64, u32)> = Default::default();
-                for q in &points[r] {
-                    let e = by_card.entry(q.scorecard).or_insert((q.time, 0.0, 0));
-                    e.1 += q.y - by_theta.intercept - by_theta.slope * q.theta;
-                    e.2 += 1;
-                }
-                let residuals: Vec<(f64, f64)> =
-                    by_card.values().map(|&(time, sum, n)| (time, sum / f64::from(n))).collect();
+                let cards = &mut points[r].cards;
+                cards.sort_unstable_by_key(|c| c.0);
+                let residuals: Vec<(f64, f64)> = cards
+                    .iter()
+                    .map(|&(_, time, y, theta, n)| {
+                        let n = f64::from(n);
+                        (time, (y - n * by_theta.intercept - by_theta.slope * theta) / n)
+                    })
+                    .collect();
                 let (drift, total, z) = match regress(&residuals) {
                     Some(trend) => {
                         let n = residuals.len() as f64;
@@ -340,13 +481,14 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
 
         let mut mismatches = 0u32;
         let mut judged = 0u32;
+        let by_subject = &points[r].by_subject;
         for s in own {
-            let ratings: Vec<_> = model.ratings(s.subject).iter().filter(|o| o.rater as usize == r).collect();
-            if ratings.is_empty() {
+            let Ok(at) = by_subject.binary_search_by_key(&s.subject, |x| x.0) else { continue };
+            let (_, sum, count) = by_subject[at];
+            if count == 0 {
                 continue;
             }
-            let m = ratings.iter().map(|o| o.value() - model.item_mean[o.item as usize] - severity).sum::<f64>()
-                / ratings.len() as f64;
+            let m = sum / f64::from(count);
             let positive = s.recommendation >= 3;
             judged += 1;
             if (positive && m < -t.mismatch_margin) || (!positive && m > t.mismatch_margin) {
@@ -465,6 +607,39 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_line_is_the_least_squares_line() {
+        // y = 1 + 2x with residuals +0.1, −0.2, +0.1, 0, 0 around it, far from
+        // the origin, where naive sums of squares would lose digits.
+        let points: Vec<(f64, f64)> = [0.1, -0.2, 0.1, 0.0, 0.0]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let x = 1e6 + i as f64;
+                (x, 1.0 + 2.0 * x + e)
+            })
+            .collect();
+        let line = regress(&points).expect("five points");
+        // The two-pass textbook formulas.
+        let (mx, my) = (1e6 + 2.0, points.iter().map(|p| p.1).sum::<f64>() / 5.0);
+        let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let slope = sxy / sxx;
+        let rss: f64 = points.iter().map(|p| (p.1 - (my - slope * mx) - slope * p.0).powi(2)).sum();
+        assert!((line.slope - slope).abs() < 1e-9, "{} {slope}", line.slope);
+        assert!((line.intercept - (my - slope * mx)).abs() < 1e-3);
+        assert!((line.residual_var - rss / 3.0).abs() < 1e-9, "{} {}", line.residual_var, rss / 3.0);
+        // Two runs merged are the whole.
+        let (mut first, mut second) = (Line::default(), Line::default());
+        points[..2].iter().for_each(|&(x, y)| first.add(x, y));
+        points[2..].iter().for_each(|&(x, y)| second.add(x, y));
+        first.merge(&second);
+        let merged = first.fit().expect("five points");
+        assert!((merged.slope - line.slope).abs() < 1e-9 && (merged.residual_var - line.residual_var).abs() < 1e-9);
+        assert!(regress(&points[..2]).is_none(), "two points leave no residual");
+        assert!(regress(&[(1.0, 1.0), (1.0, 2.0), (1.0, 3.0)]).is_none(), "no spread in x");
+    }
 
     #[test]
     fn thin_evidence_rules() {
