@@ -327,6 +327,8 @@ impl Panel {
     /// leave-one-out view ([`Model::for_each_panel_view`]).
     fn over(model: &Model, subjects: std::ops::Range<u32>) -> Panel {
         let mut panel = Panel::new(model.rater_count());
+        // (scorecard, rating, panel's level) of the rater's ratings in a view.
+        let mut pairs: Vec<(u32, f64, f64)> = Vec::new();
         for c in subjects {
             model.for_each_panel_view(c, |r, post| {
                 let severity = model.severity[r as usize];
@@ -340,7 +342,7 @@ impl Panel {
                     return; // nobody else rated this candidate: no panel view
                 }
                 panel.shared[r as usize] += 1;
-                let mut by_scorecard: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
+                pairs.clear();
                 let first_card = panel.sums[r as usize].cards.len();
                 for o in model.ratings(c).iter().filter(|o| o.rater == r) {
                     let (theta, theta_var) = post.level(model, o.item);
@@ -360,18 +362,18 @@ impl Panel {
                         }
                         None => sums.cards.push((o.scorecard, o.time(), y, theta, 1)),
                     }
-                    match by_scorecard.iter_mut().find(|(s, _)| *s == o.scorecard) {
-                        Some((_, v)) => v.push((o.value(), mu + theta)),
-                        None => by_scorecard.push((o.scorecard, vec![(o.value(), mu + theta)])),
-                    }
+                    pairs.push((o.scorecard, o.value(), mu + theta));
                 }
-                for (_, pairs) in by_scorecard.iter().filter(|(_, v)| v.len() >= 2) {
-                    let var = |f: &dyn Fn(&(f64, f64)) -> f64| {
-                        let m = pairs.iter().map(f).sum::<f64>() / pairs.len() as f64;
-                        pairs.iter().map(|p| (f(p) - m).powi(2)).sum::<f64>() / (pairs.len() - 1) as f64
+                // Within each scorecard of two or more ratings: the spread of the
+                // rater's scores against the spread of the panel's levels.
+                pairs.sort_by_key(|p| p.0);
+                for card in pairs.chunk_by(|a, b| a.0 == b.0).filter(|card| card.len() >= 2) {
+                    let var = |f: &dyn Fn(&(u32, f64, f64)) -> f64| {
+                        let m = card.iter().map(f).sum::<f64>() / card.len() as f64;
+                        card.iter().map(|p| (f(p) - m).powi(2)).sum::<f64>() / (card.len() - 1) as f64
                     };
-                    panel.halo[r as usize].0 += var(&|p| p.0);
-                    panel.halo[r as usize].1 += var(&|p| p.1) + model.hyper.noise;
+                    panel.halo[r as usize].0 += var(&|p| p.1);
+                    panel.halo[r as usize].1 += var(&|p| p.2) + model.hyper.noise;
                 }
             });
         }
