@@ -210,6 +210,33 @@ async fn the_demo_report_opens_in_a_browser() {
     for planted in ["dagny", "lena", "nadia"] {
         assert!(flagged.iter().any(|l| l.starts_with(&format!("{planted} ("))), "{planted} labelled: {flagged:?}");
     }
+    // The dimension scatter's labels, as the browser lays them out, never
+    // overlap one another.
+    let overlapping = browser
+        .script(
+            "const boxes = Array.from(document.querySelectorAll('text.point-label')).map(t => t.getBoundingClientRect());\
+             let n = 0;\
+             for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {\
+               const a = boxes[i], b = boxes[j];\
+               if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) n++;\
+             }\
+             return [boxes.length, n];",
+        )
+        .await;
+    let labelled = overlapping[0].as_u64().expect("label count");
+    assert!(labelled >= 3, "the scatter labels the top of the ranking: {overlapping}");
+    assert_eq!(overlapping[1], json!(0), "scatter labels overlap: {overlapping}");
+    // Names a recruiter can tell apart: no surname twice in a job.
+    let names = browser
+        .script("return Array.from(document.querySelectorAll('table.ranking tbody th')).map(t => t.textContent);")
+        .await;
+    let surnames: std::collections::HashSet<String> = names
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(|v| v.as_str().and_then(|n| n.split(' ').next_back()).map(String::from))
+        .collect();
+    assert_eq!(surnames.len(), 20, "every candidate of the job has a surname of their own: {names}");
     // The style sheet applied (the Content-Security-Policy lets our own in).
     let header = browser.script("return getComputedStyle(document.querySelector('header')).backgroundColor;").await;
     assert_eq!(header, json!("rgb(11, 42, 91)"));

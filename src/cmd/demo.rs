@@ -59,11 +59,159 @@ const INTERVIEWERS: [(&str, Kind); 15] = [
     ("oscar", Kind::BiasedAgainstWomen),
 ];
 
-const FIRST: [&str; 20] = [
-    "Ada", "Bilal", "Carmen", "Dmitri", "Elif", "Femi", "Greta", "Hugo", "Isla", "Jae", "Kavya", "Luca", "Maya",
-    "Nikolai", "Olu", "Priya", "Quentin", "Rosa", "Sven", "Tamar",
+/// Candidates' names: one first name and one surname each, never a surname
+/// shared within the demo (a terminal or a scatter plot must tell people
+/// apart).
+const FIRST: [&str; 60] = [
+    "Ada",
+    "Bilal",
+    "Carmen",
+    "Dmitri",
+    "Elif",
+    "Femi",
+    "Greta",
+    "Hugo",
+    "Isla",
+    "Jae",
+    "Kavya",
+    "Luca",
+    "Maya",
+    "Nikolai",
+    "Olu",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Sven",
+    "Tamar",
+    "Amara",
+    "Bruno",
+    "Chiara",
+    "Diego",
+    "Esther",
+    "Farid",
+    "Grace",
+    "Hiroshi",
+    "Ingrid",
+    "Jonas",
+    "Keiko",
+    "Lars",
+    "Mei",
+    "Nasser",
+    "Oksana",
+    "Pablo",
+    "Rania",
+    "Samuel",
+    "Thandiwe",
+    "Umar",
+    "Valentina",
+    "Wei",
+    "Ximena",
+    "Yusuf",
+    "Zofia",
+    "Aiko",
+    "Benedikt",
+    "Chidi",
+    "Dana",
+    "Emeka",
+    "Fatima",
+    "Gustavo",
+    "Hana",
+    "Ivan",
+    "Jasmin",
+    "Kwame",
+    "Leila",
+    "Marek",
+    "Noor",
+    "Omar",
 ];
-const LAST: [&str; 3] = ["Okafor", "Lindqvist", "Moreau"];
+const LAST: [&str; 60] = [
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Tanaka",
+    "Haddad",
+    "Kowalski",
+    "Mensah",
+    "Rossi",
+    "Nguyen",
+    "Schmidt",
+    "Alvarez",
+    "Petrov",
+    "Chen",
+    "O'Brien",
+    "Mbeki",
+    "Johansson",
+    "Farouk",
+    "Dubois",
+    "Sato",
+    "Novak",
+    "Adeyemi",
+    "Bianchi",
+    "Castillo",
+    "Demir",
+    "Eriksen",
+    "Fischer",
+    "Gupta",
+    "Horvat",
+    "Ibrahim",
+    "Jansen",
+    "Kim",
+    "Larsen",
+    "Mahlaba",
+    "Nakamura",
+    "Oduya",
+    "Park",
+    "Quispe",
+    "Reyes",
+    "Silva",
+    "Torres",
+    "Usman",
+    "Varga",
+    "Wójcik",
+    "Xu",
+    "Yilmaz",
+    "Zhou",
+    "Abara",
+    "Brennan",
+    "Costa",
+    "Dlamini",
+    "Esposito",
+    "Ferreira",
+    "Greco",
+    "Hoang",
+    "Iyer",
+    "Jovanović",
+    "Kaur",
+    "Lopez",
+    "Moretti",
+    "Nowak",
+];
+/// Candidates per job.
+const PER_JOB: usize = 20;
+
+/// An address for a demo name: ASCII letters only.
+fn email_of(first: &str, last: &str) -> String {
+    let part = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                'ó' => 'o',
+                'ć' => 'c',
+                c => c,
+            })
+            .filter(char::is_ascii_alphabetic)
+            .collect::<String>()
+            .to_lowercase()
+    };
+    format!("{}.{}@example.com", part(first), part(last))
+}
+
+/// The `n`th candidate of job `j`: (first name, surname), each used once.
+fn candidate_name(j: usize, n: usize) -> (&'static str, &'static str) {
+    let i = (j * PER_JOB + n) % FIRST.len();
+    // 7 is prime to 60: a permutation, so each surname is used once while
+    // first names and surnames pair differently from their lists' order.
+    (FIRST[i], LAST[(i * 7) % LAST.len()])
+}
 
 /// A candidate's self-identification: mostly given, sometimes declined. Drawn
 /// from a generator of its own, so the rest of the demo is the same with or
@@ -124,13 +272,14 @@ pub async fn seed(store: &Store, keys: Option<&SealingKeys>) -> Result<Vec<(Stri
     let mut names = Vec::new();
     for (j, (job, rubric)) in jobs.iter().enumerate() {
         names.push((format!("jobs/{}", job.id), job.title.clone()));
-        for (n, first) in FIRST.iter().enumerate() {
-            let display_name = format!("{first} {}", LAST[j]);
+        for n in 0..PER_JOB {
+            let (first, last) = candidate_name(j, n);
+            let display_name = format!("{first} {last}");
             let candidate = Candidate {
                 id: new_id(),
                 external_id: format!("ats-{j}-{n}"),
                 display_name: display_name.clone(),
-                email: format!("{}.{}@example.com", first.to_lowercase(), LAST[j].to_lowercase()),
+                email: email_of(first, last),
                 erased_at: None,
                 created_at: now,
                 updated_at: now,
@@ -309,4 +458,20 @@ fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
     let dir = std::env::temp_dir().join(format!("scorecard-demo-{}", new_id()));
     std::fs::create_dir_all(&dir).map_err(|e| AppError::Config(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_candidates_never_share_a_name_or_a_surname() {
+        let names: Vec<(&str, &str)> = (0..3).flat_map(|j| (0..PER_JOB).map(move |n| candidate_name(j, n))).collect();
+        let surnames: std::collections::HashSet<&str> = names.iter().map(|n| n.1).collect();
+        let firsts: std::collections::HashSet<&str> = names.iter().map(|n| n.0).collect();
+        assert_eq!(surnames.len(), names.len(), "a surname is shared");
+        assert_eq!(firsts.len(), names.len(), "a first name is shared");
+        assert_eq!(email_of("Zofia", "Wójcik"), "zofia.wojcik@example.com");
+        assert_eq!(email_of("Aoife", "O'Brien"), "aoife.obrien@example.com");
+    }
 }

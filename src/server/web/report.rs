@@ -316,25 +316,30 @@ fn dimension_scatter(r: &JobReport, x_title: &str, y_title: &str) -> String {
         (y.from + y.to) / 2.0,
         esc(y_title)
     );
-    for c in &r.candidates {
-        let (Some(xv), Some(yv)) = (c.x_dimension, c.y_dimension) else { continue };
-        let (px, py) = (x.at(xv), y.at(yv));
+    let plotted: Vec<(&RankedCandidate, f64, f64)> =
+        r.candidates.iter().filter_map(|c| Some((c, x.at(c.x_dimension?), y.at(c.y_dimension?)))).collect();
+    let points: Vec<(f64, f64)> = plotted.iter().map(|p| (p.1, p.2)).collect();
+    let wanted: Vec<(usize, usize)> =
+        plotted.iter().enumerate().filter(|(_, p)| p.0.rank <= 5).map(|(i, p)| (i, p.0.name.chars().count())).collect();
+    let labels = place_labels(&points, &wanted, (x.from, y.to, x.to, y.from));
+    for (i, &(c, px, py)) in plotted.iter().enumerate() {
         let _ = write!(
             svg,
             "<g class=\"candidate\"><title>{}. {}: {} {}, {} {}</title><circle class=\"point\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\"/>",
             c.rank,
             esc(&c.name),
             esc(x_title),
-            number(xv),
+            optional(c.x_dimension),
             esc(y_title),
-            number(yv)
+            optional(c.y_dimension)
         );
-        if c.rank <= 5 {
+        if let Some(Some(label)) = labels.iter().find(|l| l.0 == i).map(|l| l.1) {
             let _ = write!(
                 svg,
-                "<text class=\"point-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                px + 8.0,
-                py - 6.0,
+                "<text class=\"point-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{}\">{}</text>",
+                label.x,
+                label.y,
+                if label.end { "end" } else { "start" },
                 esc(&c.name)
             );
         }
@@ -342,6 +347,79 @@ fn dimension_scatter(r: &JobReport, x_title: &str, y_title: &str) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Where a point's label goes: its text's anchor (`end`: the text ends at x).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LabelSpot {
+    x: f64,
+    y: f64,
+    end: bool,
+}
+
+/// Width of a label's character and the label's height, in the chart's pixels
+/// (the style sheet's 11–12 px system font, a little generous).
+const LABEL_CHAR_WIDTH: f64 = 6.8;
+const LABEL_HEIGHT: f64 = 13.0;
+/// A point's radius, and the space kept around it.
+const POINT_CLEARANCE: f64 = 6.0;
+
+impl LabelSpot {
+    /// (left, top, right, bottom) of a label of `chars` characters.
+    fn bounds(&self, chars: usize) -> (f64, f64, f64, f64) {
+        let w = chars as f64 * LABEL_CHAR_WIDTH;
+        let (l, r) = if self.end { (self.x - w, self.x) } else { (self.x, self.x + w) };
+        (l, self.y - LABEL_HEIGHT + 3.0, r, self.y + 3.0)
+    }
+}
+
+fn overlaps(a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// Labels for the points `wanted` (index into `points`, characters), in
+/// order, each at the first spot around its point (right, left, above,
+/// below; then further out) that stays inside `plot` (left, top, right,
+/// bottom) and overlaps no label placed before it and no point. A label with
+/// no free spot is left out: its point keeps its tooltip, and the table has
+/// every name.
+fn place_labels(
+    points: &[(f64, f64)],
+    wanted: &[(usize, usize)],
+    plot: (f64, f64, f64, f64),
+) -> Vec<(usize, Option<LabelSpot>)> {
+    let mut placed: Vec<(f64, f64, f64, f64)> = Vec::new();
+    let mut out = Vec::new();
+    for &(i, chars) in wanted {
+        let (px, py) = points[i];
+        let spot = (1..=4).find_map(|step| {
+            let d = 8.0 * f64::from(step);
+            let spots = [
+                LabelSpot { x: px + d, y: py - d * 0.5, end: false },
+                LabelSpot { x: px + d, y: py + d * 0.5 + LABEL_HEIGHT - 3.0, end: false },
+                LabelSpot { x: px - d, y: py - d * 0.5, end: true },
+                LabelSpot { x: px - d, y: py + d * 0.5 + LABEL_HEIGHT - 3.0, end: true },
+                LabelSpot { x: px - chars as f64 * LABEL_CHAR_WIDTH / 2.0, y: py - d, end: false },
+                LabelSpot { x: px - chars as f64 * LABEL_CHAR_WIDTH / 2.0, y: py + d + LABEL_HEIGHT - 3.0, end: false },
+            ];
+            spots.into_iter().find(|s| {
+                let b = s.bounds(chars);
+                let inside = b.0 >= plot.0 && b.1 >= plot.1 && b.2 <= plot.2 && b.3 <= plot.3;
+                let clear_of_points = points.iter().all(|&(qx, qy)| {
+                    !overlaps(
+                        b,
+                        (qx - POINT_CLEARANCE, qy - POINT_CLEARANCE, qx + POINT_CLEARANCE, qy + POINT_CLEARANCE),
+                    )
+                });
+                inside && clear_of_points && placed.iter().all(|&p| !overlaps(b, p))
+            })
+        });
+        if let Some(s) = spot {
+            placed.push(s.bounds(chars));
+        }
+        out.push((i, spot));
+    }
+    out
 }
 
 /// Rater map: severity across (negative is harsh), noise up; flagged raters
@@ -750,6 +828,30 @@ mod tests {
         assert!(html.contains("Rates 0.8 points below the organisation."));
         assert!(!html.contains("amara ("), "unflagged raters are dots with a tooltip only");
         assert!(html.contains("<title>amara: severity 0.05"));
+    }
+
+    #[test]
+    fn scatter_labels_never_overlap_each_other_or_the_points() {
+        // Five labelled candidates on nearly the same spot, and others around.
+        let mut points: Vec<(f64, f64)> = (0..5).map(|i| (300.0 + f64::from(i), 200.0 + f64::from(i) * 0.5)).collect();
+        points.extend([(330.0, 200.0), (270.0, 190.0), (300.0, 230.0)]);
+        let wanted: Vec<(usize, usize)> = (0..5).map(|i| (i, 14)).collect();
+        let plot = (70.0, 30.0, 530.0, 400.0);
+        let labels = place_labels(&points, &wanted, plot);
+        let boxes: Vec<(f64, f64, f64, f64)> = labels.iter().filter_map(|l| l.1.map(|s| s.bounds(14))).collect();
+        assert!(boxes.len() >= 4, "most of the crowd gets a label: {labels:?}");
+        for (a, x) in boxes.iter().enumerate() {
+            assert!(x.0 >= plot.0 && x.1 >= plot.1 && x.2 <= plot.2 && x.3 <= plot.3, "inside the plot");
+            for y in &boxes[a + 1..] {
+                assert!(!overlaps(*x, *y), "{x:?} overlaps {y:?}");
+            }
+            for &(px, py) in &points {
+                assert!(!overlaps(*x, (px - 5.0, py - 5.0, px + 5.0, py + 5.0)), "{x:?} covers a point");
+            }
+        }
+        // A point at the right edge is labelled to its left.
+        let edge = place_labels(&[(525.0, 100.0)], &[(0, 10)], plot);
+        assert!(edge[0].1.is_some_and(|s| s.end), "{edge:?}");
     }
 
     #[test]
