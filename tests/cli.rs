@@ -155,3 +155,18 @@ async fn cli_prints_the_numbers_the_api_serves() {
     assert!(!ok);
     assert!(err.contains("NotFound"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prints_shell_completions() {
+    let (ok, bash, err) = run(vec!["completions".into(), "bash".into()]).await;
+    assert!(ok, "{err}");
+    assert!(bash.contains("_scorecard()"), "a bash completion function");
+    for command in ["ranking", "plan", "raters", "compliance", "token"] {
+        assert!(bash.contains(command), "completes `{command}`");
+    }
+    let (ok, zsh, err) = run(vec!["completions".into(), "zsh".into()]).await;
+    assert!(ok, "{err}");
+    assert!(zsh.starts_with("#compdef scorecard"), "{}", &zsh[..zsh.len().min(80)]);
+    let (ok, _, err) = run(vec!["completions".into(), "tcsh".into()]).await;
+    assert!(!ok && err.contains("tcsh"), "an unknown shell is named in the error: {err}");
+}

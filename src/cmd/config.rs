@@ -135,6 +135,13 @@ pub enum Command {
     /// Example: scorecard bench calibration --orgs 10
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print a shell completion script for this command line.
+    ///
+    /// Example: scorecard completions bash > /etc/bash_completion.d/scorecard
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -148,6 +148,11 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut command = <config::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "scorecard", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Migrate(db) => {
             let store = open_store(&db.database_url, db.db_max_connections).await?;
             tracing::info!(database = store.kind(), "migrations applied");
