@@ -811,21 +811,27 @@ impl Model {
         residuals.clear();
         scratch.working.clear();
         for obs in self.ratings(subject) {
-            let r = obs.rater as usize;
-            let (g, w) = self.occasion_and_weight(obs);
-            let l = self.range[r];
-            // One Newton step from the level stored on the rating (exact for
-            // continuous ratings, which are linear in it).
-            let base = self.item_mean[obs.item as usize] + self.severity[r] + g;
-            let work = self.working(obs, base + l * obs.theta(), w);
+            let (work, precision, residual) = self.contribution(obs);
             scratch.working.push(work);
-            if Some(obs.rater) == without_rater {
-                continue;
+            if Some(obs.rater) != without_rater {
+                accumulate(items, residuals, obs.item, precision, residual);
             }
-            let (wf, we) = (w * work.info, work.weighted_residual(base, w));
-            accumulate(items, residuals, obs.item, l * l * wf, l * we);
         }
         self.solve_tree(&mut scratch.items, &scratch.residuals, &mut scratch.groups, &mut scratch.group_residuals)
+    }
+
+    /// What rating `obs` adds to its subject's solve: its linearisation, and
+    /// its precision and precision-weighted residual on the candidate's level
+    /// — one Newton step from the level stored on the rating (exact for
+    /// continuous ratings, which are linear in it).
+    fn contribution(&self, obs: &Obs) -> (Working, f64, f64) {
+        let r = obs.rater as usize;
+        let (g, w) = self.occasion_and_weight(obs);
+        let l = self.range[r];
+        let base = self.item_mean[obs.item as usize] + self.severity[r] + g;
+        let work = self.working(obs, base + l * obs.theta(), w);
+        let (wf, we) = (w * work.info, work.weighted_residual(base, w));
+        (work, l * l * wf, l * we)
     }
 
     /// The panel's view of `subject` without each of its raters in turn
@@ -834,19 +840,13 @@ impl Model {
     /// evaluated once instead of once per rater (rater reports and
     /// differentials ask for every one).
     pub fn for_each_panel_view(&self, subject: u32, mut f: impl FnMut(u32, &SubjectPosterior)) {
-        // (item, rater, precision, precision-weighted residual) per rating,
-        // as solve_into adds them up.
+        // (item, rater, precision, precision-weighted residual) per rating.
         let contributions: Vec<(u32, u32, f64, f64)> = self
             .ratings(subject)
             .iter()
             .map(|obs| {
-                let r = obs.rater as usize;
-                let (g, w) = self.occasion_and_weight(obs);
-                let l = self.range[r];
-                let base = self.item_mean[obs.item as usize] + self.severity[r] + g;
-                let work = self.working(obs, base + l * obs.theta(), w);
-                let (wf, we) = (w * work.info, work.weighted_residual(base, w));
-                (obs.item, obs.rater, l * l * wf, l * we)
+                let (_, precision, residual) = self.contribution(obs);
+                (obs.item, obs.rater, precision, residual)
             })
             .collect();
         let mut raters: Vec<u32> = contributions.iter().map(|c| c.1).collect();
