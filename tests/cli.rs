@@ -58,6 +58,7 @@ async fn cli_prints_the_numbers_the_api_serves() {
     assert_eq!(entries.len(), api.entries.len());
     for (cli, api) in entries.iter().zip(&api.entries) {
         assert_eq!(cli["candidate"], api.candidate.as_str());
+        assert!(cli["candidate_name"].as_str().is_some_and(|n| n.starts_with("Candidate c")), "{cli}");
         assert_eq!(cli["score"].as_f64(), Some(api.score));
         assert_eq!(cli["score_lower"].as_f64(), Some(api.score_lower));
         assert_eq!(cli["raw_mean"].as_f64(), Some(api.raw_mean));
@@ -73,9 +74,38 @@ async fn cli_prints_the_numbers_the_api_serves() {
     assert!(table.starts_with("rank  tier  candidate"), "{table}");
     assert!(table.contains("P(≥ 3.3)") && table.contains("hiring bar 3.3"), "{table}");
     assert!(table.contains("technical") && table.contains("communication"));
+    // People by name in the table; their ids are in JSON and CSV.
     for e in &api.entries {
-        assert!(table.contains(&e.candidate) && table.contains(&format!("{:.2}", e.score)), "{table}");
+        assert!(!table.contains(&e.candidate) && table.contains(&format!("{:.2}", e.score)), "{table}");
     }
+    for n in 0..3 {
+        assert!(table.contains(&format!("Candidate c{n}")), "{table}");
+    }
+
+    let mut args = base("ranking");
+    args.extend(["--job".into(), org.job.name.clone(), "--output".into(), "csv".into()]);
+    let (ok, csv, err) = run(args).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    for column in ["rank", "candidate", "candidate_name", "score", "score_lower", "p_above_bar", "technical score"] {
+        assert!(header.contains(&column), "{column} missing from {header:?}");
+    }
+    assert_eq!(lines.len(), 1 + api.entries.len(), "{csv}");
+    let at = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    for (line, e) in lines[1..].iter().zip(&api.entries) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[at("candidate")], e.candidate);
+        assert!(cells[at("candidate_name")].starts_with("Candidate c"), "{line}");
+        assert_eq!(cells[at("score")].parse::<f64>().ok(), Some(e.score));
+    }
+
+    // https:// speaks TLS: against this plain-text server it fails, and says why.
+    let mut args = base("ranking");
+    args[2] = format!("https://{}", app.addr);
+    args.extend(["--job".into(), org.job.name.clone()]);
+    let (ok, _, err) = run(args).await;
+    assert!(!ok && err.contains("cannot reach https://"), "{err}");
 
     // The plan: every candidate has met ana and ben, so cara (new) is the one to send.
     let mut args = base("plan");
@@ -170,3 +200,77 @@ async fn cli_prints_shell_completions() {
     let (ok, _, err) = run(vec!["completions".into(), "tcsh".into()]).await;
     assert!(!ok && err.contains("tcsh"), "an unknown shell is named in the error: {err}");
 }
+
+/// `scorecard doctor` with the flags `serve` takes: a healthy configuration
+/// passes; a broken one fails, naming each problem with its fix.
+async fn doctor_says_what_is_wrong_and_how_to_fix_it(db: Db) {
+    let app = TestApp::start(db).await;
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").to_string();
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).expect("migrations").count();
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, base64
+    let healthy = vec![
+        "doctor".to_string(),
+        "--database-url".into(),
+        app.database_url.clone(),
+        "--jwt-secret".into(),
+        "a-shared-secret-of-at-least-32-bytes!!".into(),
+        "--jwt-audience".into(),
+        "scorecard".into(),
+        "--self-id-key".into(),
+        key.into(),
+        "--listen".into(),
+        free(),
+        "--http-listen".into(),
+        free(),
+    ];
+    let (ok, out, err) = run(healthy.clone()).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&format!("all {migrations} migrations applied")), "{out}");
+    assert!(out.contains("0 problems, 0 warnings: `scorecard serve` would start"), "{out}");
+    assert!(!out.contains("a-shared-secret"), "the secret is never printed: {out}");
+
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = held.local_addr().expect("addr").to_string();
+    let broken = vec![
+        "doctor".to_string(),
+        "--database-url".into(),
+        app.database_url.clone(),
+        "--jwt-public-keys".into(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa_public.pem").into(),
+        "--self-id-key".into(),
+        "dG9vIHNob3J0".into(),
+        "--listen".into(),
+        busy.clone(),
+        "--http-listen".into(),
+        "off".into(),
+    ];
+    let (ok, out, _) = run(broken).await;
+    assert!(!ok, "{out}");
+    for line in [
+        "ok    tokens       loaded 1 public key(s)".to_string(),
+        "FAIL  audience".into(),
+        "FAIL  self-id".into(),
+        format!("FAIL  listen       {busy} is in use"),
+        "3 problems".into(),
+    ] {
+        assert!(out.contains(&line), "{line:?} missing from\n{out}");
+    }
+    assert_eq!(out.matches("fix: ").count(), 4, "each problem and the warning say how to fix it:\n{out}");
+    drop(held);
+
+    if db == Db::Sqlite {
+        // A database file nothing has migrated yet: serve would migrate it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("empty.db");
+        std::fs::File::create(&path).expect("create");
+        let mut args = healthy;
+        args[2] = format!("sqlite://{}", path.display());
+        let (ok, out, err) = run(args).await;
+        assert!(ok, "{out}{err}");
+        assert!(out.contains(&format!("0 of {migrations} migrations applied, pending: 20261122000001 init")), "{out}");
+        assert!(out.contains("run `scorecard migrate`"), "{out}");
+        assert_eq!(std::fs::metadata(&path).expect("file").len(), 0, "doctor changes nothing");
+    }
+}
+
+on_both_databases!(db: doctor_says_what_is_wrong_and_how_to_fix_it);

@@ -190,6 +190,23 @@ fn jwks_with(kids: &[&str]) -> String {
     serde_json::json!({ "keys": keys }).to_string()
 }
 
+/// Tokens for acme signed under the `rsa-1` and `ec-1` keys of `jwks.json`.
+fn rsa_and_ec_tokens() -> (String, String) {
+    let rsa = sign(
+        Algorithm::RS256,
+        Some("rsa-1"),
+        &EncodingKey::from_rsa_pem(&pem("rsa_private.pem")).unwrap(),
+        &claims("acme"),
+    );
+    let ec = sign(
+        Algorithm::ES256,
+        Some("ec-1"),
+        &EncodingKey::from_ec_pem(&pem("ec_private.pem")).unwrap(),
+        &claims("acme"),
+    );
+    (rsa, ec)
+}
+
 /// Writes atomically (a rename), as a key-distribution tool would.
 fn install(path: &Path, content: &str) {
     let staging = path.with_extension("new");
@@ -216,18 +233,7 @@ async fn keys_rotate_through_the_jwks_file_without_a_restart() {
     install(&file, &jwks_with(&["rsa-1"]));
     let verifier = Verifier::new(None, Some(&file), None, None).expect("verifier");
     let app = TestApp::start_with(Db::Sqlite, verifier).await;
-    let rsa = sign(
-        Algorithm::RS256,
-        Some("rsa-1"),
-        &EncodingKey::from_rsa_pem(&pem("rsa_private.pem")).unwrap(),
-        &claims("acme"),
-    );
-    let ec = sign(
-        Algorithm::ES256,
-        Some("ec-1"),
-        &EncodingKey::from_ec_pem(&pem("ec_private.pem")).unwrap(),
-        &claims("acme"),
-    );
+    let (rsa, ec) = rsa_and_ec_tokens();
     check(&app, &rsa, true, "the first key").await;
     check(&app, &ec, false, "a key not yet published").await;
 
@@ -252,4 +258,109 @@ async fn keys_rotate_through_the_jwks_file_without_a_restart() {
     install(&file, &jwks_with(&["ec-1"]));
     eventually(&app, &rsa, false, "the retired key").await;
     check(&app, &ec, true, "the new key after retirement").await;
+}
+
+/// A local identity provider: serves a JWKS it can rotate, with the
+/// Cache-Control it is told to send, counts the fetches, and can go down.
+#[derive(Clone)]
+struct Provider {
+    jwks: std::sync::Arc<std::sync::Mutex<String>>,
+    cache_control: std::sync::Arc<std::sync::Mutex<&'static str>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Provider {
+    async fn start(jwks: String, cache_control: &'static str) -> (Provider, String) {
+        use axum::response::IntoResponse;
+        let provider = Provider {
+            jwks: std::sync::Arc::new(std::sync::Mutex::new(jwks)),
+            cache_control: std::sync::Arc::new(std::sync::Mutex::new(cache_control)),
+            fetches: Default::default(),
+            attempts: Default::default(),
+            down: Default::default(),
+        };
+        let state = provider.clone();
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let p = state.clone();
+                async move {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    p.attempts.fetch_add(1, SeqCst);
+                    if p.down.load(SeqCst) {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    p.fetches.fetch_add(1, SeqCst);
+                    let cache = *p.cache_control.lock().unwrap();
+                    let body = p.jwks.lock().unwrap().clone();
+                    ([("content-type", "application/json"), ("cache-control", cache)], body).into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("provider") });
+        (provider, url)
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn attempts(&self) -> usize {
+        self.attempts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn keys_follow_an_identity_providers_jwks_url() {
+    use std::time::{Duration, Instant};
+    let (provider, url) = Provider::start(jwks_with(&["rsa-1"]), "public, max-age=3600").await;
+    let min_refresh = Duration::from_secs(2);
+    let verifier = Verifier::with_jwks_url(None, &url, None, None, min_refresh).await.expect("verifier");
+    assert_eq!(provider.fetches(), 1, "fetched at start");
+    let app = TestApp::start_with(Db::Sqlite, verifier).await;
+    let (rsa, ec) = rsa_and_ec_tokens();
+    check(&app, &rsa, true, "the published key").await;
+    assert_eq!(provider.fetches(), 1, "a known key needs no fetch; max-age=3600 means no periodic one");
+
+    // A token under an unknown kid fetches again: the key is not there yet.
+    let asked = Instant::now();
+    check(&app, &ec, false, "a key not yet published").await;
+    assert_eq!(provider.fetches(), 2, "an unknown kid fetches the JWKS again");
+
+    // The provider rotates: the new key in, the old one out. Within
+    // min_refresh of the last such fetch, unknown kids cause none.
+    *provider.jwks.lock().unwrap() = jwks_with(&["ec-1"]);
+    *provider.cache_control.lock().unwrap() = "max-age=1";
+    check(&app, &ec, false, "rate limited: no second fetch within min_refresh").await;
+    assert!(asked.elapsed() < min_refresh, "the machine was too slow for this check to mean anything");
+    assert_eq!(provider.fetches(), 2);
+    tokio::time::sleep(min_refresh.saturating_sub(asked.elapsed()) + Duration::from_millis(100)).await;
+    check(&app, &ec, true, "the new key, at its first token after the window").await;
+    assert_eq!(provider.fetches(), 3);
+    check(&app, &rsa, false, "the retired key").await;
+
+    // Cache-Control: max-age=1 (held to min_refresh) brings periodic fetches.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while provider.fetches() < 4 {
+        assert!(Instant::now() < deadline, "the JWKS was not fetched again when its lifetime ran out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The provider goes down: the keys held stay.
+    provider.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let attempts = provider.attempts();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while provider.attempts() == attempts {
+        assert!(Instant::now() < deadline, "no fetch was tried while the provider was down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check(&app, &ec, true, "stale keys kept while the provider is unreachable").await;
+
+    // A provider unreachable at start is an error that names it.
+    let err = Verifier::with_jwks_url(None, &url, None, None, min_refresh).await.expect_err("down");
+    assert!(err.to_string().contains(&url) && err.to_string().contains("503"), "{err}");
 }

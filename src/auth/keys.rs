@@ -5,7 +5,8 @@
 //! accepts exactly one algorithm, fixed by its type (RSA → RS256, P-256 → ES256,
 //! Ed25519 → EdDSA, secret → HS256), so a token cannot choose how it is checked:
 //! an HS256 token is refused when no secret is configured, whatever key it was
-//! signed with, and `alg: none` is never accepted.
+//! signed with, and `alg: none` is never accepted. Public keys may instead come
+//! from an identity provider's JWKS URL (`SCORECARD_JWT_JWKS_URL`, `jwks.rs`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -54,11 +55,15 @@ pub enum KeyError {
     Read { path: String, cause: String },
     #[error("public key file {path}: {cause}")]
     Parse { path: String, cause: String },
+    #[error("JWKS {url}: {cause}")]
+    Jwks { url: String, cause: String },
+    #[error("SCORECARD_JWT_PUBLIC_KEYS and SCORECARD_JWT_JWKS_URL are two sources of the same keys: set one")]
+    TwoKeySources,
     #[error("cannot sign the token: {0}")]
     Sign(String),
 }
 
-struct PublicKey {
+pub(super) struct PublicKey {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
@@ -71,6 +76,8 @@ pub struct Verifier {
     public: std::sync::RwLock<std::sync::Arc<Vec<PublicKey>>>,
     /// The PEM or JWKS file and the modification time of what was loaded.
     public_file: Option<(std::path::PathBuf, std::sync::Mutex<Option<std::time::SystemTime>>)>,
+    /// The identity provider's JWKS URL, when the public keys come from there.
+    remote: Option<super::jwks::RemoteJwks>,
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -106,7 +113,101 @@ impl Verifier {
             return Err(KeyError::NoKeys);
         }
         let public_file = public_keys.map(|p| (p.to_path_buf(), std::sync::Mutex::new(modified(p))));
-        Ok(Self { secret, public: std::sync::RwLock::new(std::sync::Arc::new(public)), public_file, issuer, audience })
+        Ok(Self {
+            secret,
+            public: std::sync::RwLock::new(std::sync::Arc::new(public)),
+            public_file,
+            remote: None,
+            issuer,
+            audience,
+        })
+    }
+
+    /// A verifier whose public keys come from an identity provider's JWKS
+    /// URL, fetched now (three tries, a second or two apart: a provider that
+    /// cannot be reached at start is a configuration to fix, not one to start
+    /// without). `min_refresh` is the least time between fetches that tokens
+    /// with an unknown key id cause.
+    pub async fn with_jwks_url(
+        secret: Option<&str>,
+        url: &str,
+        issuer: Option<String>,
+        audience: Option<String>,
+        min_refresh: std::time::Duration,
+    ) -> Result<Self, KeyError> {
+        let secret = match secret {
+            Some(s) if s.len() < MIN_SECRET_BYTES => return Err(KeyError::WeakSecret),
+            Some(s) => Some(DecodingKey::from_secret(s.as_bytes())),
+            None => None,
+        };
+        let remote = super::jwks::RemoteJwks::new(url, min_refresh)?;
+        let mut tries = 0;
+        let keys = loop {
+            match remote.fetch().await {
+                Ok(keys) => break keys,
+                Err(e) if tries == 2 => return Err(e),
+                Err(e) => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "JWKS fetch failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * (1 << tries))).await;
+                }
+            }
+        };
+        Ok(Self {
+            secret,
+            public: std::sync::RwLock::new(std::sync::Arc::new(keys)),
+            public_file: None,
+            remote: Some(remote),
+            issuer,
+            audience,
+        })
+    }
+
+    /// The JWKS URL keys come from, if any.
+    pub fn jwks_url(&self) -> Option<&str> {
+        self.remote.as_ref().map(|r| r.url())
+    }
+
+    /// Time until the JWKS is due to be fetched again (`None`: no JWKS URL).
+    pub fn jwks_due_in(&self) -> Option<std::time::Duration> {
+        self.remote.as_ref().map(|r| r.due_in())
+    }
+
+    /// Fetches the JWKS again and takes its keys; when the provider cannot be
+    /// reached or answers nonsense, the current keys stay. Returns whether
+    /// keys were taken (`Ok(false)`: no JWKS URL).
+    pub async fn refresh_jwks(&self) -> Result<bool, KeyError> {
+        let Some(remote) = &self.remote else { return Ok(false) };
+        let keys = remote.fetch().await?;
+        *self.public.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(keys);
+        Ok(true)
+    }
+
+    /// [`Verifier::verify`]; when the token names a key id the JWKS did not
+    /// have, the JWKS is fetched again first (rate limited) and the token
+    /// checked against the new keys: a provider that starts signing with a
+    /// new key is followed at its first token.
+    pub async fn verify_or_refresh(&self, token: &str) -> Option<Caller> {
+        if let Some(caller) = self.verify(token) {
+            return Some(caller);
+        }
+        let remote = self.remote.as_ref()?;
+        let kid = decode_header(token).ok()?.kid?;
+        if self.public_keys().iter().any(|k| k.kid.as_deref() == Some(kid.as_str()))
+            || !remote.claim_unknown_kid_fetch()
+        {
+            return None;
+        }
+        match self.refresh_jwks().await {
+            Ok(_) => tracing::info!("JWKS fetched again for a token with a new key id"),
+            Err(e) => tracing::warn!(error = %e, "JWKS fetch for a new key id failed; keeping the current keys"),
+        }
+        self.verify(token)
+    }
+
+    /// How many public keys are loaded (for `scorecard doctor`).
+    pub fn public_key_count(&self) -> usize {
+        self.public_keys().len()
     }
 
     fn public_keys(&self) -> std::sync::Arc<Vec<PublicKey>> {
@@ -228,35 +329,7 @@ fn load_public_keys(path: &Path) -> Result<Vec<PublicKey>, KeyError> {
     let bytes = std::fs::read(path).map_err(|e| KeyError::Read { path: shown.clone(), cause: e.to_string() })?;
     let parse_error = |cause: String| KeyError::Parse { path: shown.clone(), cause };
     if bytes.trim_ascii_start().starts_with(b"{") {
-        let set: JwkSet = serde_json::from_slice(&bytes).map_err(|e| parse_error(format!("not a JWKS: {e}")))?;
-        let mut keys = Vec::new();
-        for jwk in &set.keys {
-            let algorithm = match (&jwk.algorithm, &jwk.common.key_algorithm) {
-                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
-                (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
-                    if p.curve == EllipticCurve::P256 =>
-                {
-                    Algorithm::ES256
-                }
-                (AlgorithmParameters::OctetKeyPair(p), None | Some(KeyAlgorithm::EdDSA))
-                    if p.curve == EllipticCurve::Ed25519 =>
-                {
-                    Algorithm::EdDSA
-                }
-                _ => {
-                    return Err(parse_error(format!(
-                        "key {:?}: only RSA (RS256), P-256 (ES256) and Ed25519 (EdDSA) public keys are accepted",
-                        jwk.common.key_id
-                    )));
-                }
-            };
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| parse_error(e.to_string()))?;
-            keys.push(PublicKey { kid: jwk.common.key_id.clone(), algorithm, key });
-        }
-        if keys.is_empty() {
-            return Err(parse_error("the JWKS has no keys".into()));
-        }
-        Ok(keys)
+        parse_jwks(&bytes, &shown, true)
     } else {
         let (algorithm, key) = if let Ok(k) = DecodingKey::from_rsa_pem(&bytes) {
             (Algorithm::RS256, k)
@@ -269,6 +342,54 @@ fn load_public_keys(path: &Path) -> Result<Vec<PublicKey>, KeyError> {
         };
         Ok(vec![PublicKey { kid: None, algorithm, key }])
     }
+}
+
+/// The keys of a JWKS document (`source` names it in errors). A file an
+/// operator wrote is `strict`: a key scorecard cannot use is an error. An
+/// identity provider's published set is not: providers list encryption keys
+/// and other algorithms beside their signing keys, and those are skipped.
+pub(super) fn parse_jwks(bytes: &[u8], source: &str, strict: bool) -> Result<Vec<PublicKey>, KeyError> {
+    use jsonwebtoken::jwk::PublicKeyUse;
+    let parse_error = |cause: String| KeyError::Parse { path: source.to_string(), cause };
+    let set: JwkSet = serde_json::from_slice(bytes).map_err(|e| parse_error(format!("not a JWKS: {e}")))?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        if !strict && matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
+        let algorithm = match (&jwk.algorithm, &jwk.common.key_algorithm) {
+            (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+            (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
+                if p.curve == EllipticCurve::P256 =>
+            {
+                Algorithm::ES256
+            }
+            (AlgorithmParameters::OctetKeyPair(p), None | Some(KeyAlgorithm::EdDSA))
+                if p.curve == EllipticCurve::Ed25519 =>
+            {
+                Algorithm::EdDSA
+            }
+            _ if !strict => {
+                tracing::debug!(kid = ?jwk.common.key_id, "JWKS key skipped: not RS256, ES256 or EdDSA");
+                continue;
+            }
+            _ => {
+                return Err(parse_error(format!(
+                    "key {:?}: only RSA (RS256), P-256 (ES256) and Ed25519 (EdDSA) public keys are accepted",
+                    jwk.common.key_id
+                )));
+            }
+        };
+        match DecodingKey::from_jwk(jwk) {
+            Ok(key) => keys.push(PublicKey { kid: jwk.common.key_id.clone(), algorithm, key }),
+            Err(e) if strict => return Err(parse_error(e.to_string())),
+            Err(e) => tracing::debug!(kid = ?jwk.common.key_id, error = %e, "JWKS key skipped"),
+        }
+    }
+    if keys.is_empty() {
+        return Err(parse_error("the JWKS has no RS256, ES256 or EdDSA signing keys".into()));
+    }
+    Ok(keys)
 }
 
 /// Signs an HS256 token, for `scorecard token` and tests.

@@ -2,6 +2,7 @@
 //! layer that authenticates every request is the server's
 //! (`server::auth_layer`); handlers read the [`Caller`] it puts in the request.
 
+mod jwks;
 mod keys;
 pub mod sealing;
 

@@ -40,6 +40,12 @@ pub enum Command {
     ///
     /// Example: scorecard serve --listen 127.0.0.1:50051 --http-listen 127.0.0.1:8080
     Serve(ServeArgs),
+    /// Check the configuration `serve` would start with (database reachable,
+    /// migrations current, keys loaded, audience set, listeners free) and say
+    /// what is wrong and how to fix it; exits non-zero if `serve` would not start.
+    ///
+    /// Example: SCORECARD_DATABASE_URL=postgres://… scorecard doctor
+    Doctor(ServeArgs),
     /// Apply database migrations and exit.
     ///
     /// Example: SCORECARD_DATABASE_URL=postgres://postgres@127.0.0.1/scorecard scorecard migrate
@@ -335,15 +341,36 @@ pub enum DifferentialGrouping {
 
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
-    /// Server address: `host:port` (plain HTTP/2, as grpcurl takes it) or `http://host:port`.
+    /// Server address: `host:port` (plain HTTP/2, as grpcurl takes it), `http://host:port`, or
+    /// `https://host[:port]` (TLS, verified against the system's trust store).
     #[arg(long, env = "SCORECARD_ADDR", default_value = "http://127.0.0.1:50051")]
     pub addr: String,
     /// Bearer token (see `scorecard token`).
     #[arg(long, env = "SCORECARD_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// Print JSON instead of a table.
+    /// How to print: an aligned table for people (candidates by name), or
+    /// JSON or CSV for scripts and spreadsheets (ids and names both).
+    #[arg(long, value_enum, env = "SCORECARD_OUTPUT", default_value_t = Output::Table)]
+    pub output: Output,
+    /// Short for `--output json`.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ClientArgs {
+    /// The output form asked for (`--json` wins, as the shorter spelling of
+    /// `--output json`).
+    pub fn output(&self) -> Output {
+        if self.json { Output::Json } else { self.output }
+    }
+}
+
+/// The forms a read command prints in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -366,6 +393,15 @@ pub struct AuthArgs {
     /// PEM public key or JWKS file for RS256 / ES256 / EdDSA tokens.
     #[arg(long, env = "SCORECARD_JWT_PUBLIC_KEYS")]
     pub jwt_public_keys: Option<PathBuf>,
+    /// An identity provider's JWKS URL (Okta, Auth0, Keycloak, Entra ID):
+    /// fetched at start, again when its Cache-Control lifetime runs out or a
+    /// token names a new key id; the keys held are kept while it cannot be
+    /// reached. `https://` (plain `http://` only to a loopback address).
+    #[arg(long, env = "SCORECARD_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// Least seconds between JWKS fetches caused by tokens with an unknown key id.
+    #[arg(long, env = "SCORECARD_JWT_JWKS_MIN_REFRESH_SECONDS", default_value_t = 30.0)]
+    pub jwt_jwks_min_refresh_seconds: f64,
     /// Required `iss` claim, when set.
     #[arg(long, env = "SCORECARD_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -563,10 +599,29 @@ impl AuthArgs {
         if let Some(Secret(s)) = &self.jwt_secret {
             return Ok(Some(s.clone()));
         }
-        if self.jwt_public_keys.is_some() {
+        if self.has_public_keys() {
             return Ok(None);
         }
         read_or_create_dev_secret().map(Some)
+    }
+}
+
+impl AuthArgs {
+    /// Whether public keys are configured (a file or a JWKS URL).
+    pub fn has_public_keys(&self) -> bool {
+        self.jwt_public_keys.is_some() || self.jwt_jwks_url.as_deref().is_some_and(|u| !u.is_empty())
+    }
+
+    /// The least time between JWKS fetches that unknown key ids cause.
+    pub fn jwks_min_refresh(&self) -> Result<std::time::Duration, scorecard::server::AppError> {
+        let s = self.jwt_jwks_min_refresh_seconds;
+        if s.is_finite() && (0.0..1e6).contains(&s) {
+            Ok(std::time::Duration::from_secs_f64(s))
+        } else {
+            Err(scorecard::server::AppError::Config(
+                "SCORECARD_JWT_JWKS_MIN_REFRESH_SECONDS must be a number of seconds, 0 or more".into(),
+            ))
+        }
     }
 }
 
@@ -595,6 +650,8 @@ mod tests {
         let args = AuthArgs {
             jwt_secret: Some(Secret("super-secret-value".into())),
             jwt_public_keys: None,
+            jwt_jwks_url: None,
+            jwt_jwks_min_refresh_seconds: 30.0,
             jwt_issuer: None,
             jwt_audience: None,
         };

@@ -1,5 +1,5 @@
 //! The binary's commands: `serve` and `migrate` run the service library;
-//! `token` mints development tokens; `ranking`, `raters` and `reliability` are
+//! `doctor` checks their configuration; `token` mints development tokens; `ranking`, `raters` and `reliability` are
 //! gRPC clients; `demo` serves a seeded organisation; `bench …` measures. None
 //! of this is compiled into the library, so a library user never builds the
 //! load generator.
@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod synthetic;
 
 use std::sync::Arc;
@@ -20,39 +21,42 @@ use tokio::net::TcpListener;
 use config::{AuthArgs, Cli, Command, TokenArgs};
 
 /// Builds the token verifier from the auth settings (with the development
-/// secret when nothing is configured).
-fn verifier(auth: &AuthArgs, dev: bool) -> Result<Verifier, AppError> {
-    if auth.jwt_public_keys.is_some() && auth.jwt_audience.is_none() {
+/// secret when nothing is configured); fetches the JWKS when it comes from a URL.
+async fn verifier(auth: &AuthArgs, dev: bool) -> Result<Verifier, AppError> {
+    let jwks_url = auth.jwt_jwks_url.as_deref().filter(|u| !u.is_empty());
+    if auth.jwt_public_keys.is_some() && jwks_url.is_some() {
+        return Err(AppError::Config(scorecard::auth::KeyError::TwoKeySources.to_string()));
+    }
+    if auth.has_public_keys() && auth.jwt_audience.is_none() {
         return Err(AppError::Config(
-            "SCORECARD_JWT_PUBLIC_KEYS needs SCORECARD_JWT_AUDIENCE: without an audience, any token of the same \
-             identity provider that carries `org` and `roles` would be accepted. Set it to the `aud` your identity \
-             provider writes into scorecard's tokens."
+            "SCORECARD_JWT_PUBLIC_KEYS and SCORECARD_JWT_JWKS_URL need SCORECARD_JWT_AUDIENCE: without an audience, \
+             any token of the same identity provider that carries `org` and `roles` would be accepted. Set it to \
+             the `aud` your identity provider writes into scorecard's tokens."
                 .into(),
         ));
     }
-    if auth.jwt_secret.is_none() && auth.jwt_public_keys.is_none() && !dev {
+    if auth.jwt_secret.is_none() && !auth.has_public_keys() && !dev {
         return Err(AppError::Config(
-            "no token keys configured: set SCORECARD_JWT_SECRET (HS256) or SCORECARD_JWT_PUBLIC_KEYS with \
-             SCORECARD_JWT_AUDIENCE, or pass --dev to run with a generated development secret \
-             (./scorecard-dev.secret; mint tokens with `scorecard token`)"
+            "no token keys configured: set SCORECARD_JWT_SECRET (HS256), or SCORECARD_JWT_PUBLIC_KEYS or \
+             SCORECARD_JWT_JWKS_URL with SCORECARD_JWT_AUDIENCE, or pass --dev to run with a generated development \
+             secret (./scorecard-dev.secret; mint tokens with `scorecard token`)"
                 .into(),
         ));
     }
     let secret = auth.secret_or_dev().map_err(|e| AppError::Config(format!("development secret: {e}")))?;
-    if auth.jwt_secret.is_none() && auth.jwt_public_keys.is_none() {
+    if auth.jwt_secret.is_none() && !auth.has_public_keys() {
         tracing::warn!(
             file = config::DEV_SECRET_FILE,
-            "no SCORECARD_JWT_SECRET or SCORECARD_JWT_PUBLIC_KEYS: using a generated development secret; \
+            "no SCORECARD_JWT_SECRET or public keys: using a generated development secret; \
              mint tokens with `scorecard token`. Configure real keys in production."
         );
     }
-    Verifier::new(
-        secret.as_deref(),
-        auth.jwt_public_keys.as_deref(),
-        auth.jwt_issuer.clone(),
-        auth.jwt_audience.clone(),
-    )
-    .map_err(|e| AppError::Config(e.to_string()))
+    let (issuer, audience) = (auth.jwt_issuer.clone(), auth.jwt_audience.clone());
+    let built = match jwks_url {
+        Some(url) => Verifier::with_jwks_url(secret.as_deref(), url, issuer, audience, auth.jwks_min_refresh()?).await,
+        None => Verifier::new(secret.as_deref(), auth.jwt_public_keys.as_deref(), issuer, audience),
+    };
+    built.map_err(|e| AppError::Config(e.to_string()))
 }
 
 /// A token signed with the configured (or development) secret.
@@ -87,7 +91,7 @@ fn token(args: &TokenArgs) -> Result<String, AppError> {
 pub async fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Serve(args) => {
-            let verifier = Arc::new(verifier(&args.auth, args.dev)?);
+            let verifier = Arc::new(verifier(&args.auth, args.dev).await?);
             let store = open_store(&args.database.database_url, args.database.db_max_connections).await?;
             let listener = TcpListener::bind(&args.listen)
                 .await
@@ -152,6 +156,11 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             let mut command = <config::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "scorecard", &mut std::io::stdout());
             Ok(())
+        }
+        Command::Doctor(args) => {
+            let (text, starts) = doctor::report(&doctor::check(&args).await);
+            print!("{text}");
+            if starts { Ok(()) } else { Err(AppError::Config("the configuration has problems (see above)".into())) }
         }
         Command::Migrate(db) => {
             let store = open_store(&db.database_url, db.db_max_connections).await?;
@@ -232,20 +241,20 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Demo { listen, http_listen, seed_into: None } => demo::run(&listen, &http_listen).await,
         Command::Ranking { job, client } => {
-            print!("{}", cli::ranking(&client, &job, client.json).await?);
+            print!("{}", cli::ranking(&client, &job).await?);
             Ok(())
         }
         Command::Plan { job, slots, interviewers, max_per_interviewer, client } => {
-            print!("{}", cli::plan(&client, &job, slots, &interviewers, max_per_interviewer, client.json).await?);
+            print!("{}", cli::plan(&client, &job, slots, &interviewers, max_per_interviewer).await?);
             Ok(())
         }
         Command::Raters { flagged, client } => {
-            print!("{}", cli::raters(&client, flagged, client.json).await?);
+            print!("{}", cli::raters(&client, flagged).await?);
             Ok(())
         }
         Command::Compliance(config::ComplianceCommand::Impact { job, rubric, client }) => {
             let (job, rubric) = (job.unwrap_or_default(), rubric.unwrap_or_default());
-            print!("{}", cli::impact(&client, &job, &rubric, client.json).await?);
+            print!("{}", cli::impact(&client, &job, &rubric).await?);
             Ok(())
         }
         Command::Compliance(config::ComplianceCommand::Raters { grouping, flagged, client }) => {
@@ -253,11 +262,11 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 config::DifferentialGrouping::Sex => scorecard::proto::Grouping::Sex,
                 config::DifferentialGrouping::RaceEthnicity => scorecard::proto::Grouping::RaceEthnicity,
             };
-            print!("{}", cli::differentials(&client, grouping, flagged, client.json).await?);
+            print!("{}", cli::differentials(&client, grouping, flagged).await?);
             Ok(())
         }
         Command::Reliability { job, client } => {
-            print!("{}", cli::reliability(&client, &job, client.json).await?);
+            print!("{}", cli::reliability(&client, &job).await?);
             Ok(())
         }
         Command::Token(args) => {

@@ -105,31 +105,9 @@ where
         );
         let header = http::HeaderValue::from_str(&request_id).ok();
 
-        let mut audit = None;
-        if !PUBLIC_PREFIXES.iter().any(|p| method.starts_with(p)) {
-            match bearer_token(&request).and_then(|t| self.verifier.verify(t)) {
-                Some(caller) => {
-                    span.record("org", caller.org.as_str());
-                    if let Some(auditor) = &self.auditor {
-                        let slot = AuditSlot::default();
-                        request.extensions_mut().insert(slot.clone());
-                        audit = Some((auditor.clone(), caller.clone(), slot));
-                    }
-                    request.extensions_mut().insert(caller);
-                }
-                None => {
-                    span.record("code", "Unauthenticated");
-                    span.in_scope(|| tracing::info!("request refused: unauthenticated"));
-                    let status: tonic::Status = Error::Unauthenticated.into();
-                    let mut response = status.into_http();
-                    crate::metrics::global().record_request(&method, tonic::Code::Unauthenticated, started.elapsed());
-                    if let Some(h) = header {
-                        response.headers_mut().insert(REQUEST_ID, h);
-                    }
-                    return Box::pin(std::future::ready(Ok(response)));
-                }
-            }
-        }
+        let needs_token = !PUBLIC_PREFIXES.iter().any(|p| method.starts_with(p));
+        let token = if needs_token { bearer_token(&request).map(str::to_owned) } else { None };
+        let (verifier, auditor) = (self.verifier.clone(), self.auditor.clone());
 
         // The service that was polled ready is the one to call (tower's clone idiom).
         let clone = self.inner.clone();
@@ -137,6 +115,41 @@ where
         let record_span = span.clone();
         Box::pin(
             async move {
+                let mut audit = None;
+                if needs_token {
+                    // Async only for a token signed by a key the identity
+                    // provider published since the last fetch of its JWKS.
+                    let caller = match &token {
+                        Some(t) => verifier.verify_or_refresh(t).await,
+                        None => None,
+                    };
+                    match caller {
+                        Some(caller) => {
+                            record_span.record("org", caller.org.as_str());
+                            if let Some(auditor) = &auditor {
+                                let slot = AuditSlot::default();
+                                request.extensions_mut().insert(slot.clone());
+                                audit = Some((auditor.clone(), caller.clone(), slot));
+                            }
+                            request.extensions_mut().insert(caller);
+                        }
+                        None => {
+                            record_span.record("code", "Unauthenticated");
+                            tracing::info!("request refused: unauthenticated");
+                            let status: tonic::Status = Error::Unauthenticated.into();
+                            let mut response = status.into_http();
+                            crate::metrics::global().record_request(
+                                &method,
+                                tonic::Code::Unauthenticated,
+                                started.elapsed(),
+                            );
+                            if let Some(h) = header {
+                                response.headers_mut().insert(REQUEST_ID, h);
+                            }
+                            return Ok(response);
+                        }
+                    }
+                }
                 let mut result = inner.call(request).await;
                 if let Ok(response) = &mut result {
                     let code = grpc_code(response);

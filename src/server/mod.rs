@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth_layer;
+pub mod connect;
 pub mod guard;
 pub mod web;
 
@@ -100,6 +101,9 @@ pub async fn serve(
     tokio::spawn(dispatcher.run(background_stopping.clone()));
     tokio::spawn(overdue_scans(store.clone(), settings.overdue_scan, background_stopping.clone()));
     tokio::spawn(key_reloads(verifier.clone(), settings.key_reload, background_stopping.clone()));
+    if verifier.jwks_url().is_some() {
+        tokio::spawn(jwks_refreshes(verifier.clone(), background_stopping.clone()));
+    }
     let (auditor, audit_writer) = audit::Auditor::start(store.clone());
     let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds);
     {
@@ -158,6 +162,9 @@ pub async fn serve(
         // gRPC-Web (HTTP/1.1) for browser clients, translated before auth so
         // it meets the same checks as gRPC.
         .accept_http1(true)
+        // Connect (JSON or binary over HTTP/1.1 and HTTP/2) for every unary
+        // RPC, turned into gRPC before everything else, like gRPC-Web.
+        .layer(connect::ConnectLayer)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(AuthLayer::new(verifier).with_audit(auditor))
         .layer(guard::GuardLayer::new(settings.guard))
@@ -235,6 +242,33 @@ async fn key_reloads(verifier: Arc<Verifier>, every: Duration, mut stopping: tok
             Err(e) => {
                 crate::metrics::global().record_key_reload(false);
                 tracing::warn!(error = %e, "public key file changed but does not load; keeping the current keys")
+            }
+        }
+    }
+}
+
+/// Fetches the identity provider's JWKS again whenever its cache lifetime
+/// runs out (or, while it cannot be reached, at the retry times), until
+/// `stopping` turns true. A failed fetch keeps the keys already held.
+async fn jwks_refreshes(verifier: Arc<Verifier>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        // Looked at each second: a fetch for an unknown kid moves the due time.
+        let wait = verifier.jwks_due_in().unwrap_or(Duration::from_secs(3_600));
+        tokio::select! {
+            _ = stopping.changed() => return,
+            () = tokio::time::sleep(wait.min(Duration::from_secs(1))) => {}
+        }
+        if verifier.jwks_due_in().is_none_or(|d| !d.is_zero()) {
+            continue;
+        }
+        match verifier.refresh_jwks().await {
+            Ok(_) => {
+                crate::metrics::global().record_key_reload(true);
+                tracing::debug!("JWKS fetched")
+            }
+            Err(e) => {
+                crate::metrics::global().record_key_reload(false);
+                tracing::warn!(error = %e, "JWKS cannot be fetched; keeping the keys fetched before")
             }
         }
     }

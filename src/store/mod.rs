@@ -89,6 +89,66 @@ enum Backend {
 
 pub use crate::metrics::PoolStats;
 
+/// Where the database at `url` stands against this binary's migrations,
+/// read over one connection that changes nothing: SQLite is opened read-only
+/// (never created, its journal mode left as it is). For `scorecard doctor`.
+pub async fn schema_state(url: &str) -> Result<SchemaState, Error> {
+    use sqlx::Connection;
+    const LIST: &str = "select version, success from _sqlx_migrations";
+    let applied: Vec<(i64, bool)> = if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::Internal(format!("bad SQLite URL: {e}")))?
+            .read_only(true)
+            .create_if_missing(false);
+        let mut c = sqlx::SqliteConnection::connect_with(&options).await?;
+        let exists: i64 =
+            sqlx::query_scalar("select count(*) from sqlite_master where type = 'table' and name = '_sqlx_migrations'")
+                .fetch_one(&mut c)
+                .await?;
+        let applied = if exists == 0 { Vec::new() } else { sqlx::query_as(LIST).fetch_all(&mut c).await? };
+        c.close().await?;
+        applied
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let options =
+            PgConnectOptions::from_str(url).map_err(|e| Error::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        let mut c = sqlx::PgConnection::connect_with(&options).await?;
+        let exists: bool =
+            sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null").fetch_one(&mut c).await?;
+        let applied = if exists { sqlx::query_as(LIST).fetch_all(&mut c).await? } else { Vec::new() };
+        c.close().await?;
+        applied
+    } else {
+        return Err(Error::Internal("the database URL must start with sqlite: or postgres:".into()));
+    };
+    let known: Vec<(i64, String)> = MIGRATIONS.iter().map(|m| (m.version, m.description.to_string())).collect();
+    Ok(SchemaState {
+        known: known.len(),
+        applied: applied.iter().filter(|(v, ok)| *ok && known.iter().any(|(k, _)| k == v)).count(),
+        pending: known
+            .iter()
+            .filter(|(k, _)| !applied.iter().any(|(v, _)| v == k))
+            .map(|(k, d)| format!("{k} {d}"))
+            .collect(),
+        unknown: applied.iter().filter(|(v, _)| !known.iter().any(|(k, _)| k == v)).map(|(v, _)| *v).collect(),
+        failed: applied.iter().filter(|(_, ok)| !ok).map(|(v, _)| *v).collect(),
+    })
+}
+
+/// A database's migrations against this binary's ([`schema_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaState {
+    /// Migrations this binary carries.
+    pub known: usize,
+    /// Of those, applied successfully.
+    pub applied: usize,
+    /// Not applied yet (`version description`).
+    pub pending: Vec<String>,
+    /// Applied by a binary newer than this one.
+    pub unknown: Vec<i64>,
+    /// Started and not finished.
+    pub failed: Vec<i64>,
+}
+
 /// The database, whichever it is. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
