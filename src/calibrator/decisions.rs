@@ -66,6 +66,7 @@ fn shortlist_line(scores: &[f64]) -> f64 {
 impl Calibrator {
     /// Each candidate's overall score distribution and group in the job's
     /// ranking (`None`: no calibrated score for the job).
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "compare"))]
     pub async fn compare(self: &Arc<Self>, org: &str, job_id: &str, candidates: &[&str]) -> Result<Compared, Error> {
         let ranking = self.ranking(org, job_id).await?;
         let wanted: HashMap<&str, usize> = candidates.iter().enumerate().map(|(i, c)| (*c, i)).collect();
@@ -81,6 +82,7 @@ impl Calibrator {
     /// The next interviews for a job (see `calibration::decisions::plan`).
     /// Returns `Err(FailedPrecondition)` naming a requested candidate without
     /// a calibrated score for the job.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "plan"))]
     pub async fn plan(self: &Arc<Self>, org: &str, job_id: &str, q: PlanQuestion) -> Result<PlannedInterviews, Error> {
         let ranking = self.ranking(org, job_id).await?;
         let state = self.fresh(org).await?;

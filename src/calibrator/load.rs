@@ -47,6 +47,7 @@ impl Calibrator {
         Ok(())
     }
 
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "load"))]
     pub(super) async fn load(&self, org: &str) -> Result<OrgState, Error> {
         crate::metrics::global().record_org_load();
         let mut state = OrgState::new();
@@ -253,6 +254,7 @@ impl Calibrator {
 
     /// Reloads an organisation from the database after a bulk change (import)
     /// and swaps it in; reads meanwhile use the previous state.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "reload"))]
     pub async fn reload(self: &Arc<Self>, org: &str, jobs: &[String]) -> Result<(), Error> {
         self.replace_with_reload(org).await?;
         lock(&self.dirty_jobs).entry(org.to_string()).or_default().extend(jobs.iter().cloned());

@@ -104,6 +104,7 @@ impl Calibrator {
     }
 
     /// The job's ranking, against its hiring bar as stored now.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "ranking"))]
     pub async fn ranking(self: &Arc<Self>, org: &str, job_id: &str) -> Result<Arc<Ranking>, Error> {
         let bar = self.store.read_job(org, job_id).await?.and_then(|j| j.hiring_bar);
         let state = self.fresh(org).await?;
@@ -122,6 +123,7 @@ impl Calibrator {
 
     /// Every (job, candidate) of the organisation with a scorecard, from the
     /// state rankings are served from (no aggregate over the scorecards table).
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "subject_summaries"))]
     pub async fn subject_summaries(self: &Arc<Self>, org: &str) -> Result<Vec<SubjectSummary>, Error> {
         let state = self.fresh(org).await?;
         let s = lock(&state);
@@ -129,6 +131,7 @@ impl Calibrator {
     }
 
     /// Calibrated per-competency scores of a candidate for a job, by competency key.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "assessment"))]
     pub async fn assessment(
         self: &Arc<Self>,
         org: &str,
@@ -158,6 +161,7 @@ impl Calibrator {
     /// (every rater against the panel without them: about 0.9 s at 1,000,000
     /// ratings), so it runs on a copy, off the organisation's lock: submissions
     /// are never held up by a report read.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "rater_reports"))]
     pub async fn rater_reports(self: &Arc<Self>, org: &str) -> Result<Arc<RaterReports>, Error> {
         let state = self.fresh(org).await?;
         let (version, model, facts, raters) = {
@@ -196,6 +200,7 @@ impl Calibrator {
     /// a copy of the model, off the organisation's lock, and changes nothing:
     /// the categories never reach the model or any cached figure. Returns
     /// (rater id, differentials) by rater id, and the calibration time.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "differentials"))]
     pub async fn differentials(
         self: &Arc<Self>,
         org: &str,

@@ -113,6 +113,7 @@ impl Calibrator {
 
     /// A full warm refit, off the request path, on a copy; changes made during
     /// the fit are replayed onto the copy before it is swapped in.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "refit"))]
     async fn refit(self: &Arc<Self>, org: &str) {
         let Some(state) = lock(&self.orgs).get(org).cloned() else { return };
         let (model, to_rank) = {

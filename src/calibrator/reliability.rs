@@ -24,6 +24,7 @@ pub struct ReliabilityFigures {
 
 impl Calibrator {
     /// Reliability per competency and overall of the panels of the given jobs.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "reliability"))]
     pub async fn reliability(
         self: &Arc<Self>,
         org: &str,

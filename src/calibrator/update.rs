@@ -14,6 +14,7 @@ impl Calibrator {
     /// [`Calibrator::scorecard_changed`] on a task of its own: once a write has
     /// committed, its calibration update completes even if the request is
     /// cancelled (deadline, client gone) while waiting for it.
+    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "committed"))]
     pub async fn committed(self: &Arc<Self>, org: &str, scorecard: &Scorecard, rubric: &Rubric) -> Result<(), Error> {
         let change = Arc::new(Committed { scorecard: scorecard.clone(), rubric: rubric.clone() });
         let (this, org) = (self.clone(), org.to_string());

@@ -74,6 +74,13 @@ fn grpc_code<B>(response: &http::Response<B>) -> tonic::Code {
         .unwrap_or(tonic::Code::Ok)
 }
 
+/// Codes that mark a server span as failed (the OpenTelemetry gRPC
+/// conventions): the server's faults, not the caller's.
+fn server_fault(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(code, Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss)
+}
+
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -95,14 +102,40 @@ where
         // Unknown paths come from clients: cap what reaches the logs.
         let method: String = request.uri().path().chars().take(120).collect();
         let request_id = audit::request_id(request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()));
-        let span = tracing::info_span!(
-            "grpc",
-            method = %method,
-            request_id = %request_id,
-            org = Empty,
-            code = Empty,
-            latency_ms = Empty
-        );
+        // The OpenTelemetry RPC conventions: `package.Service/Method` as the
+        // span's name, rpc.system (Connect calls are marked by their layer),
+        // rpc.service, rpc.method, rpc.grpc.status_code.
+        let (service, rpc) = method.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
+        let system =
+            if request.extensions().get::<super::connect::ConnectCall>().is_some() { "connect_rpc" } else { "grpc" };
+        let span = if crate::telemetry::traces_enabled() {
+            tracing::info_span!(
+                "grpc",
+                method = %method,
+                request_id = %request_id,
+                org = Empty,
+                code = Empty,
+                latency_ms = Empty,
+                otel.name = %method.trim_start_matches('/'),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = system,
+                rpc.service = service,
+                rpc.method = rpc,
+                rpc.grpc.status_code = Empty,
+            )
+        } else {
+            // Without an exporter the log lines keep to what operators read.
+            tracing::info_span!(
+                "grpc",
+                method = %method,
+                request_id = %request_id,
+                org = Empty,
+                code = Empty,
+                latency_ms = Empty
+            )
+        };
+        crate::telemetry::continue_trace(&span, request.headers());
         let header = http::HeaderValue::from_str(&request_id).ok();
 
         let needs_token = !PUBLIC_PREFIXES.iter().any(|p| method.starts_with(p));
@@ -135,6 +168,7 @@ where
                         }
                         None => {
                             record_span.record("code", "Unauthenticated");
+                            record_span.record("rpc.grpc.status_code", tonic::Code::Unauthenticated as i64);
                             tracing::info!("request refused: unauthenticated");
                             let status: tonic::Status = Error::Unauthenticated.into();
                             let mut response = status.into_http();
@@ -154,6 +188,10 @@ where
                 if let Ok(response) = &mut result {
                     let code = grpc_code(response);
                     record_span.record("code", format!("{code:?}").as_str());
+                    record_span.record("rpc.grpc.status_code", code as i64);
+                    if server_fault(code) {
+                        record_span.record("otel.status_code", "ERROR");
+                    }
                     if let Some(h) = header {
                         response.headers_mut().insert(REQUEST_ID, h);
                     }

@@ -66,6 +66,10 @@ fn codec(headers: &HeaderMap) -> Option<Codec> {
     }
 }
 
+/// Marks a request that arrived over Connect (for the trace's rpc.system).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectCall;
+
 #[derive(Debug, Clone, Default)]
 pub struct ConnectLayer;
 
@@ -326,6 +330,7 @@ where
     // any other HTTP/1.1 request.
     *grpc.version_mut() = Version::HTTP_2;
     *grpc.extensions_mut() = parts.extensions;
+    grpc.extensions_mut().insert(ConnectCall);
     let headers = grpc.headers_mut();
     for (name, value) in &parts.headers {
         if !is_protocol_header(name.as_str()) {

@@ -36,6 +36,7 @@ pub struct AuditRow {
 }
 
 impl Store {
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "append_audit"))]
     pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), Error> {
         with_pools!(self, |_, write| {
             for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -63,6 +64,7 @@ impl Store {
 
     /// Audit rows newest first, before the id `before` ('' = from the newest);
     /// at most `limit + 1`.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_audit"))]
     pub async fn list_audit(
         &self,
         org: &str,

@@ -136,6 +136,7 @@ pub(super) async fn bump_self_identification_version(conn: &mut Conn<'_>, org: &
 
 impl Store {
     /// `AlreadyExists` when the external id is taken.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "create_candidate"))]
     pub async fn create_candidate(&self, org: &str, c: &Candidate) -> Result<(), Error> {
         let inserted = with_pools!(self, |_, write| {
             let mut connection = write.acquire().await?;
@@ -150,6 +151,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_candidate"))]
     pub async fn get_candidate(&self, org: &str, id: &str) -> Result<Option<Candidate>, Error> {
         let row: Option<CandidateRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
@@ -165,6 +167,7 @@ impl Store {
     }
 
     /// Candidates by id; with `interviewer` set, only those they have an interview with.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_candidates"))]
     pub async fn list_candidates(
         &self,
         org: &str,
@@ -196,6 +199,7 @@ impl Store {
     /// Stores a candidate's sealed self-identification, replacing any
     /// earlier one, if the candidate exists and is not erased (the erasure
     /// fence, as for evidence); `NotFound` or `FailedPrecondition` otherwise.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "put_self_identification"))]
     pub async fn put_self_identification(
         &self,
         org: &str,
@@ -225,6 +229,7 @@ impl Store {
 
     /// The organisation's self-identification version: raised by every change
     /// to its rows (0 before the first).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "self_identification_version"))]
     pub async fn self_identification_version(&self, org: &str) -> Result<i64, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_scalar::<_, i64>("select version from self_identification_versions where org_id = $1")
@@ -237,6 +242,7 @@ impl Store {
 
     /// Every sealed self-identification of an organisation:
     /// (candidate id, key id, sealed value).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "self_identifications"))]
     pub async fn self_identifications(&self, org: &str) -> Result<Vec<(String, String, String)>, Error> {
         // One row holding them all: the drivers' cost per row (about 5 µs on
         // SQLite) was most of a compliance report's first read. Candidate ids,
@@ -261,6 +267,7 @@ impl Store {
 
     /// Self-identification rows not sealed under key `key_id`:
     /// (organisation, candidate, key id, sealed value).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "self_identifications_not_under"))]
     pub async fn self_identifications_not_under(
         &self,
         key_id: &str,
@@ -278,6 +285,7 @@ impl Store {
 
     /// Replaces one row's sealed value, if it still holds `previous` (a
     /// concurrent SetSelfIdentification or erasure wins). Whether it did.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "reseal_self_identification"))]
     pub async fn reseal_self_identification(
         &self,
         org: &str,
@@ -306,6 +314,7 @@ impl Store {
     /// Erases a candidate's personal data and the free text of every scorecard
     /// and decision about them, with their self-identification, in one
     /// transaction. Scores and outcomes stay. `None` if there is no such candidate.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "erase_candidate"))]
     pub async fn erase_candidate(&self, org: &str, id: &str, now: Micros) -> Result<Option<Candidate>, Error> {
         let erased = with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;

@@ -98,6 +98,7 @@ impl Store {
     /// Records one decision with its `decision.recorded` event. `NotFound`
     /// for an unknown job or candidate, `FailedPrecondition` for an erased
     /// candidate, `AlreadyExists` when the external id is taken.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "record_decision"))]
     pub async fn record_decision(&self, org: &str, decision: &Decision) -> Result<(), Error> {
         if self.get_job(org, &decision.job_id).await?.is_none() {
             return Err(Error::NotFound(format!("jobs/{}", decision.job_id)));
@@ -129,6 +130,7 @@ impl Store {
 
     /// Decisions in the order they were recorded, optionally of one job
     /// and/or one candidate.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_decisions"))]
     pub async fn list_decisions(
         &self,
         org: &str,
@@ -160,6 +162,7 @@ impl Store {
     /// How many decisions the organisation has recorded. Decisions are never
     /// deleted and their outcomes never change (erasure blanks only the
     /// reason), so the count is their version: equal counts, equal outcomes.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "decision_count"))]
     pub async fn decision_count(&self, org: &str) -> Result<i64, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_scalar::<_, i64>("select count(*) from decisions where org_id = $1")
@@ -171,6 +174,7 @@ impl Store {
 
     /// The latest outcome (by decided_at, then id) of every (job, candidate)
     /// with a decision.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "latest_outcomes"))]
     pub async fn latest_outcomes(&self, org: &str) -> Result<Vec<(String, String, Outcome)>, Error> {
         // One row holding them all: the drivers' cost per row (about 5 µs on
         // SQLite) was most of the work. Ids and outcomes hold no spaces.

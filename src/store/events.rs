@@ -136,6 +136,7 @@ pub(super) async fn append_events(
 impl Store {
     /// Events after `after`, oldest first, at most `limit + 1` (to learn whether
     /// more exist). `types` empty means all.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_events"))]
     pub async fn list_events(
         &self,
         org: &str,
@@ -164,6 +165,7 @@ impl Store {
     }
 
     /// The organisation's latest sequence (0 before its first event).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "latest_sequence"))]
     pub async fn latest_sequence(&self, org: &str) -> Result<i64, Error> {
         let last: Option<i64> = with_pools!(self, |read, _| {
             sqlx::query_scalar("select last_sequence from event_sequences where org_id = $1")
@@ -176,6 +178,7 @@ impl Store {
 
     /// Appends events in a transaction of their own: for changes that live in
     /// memory (rankings, rater flags) rather than in a table.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "append_events"))]
     pub async fn append_events(&self, org: &str, events: &[NewEvent], now: Micros) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
@@ -202,6 +205,7 @@ impl Store {
     }
 
     /// What was last published per key (see `published_states`).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "published_states"))]
     pub async fn published_states(&self, org: &str) -> Result<std::collections::HashMap<String, String>, Error> {
         let rows: Vec<(String, String)> = with_pools!(self, |read, _| {
             sqlx::query_as("select key, value from published_states where org_id = $1")
@@ -215,6 +219,7 @@ impl Store {
     /// Records `value` under `key` and appends `event`, if the stored value is
     /// still `prior` (compare-and-set: of replicas publishing the same change,
     /// one raises the event). Returns whether it did.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "publish_state"))]
     pub async fn publish_state(
         &self,
         org: &str,

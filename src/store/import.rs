@@ -113,6 +113,7 @@ where
 }
 
 impl Store {
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "jobs_by_external_id"))]
     pub async fn jobs_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<ExternalJob>, Error> {
         by_external_id(
             self,
@@ -123,16 +124,19 @@ impl Store {
         .await
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "candidates_by_external_id"))]
     pub async fn candidates_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<ExternalCandidate>, Error> {
         by_external_id(self, org, ids, "select x.external_id, x.id, x.erased_at from candidates x where x.org_id = ")
             .await
     }
 
     /// (external id, id) of the decisions whose external id is one of `ids`.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "decisions_by_external_id"))]
     pub async fn decisions_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<(String, String)>, Error> {
         by_external_id(self, org, ids, "select x.external_id, x.id from decisions x where x.org_id = ").await
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "interviews_by_external_id"))]
     pub async fn interviews_by_external_id(&self, org: &str, ids: &[String]) -> Result<Vec<ExternalInterview>, Error> {
         by_external_id(
             self,
@@ -154,6 +158,7 @@ impl Store {
     /// `scorecard.submitted` event per new interview or scorecard. `Aborted`
     /// (nothing written) if a concurrent writer stored one of the external ids
     /// first: the import is idempotent, so the client retries.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "write_import"))]
     pub async fn write_import(&self, org: &str, batch: &ImportBatch, author: &str, now: Micros) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());

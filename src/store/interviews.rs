@@ -72,6 +72,7 @@ pub(super) async fn insert_interviews(conn: &mut Conn<'_>, org: &str, interviews
 impl Store {
     /// Stores an interview and its `interview.created` event. `AlreadyExists`
     /// when another interview has the same non-empty external id.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "create_interview"))]
     pub async fn create_interview(&self, org: &str, i: &Interview) -> Result<(), Error> {
         let keys = [i.id.as_str(), &i.job_id, &i.candidate_id, &i.interviewer];
         let events = [events::interview_event("interview.created", keys, i.scheduled_at)];
@@ -94,6 +95,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_interview"))]
     pub async fn get_interview(&self, org: &str, id: &str) -> Result<Option<Interview>, Error> {
         let row: Option<InterviewRow> = with_pools!(self, |read, _| {
             sqlx::query_as(concat!(select_interview!(), "where i.org_id = $1 and i.id = $2"))
@@ -107,6 +109,7 @@ impl Store {
 
     /// The interview a submission is for, and whether its candidate's personal
     /// data was erased: what a submission needs to know, in one read.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "interview_for_submission"))]
     pub async fn interview_for_submission(&self, org: &str, id: &str) -> Result<Option<(Interview, bool)>, Error> {
         let row: Option<rows::SubmissionInterviewRow> = with_pools!(self, |read, _| {
             sqlx::query_as(concat!(
@@ -123,6 +126,7 @@ impl Store {
     }
 
     /// Interviews by id, filtered ('' = any).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_interviews"))]
     pub async fn list_interviews(
         &self,
         org: &str,
@@ -161,6 +165,7 @@ impl Store {
 
     /// Interviews scheduled before `now` with no scorecard, earliest first. The
     /// page cursor is `(scheduled_at, id)` of the last row seen.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_overdue_interviews"))]
     pub async fn list_overdue_interviews(
         &self,
         org: &str,
@@ -193,6 +198,7 @@ impl Store {
     /// before `now` without a scorecard (every organisation; at most 500 per
     /// call). Interviews whose scorecard came first are marked so that later
     /// scans skip them. Returns how many events were raised.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "raise_overdue"))]
     pub async fn raise_overdue(&self, now: Micros) -> Result<usize, Error> {
         let raised = with_pools!(self, |_, write| {
             // 0 marks "never overdue": its scorecard is in.

@@ -36,6 +36,7 @@ pub(super) async fn insert_jobs(conn: &mut Conn<'_>, org: &str, jobs: &[Job]) ->
 
 impl Store {
     /// `AlreadyExists` when another job has the same non-empty external id.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "create_job"))]
     pub async fn create_job(&self, org: &str, job: &Job) -> Result<(), Error> {
         let inserted = with_pools!(self, |_, write| {
             let mut connection = write.acquire().await?;
@@ -50,6 +51,7 @@ impl Store {
     /// A job, from the cache when it was read before: its id, rubric and
     /// revision are exact; its title and hiring bar may be older than a change
     /// made through another replica (read those with [`Store::read_job`]).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_job"))]
     pub async fn get_job(&self, org: &str, id: &str) -> Result<Option<Job>, Error> {
         let key = (org.to_string(), id.to_string());
         if let Some(job) = self.jobs.get(&key) {
@@ -59,6 +61,7 @@ impl Store {
     }
 
     /// A job as stored now.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "read_job"))]
     pub async fn read_job(&self, org: &str, id: &str) -> Result<Option<Job>, Error> {
         let key = (org.to_string(), id.to_string());
         let row: Option<JobRow> = with_pools!(self, |read, _| {
@@ -78,6 +81,7 @@ impl Store {
         Ok(job)
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_jobs"))]
     pub async fn list_jobs(&self, org: &str, page: Page<'_>) -> Result<(Vec<Job>, bool), Error> {
         let rows: Vec<JobRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
@@ -99,6 +103,7 @@ impl Store {
 impl Store {
     /// Sets a job's title and hiring bar, with its `job.updated` event, and
     /// returns the job as updated; `None` if there is no such job.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "update_job"))]
     pub async fn update_job(
         &self,
         org: &str,

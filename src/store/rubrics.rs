@@ -6,6 +6,7 @@ use crate::domain::{Micros, Rubric, RubricContent};
 use crate::error::Error;
 
 impl Store {
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "create_rubric"))]
     pub async fn create_rubric(
         &self,
         org: &str,
@@ -39,6 +40,7 @@ impl Store {
     }
 
     /// A rubric at `revision`, or at its latest revision when `revision` is 0.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_rubric"))]
     pub async fn get_rubric(&self, org: &str, id: &str, revision: i64) -> Result<Option<Rubric>, Error> {
         let key = (org.to_string(), id.to_string(), revision);
         // Revision 0 means "the latest", which moves: only exact revisions are kept.
@@ -75,6 +77,7 @@ impl Store {
     }
 
     /// Rubrics at their latest revision, by id.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_rubrics"))]
     pub async fn list_rubrics(&self, org: &str, page: Page<'_>) -> Result<(Vec<Rubric>, bool), Error> {
         let rows: Vec<RubricRow> = with_pools!(self, |read, _| {
             sqlx::query_as(
@@ -97,6 +100,7 @@ impl Store {
 
     /// Writes revision `expected_revision + 1`. `Aborted` when the latest revision
     /// is no longer `expected_revision`; `NotFound` when the rubric is gone.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "revise_rubric"))]
     pub async fn revise_rubric(
         &self,
         org: &str,

@@ -269,6 +269,7 @@ async fn insert_ratings(conn: &mut Conn<'_>, revisions: &[RevisionInsert<'_>]) -
 
 impl Store {
     /// A scorecard at `revision`, or at its current revision when `revision` is 0.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_scorecard"))]
     pub async fn get_scorecard(&self, org: &str, id: &str, revision: i64) -> Result<Option<Scorecard>, Error> {
         let found: Option<(ScorecardRow, Vec<RatingRow>)> = with_pools!(self, |read, _| {
             let header: Option<ScorecardRow> = sqlx::query_as(concat!(
@@ -308,6 +309,7 @@ impl Store {
     }
 
     /// Scorecards at their current revision, by id.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_scorecards"))]
     pub async fn list_scorecards(
         &self,
         org: &str,
@@ -351,6 +353,7 @@ impl Store {
     }
 
     /// Whether `interviewer` has submitted a scorecard about `candidate` (blind review).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "has_submitted_for_candidate"))]
     pub async fn has_submitted_for_candidate(
         &self,
         org: &str,
@@ -371,6 +374,7 @@ impl Store {
     }
 
     /// Whether `interviewer` has an interview with `candidate`.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "interviews_candidate"))]
     pub async fn interviews_candidate(
         &self,
         org: &str,
@@ -426,6 +430,7 @@ impl Store {
     /// the interview already has a scorecard. A retry is not looked up first:
     /// the unique indexes turn its insert into a no-op, and only then is the
     /// earlier scorecard read, so first submissions cost no extra read.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "submit_scorecard"))]
     pub async fn submit_scorecard(&self, org: &str, new: NewScorecard<'_>) -> Result<SubmitOutcome, Error> {
         let (reply, inserted) = tokio::sync::oneshot::channel();
         let queued = QueuedSubmission {
@@ -478,6 +483,7 @@ impl Store {
 
     /// Writes a new revision. `expected_revision` 0 accepts any current revision;
     /// otherwise a mismatch is `Aborted`. `NotFound` if there is no such scorecard.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "amend_scorecard"))]
     pub async fn amend_scorecard(&self, org: &str, amendment: &Amendment<'_>) -> Result<Scorecard, Error> {
         let Amendment { id, expected_revision, content, reason, author, now } = *amendment;
         enum Outcome {
@@ -754,6 +760,7 @@ impl Store {
     /// Every current rating of an organisation, grouped by scorecard (rows of
     /// one scorecard are consecutive), handed to `each` as they are read: a
     /// large organisation is never held in memory as rows.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "each_calibration_rating"))]
     pub async fn each_calibration_rating(&self, org: &str, mut each: impl FnMut(CalibrationRow)) -> Result<(), Error> {
         use tokio_stream::StreamExt;
         with_pools!(self, |read, _| {
@@ -776,6 +783,7 @@ impl Store {
     }
 
     /// The organisations that have at least one scorecard.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "organisations_with_scorecards"))]
     pub async fn organisations_with_scorecards(&self) -> Result<Vec<String>, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_scalar("select distinct org_id from scorecards order by org_id").fetch_all(read).await?

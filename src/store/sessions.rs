@@ -21,6 +21,7 @@ pub struct SessionRow {
 
 impl Store {
     /// Stores a new session, and purges the sessions past their expiry.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "create_session"))]
     pub async fn create_session(&self, row: &SessionRow) -> Result<(), Error> {
         with_pools!(self, |_, write| {
             sqlx::query("delete from web_sessions where expires_at < $1").bind(row.created_at).execute(write).await?;
@@ -41,6 +42,7 @@ impl Store {
     }
 
     /// The live session with this id hash at `now`, if any.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "session"))]
     pub async fn session(&self, id_hash: &str, now: Micros) -> Result<Option<SessionRow>, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_as(
@@ -55,6 +57,7 @@ impl Store {
     }
 
     /// Ends a session (sign-out); a no-op for an unknown one.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "delete_session"))]
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), Error> {
         with_pools!(self, |_, write| {
             sqlx::query("delete from web_sessions where id_hash = $1").bind(id_hash).execute(write).await?;

@@ -130,6 +130,7 @@ pub struct DeliveryAttempt<'a> {
 impl Store {
     /// Registers a webhook whose deliveries start after the organisation's
     /// latest event.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "create_webhook"))]
     pub async fn create_webhook(
         &self,
         org: &str,
@@ -160,6 +161,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_webhook"))]
     pub async fn get_webhook(&self, org: &str, id: &str) -> Result<Option<WebhookRow>, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_as(concat!(select_webhook!(), "where w.org_id = $1 and w.id = $2"))
@@ -170,6 +172,7 @@ impl Store {
         }))
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_webhooks"))]
     pub async fn list_webhooks(&self, org: &str, page: Page<'_>) -> Result<(Vec<WebhookRow>, bool), Error> {
         let rows: Vec<WebhookRow> = with_pools!(self, |read, _| {
             sqlx::query_as(concat!(select_webhook!(), "where w.org_id = $1 and w.id > $2 order by w.id limit $3"))
@@ -183,6 +186,7 @@ impl Store {
     }
 
     /// Removes a webhook and its delivery records; false if there was none.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "delete_webhook"))]
     pub async fn delete_webhook(&self, org: &str, id: &str) -> Result<bool, Error> {
         Ok(with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;
@@ -204,6 +208,7 @@ impl Store {
 
     /// Delivery records, newest event first; `before` is the sequence the
     /// previous page ended at (0 for the first page).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_deliveries"))]
     pub async fn list_deliveries(
         &self,
         org: &str,
@@ -231,6 +236,7 @@ impl Store {
         Ok(split_page(rows, limit))
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_delivery"))]
     pub async fn get_delivery(&self, org: &str, webhook: &str, sequence: i64) -> Result<Option<DeliveryRow>, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_as(concat!(select_delivery!(), "where org_id = $1 and webhook_id = $2 and sequence = $3"))
@@ -243,6 +249,7 @@ impl Store {
     }
 
     /// Queues an event for delivery again, now.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "queue_redelivery"))]
     pub async fn queue_redelivery(&self, org: &str, webhook: &str, sequence: i64, now: Micros) -> Result<(), Error> {
         with_pools!(self, |_, write| {
             sqlx::query(
@@ -267,6 +274,7 @@ impl Store {
 
     /// Webhooks (as `(org, id)`) with events after their place in the log or a
     /// redelivery queued, whose lease is free or held by `owner`.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "webhooks_with_work"))]
     pub async fn webhooks_with_work(&self, owner: &str, now: Micros) -> Result<Vec<(String, String)>, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_as(
@@ -287,6 +295,7 @@ impl Store {
 
     /// Takes or renews the lease on a webhook until `until`; false when another
     /// replica holds it.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "lease_webhook"))]
     pub async fn lease_webhook(
         &self,
         org: &str,
@@ -312,6 +321,7 @@ impl Store {
         }))
     }
 
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "release_webhook"))]
     pub async fn release_webhook(&self, org: &str, id: &str, owner: &str) -> Result<(), Error> {
         with_pools!(self, |_, write| {
             sqlx::query(
@@ -327,6 +337,7 @@ impl Store {
     }
 
     /// Redeliveries queued and due.
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "due_redeliveries"))]
     pub async fn due_redeliveries(&self, org: &str, webhook: &str, now: Micros) -> Result<Vec<DeliveryRow>, Error> {
         Ok(with_pools!(self, |read, _| {
             sqlx::query_as(concat!(
@@ -344,6 +355,7 @@ impl Store {
 
     /// Records an attempt's result. When `advance_to` is set, the webhook's place
     /// in the log moves there in the same transaction (ordered deliveries).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "record_delivery"))]
     pub async fn record_delivery(&self, attempt: &DeliveryAttempt<'_>) -> Result<(), Error> {
         let DeliveryAttempt {
             org,
@@ -397,6 +409,7 @@ impl Store {
     }
 
     /// Moves a webhook's place in the log forward to `to` (never back).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "advance_webhook"))]
     pub async fn advance_webhook(&self, org: &str, webhook: &str, to: i64, now: Micros) -> Result<(), Error> {
         with_pools!(self, |_, write| {
             let mut tx = write.begin().await?;

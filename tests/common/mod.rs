@@ -95,7 +95,7 @@ pub fn postgres_url() -> String {
 /// Logs only when `TEST_LOG` is set.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        scorecard::telemetry::init(scorecard::telemetry::LogFormat::Pretty);
+        let _ = scorecard::telemetry::init(scorecard::telemetry::LogFormat::Pretty);
     }
 }
 
