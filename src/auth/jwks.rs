@@ -54,7 +54,9 @@ impl RemoteJwks {
         }
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A redirect could lead to plain http or another host: the
+            // configured URL is the one trusted, so none is followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| bad(&e.to_string()))?;
         Ok(Self {

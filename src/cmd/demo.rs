@@ -431,11 +431,14 @@ pub async fn run(listen: &str, http_listen: &str) -> Result<(), AppError> {
     println!("ADMIN={admin}");
     println!("BRUNO={interviewer}   # an interviewer");
     println!();
-    println!("scorecard ranking --job {job}");
+    println!("scorecard ranking --job {job}   # --output csv for a spreadsheet");
     println!("scorecard raters --flagged");
     println!("scorecard reliability --job {job}");
     println!("SCORECARD_TOKEN={compliance} scorecard compliance impact   # cora, compliance: adverse impact");
     println!("SCORECARD_TOKEN={compliance} scorecard compliance raters   # interviewers who score women differently");
+    println!(
+        "curl -H 'content-type: application/json' -H \"authorization: Bearer $SCORECARD_TOKEN\" -d '{{\"job\":\"{job}\",\"pageSize\":5}}' http://{addr}/scorecard.v1.CalibrationService/GetRanking   # JSON over HTTP (Connect)"
+    );
     println!(
         "buf curl --http2-prior-knowledge --protocol grpc -H \"authorization: Bearer $SCORECARD_TOKEN\" -d '{{\"job\":\"{job}\"}}' http://{addr}/scorecard.v1.CalibrationService/GetRanking"
     );

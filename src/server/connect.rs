@@ -239,7 +239,18 @@ struct GrpcCall {
 fn is_protocol_header(name: &str) -> bool {
     matches!(
         name,
-        "content-type" | "content-length" | "content-encoding" | "accept-encoding" | "te" | "connection" | "host"
+        "content-type"
+            | "content-length"
+            | "content-encoding"
+            | "accept-encoding"
+            | "te"
+            | "host"
+            // HTTP/1.1's hop-by-hop headers (RFC 9110 §7.6.1) end at this hop.
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
     ) || name.starts_with("connect-")
         || name.starts_with("grpc-")
 }
