@@ -71,7 +71,10 @@ fn to_json<M: Message>(message: &M, full_name: &str) -> String {
 }
 
 async fn connect_speaks_json_and_binary_over_http1(app: TestApp) {
-    let org = Org::new(&app, "acme").await;
+    // Its own organisation per database: the pause point below is armed by
+    // organisation, and both databases' runs share this process.
+    let tenant = if app.database_url.starts_with("postgres") { "acme-pg" } else { "acme-sqlite" };
+    let org = Org::new(&app, tenant).await;
     let admin = org.admin.as_str();
 
     // JSON in, canonical JSON out (lowerCamelCase names), the same resource gRPC sees.
@@ -96,7 +99,7 @@ async fn connect_speaks_json_and_binary_over_http1(app: TestApp) {
 
     // A scorecard submitted over Connect counts like one submitted over gRPC.
     let interview = org.interview(&app, &via_grpc, "ivan").await;
-    let ivan = token("ivan", "acme", &["interviewer"]);
+    let ivan = token("ivan", tenant, &["interviewer"]);
     let submission = to_json(&Org::submission(&interview, "connect-1"), "scorecard.v1.SubmitScorecardRequest");
     let (status, scorecard) = json_call(&app, "ScorecardService/SubmitScorecard", Some(&ivan), &submission).await;
     assert_eq!(status, 200, "{scorecard}");
@@ -159,6 +162,19 @@ async fn connect_speaks_json_and_binary_over_http1(app: TestApp) {
     )
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // ... and it is the call's deadline: a submission held in the group
+    // commit past it is answered deadline_exceeded, HTTP 504.
+    let second = org.interview(&app, &via_grpc, "ivana").await;
+    let ivana = token("ivana", tenant, &["interviewer"]);
+    let held = scorecard::pauses::arm("store.group_commit.batch", tenant);
+    let url = format!("http://{}/scorecard.v1.ScorecardService/SubmitScorecard", app.addr);
+    let body = to_json(&Org::submission(&second, "connect-2"), "scorecard.v1.SubmitScorecardRequest");
+    let (status, _, answer) =
+        curl(url, "application/json", Some(&ivana), &["connect-timeout-ms: 300"], body.into_bytes()).await;
+    let answer: Value = serde_json::from_slice(&answer).expect("a Connect error");
+    assert_eq!((status, answer["code"].as_str()), (504, Some("deadline_exceeded")), "{answer}");
+    held.release();
 
     // The audit log records the Connect calls as the gRPC calls they are
     // (written behind the answer: wait for it).
