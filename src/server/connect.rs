@@ -423,7 +423,10 @@ async fn from_grpc(
         return Err(ConnectError::new(tonic::Code::Internal, "the service answered no message"));
     }
     let length = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-    let message = data.slice(5..(5 + length).min(data.len()));
+    if data.len() < 5 + length {
+        return Err(ConnectError::new(tonic::Code::Internal, "the service's answer was cut short"));
+    }
+    let message = data.slice(5..5 + length);
     let (body, content_type) = match codec {
         Codec::Proto => (message, "application/proto"),
         Codec::Json => {
