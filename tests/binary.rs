@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use common::req;
 use scorecard::proto::{self, rubric_service_client::RubricServiceClient};
@@ -25,23 +24,7 @@ fn scorecard(dir: &std::path::Path) -> Command {
 /// Starts `scorecard serve` (gRPC on `addr`, HTTP on `http`) and returns once
 /// it logs that it is serving.
 fn serve(dir: &std::path::Path, addr: &str, http: &str) -> Child {
-    let mut child = scorecard(dir)
-        .args(["serve", "--dev", "--listen", addr, "--http-listen", http])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start scorecard serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines.next().expect("server exited before serving").expect("read log");
-        if line.contains("scorecard serving gRPC") {
-            break;
-        }
-    }
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
+    common::spawn_until_serving(scorecard(dir).args(["serve", "--dev", "--listen", addr, "--http-listen", http]))
 }
 
 fn free_port() -> u16 {

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,26 +46,15 @@ fn serve(database_url: &str, addr: &str, endpoint: &str) -> Child {
             command.env_remove(key);
         }
     }
-    let mut child = command
-        .args(["serve", "--listen", addr, "--http-listen", "off", "--database-url", database_url])
-        .env("SCORECARD_JWT_SECRET", common::SECRET)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_SERVICE_NAME", "scorecard-under-test")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start scorecard serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    loop {
-        let line = lines.next().expect("server exited before serving").expect("read log");
-        if line.contains("scorecard serving gRPC") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
+    common::spawn_until_serving(
+        command
+            .args(["serve", "--listen", addr, "--http-listen", "off", "--database-url", database_url])
+            .env("SCORECARD_JWT_SECRET", common::SECRET)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_SERVICE_NAME", "scorecard-under-test")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("RUST_LOG", "info"),
+    )
 }
 
 fn spans(received: &Received) -> Vec<(Span, Option<String>)> {

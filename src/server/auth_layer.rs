@@ -108,33 +108,30 @@ where
         let (service, rpc) = method.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
         let system =
             if request.extensions().get::<super::connect::ConnectCall>().is_some() { "connect_rpc" } else { "grpc" };
-        let span = if crate::telemetry::traces_enabled() {
-            tracing::info_span!(
-                "grpc",
-                method = %method,
-                request_id = %request_id,
-                org = Empty,
-                code = Empty,
-                latency_ms = Empty,
-                otel.name = %method.trim_start_matches('/'),
-                otel.kind = "server",
-                otel.status_code = Empty,
-                rpc.system = system,
-                rpc.service = service,
-                rpc.method = rpc,
-                rpc.grpc.status_code = Empty,
-            )
-        } else {
-            // Without an exporter the log lines keep to what operators read.
-            tracing::info_span!(
-                "grpc",
-                method = %method,
-                request_id = %request_id,
-                org = Empty,
-                code = Empty,
-                latency_ms = Empty
-            )
-        };
+        // The convention fields stay empty, and out of the log lines, unless
+        // traces are exported.
+        let span = tracing::info_span!(
+            "grpc",
+            method = %method,
+            request_id = %request_id,
+            org = Empty,
+            code = Empty,
+            latency_ms = Empty,
+            otel.name = Empty,
+            otel.kind = Empty,
+            otel.status_code = Empty,
+            rpc.system = Empty,
+            rpc.service = Empty,
+            rpc.method = Empty,
+            rpc.grpc.status_code = Empty,
+        );
+        if crate::telemetry::traces_enabled() {
+            span.record("otel.name", method.trim_start_matches('/'));
+            span.record("otel.kind", "server");
+            span.record("rpc.system", system);
+            span.record("rpc.service", service);
+            span.record("rpc.method", rpc);
+        }
         crate::telemetry::continue_trace(&span, request.headers());
         let header = http::HeaderValue::from_str(&request_id).ok();
 
@@ -168,7 +165,9 @@ where
                         }
                         None => {
                             record_span.record("code", "Unauthenticated");
-                            record_span.record("rpc.grpc.status_code", tonic::Code::Unauthenticated as i64);
+                            if crate::telemetry::traces_enabled() {
+                                record_span.record("rpc.grpc.status_code", tonic::Code::Unauthenticated as i64);
+                            }
                             tracing::info!("request refused: unauthenticated");
                             let status: tonic::Status = Error::Unauthenticated.into();
                             let mut response = status.into_http();
@@ -188,9 +187,11 @@ where
                 if let Ok(response) = &mut result {
                     let code = grpc_code(response);
                     record_span.record("code", format!("{code:?}").as_str());
-                    record_span.record("rpc.grpc.status_code", code as i64);
-                    if server_fault(code) {
-                        record_span.record("otel.status_code", "ERROR");
+                    if crate::telemetry::traces_enabled() {
+                        record_span.record("rpc.grpc.status_code", code as i64);
+                        if server_fault(code) {
+                            record_span.record("otel.status_code", "ERROR");
+                        }
                     }
                     if let Some(h) = header {
                         response.headers_mut().insert(REQUEST_ID, h);

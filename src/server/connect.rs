@@ -489,7 +489,7 @@ mod tests {
     fn only_connect_unary_content_types_are_taken() {
         let of = |value: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).expect("a valid header value"));
             codec(&h)
         };
         assert_eq!(of("application/json"), Some(Codec::Json));

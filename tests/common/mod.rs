@@ -556,3 +556,24 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// Spawns `command` (a `scorecard serve`) with its log piped, and returns once
+/// it logs that it is serving; the log is drained afterwards so the server
+/// never blocks on a full pipe.
+pub fn spawn_until_serving(command: &mut std::process::Command) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start scorecard serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    loop {
+        let line = lines.next().expect("server exited before serving").expect("read log");
+        if line.contains("scorecard serving gRPC") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
