@@ -1,5 +1,5 @@
 //! Properties of the calibration engine on random synthetic organisations
-//! (proptest): invariance to a rater's constant shift, equivariance under
+//! (proptest): a rater's constant shift taken up by their offsets, equivariance under
 //! relabelling, and intervals that do not widen as ratings are added.
 
 use proptest::prelude::*;
@@ -39,32 +39,59 @@ fn rebuild(ratings: &[(u32, Obs)], f: impl Fn(u32, Obs) -> (u32, Obs)) -> Model 
     m
 }
 
+/// Adds `shift` to every rating of the organisation's busiest rater and checks
+/// that their offset moves by it while the ranking stays.
+fn shift_is_taken_up_by_the_raters_offset(seed: u64, shift: f64) -> Result<(), TestCaseError> {
+    let org = Org::generate(&small_spec(seed));
+    let ratings = all_ratings(&org.model);
+    // The rater with the most ratings.
+    let rater = (0..org.model.rater_count() as u32).max_by_key(|&r| org.model.rating_count[r as usize]).unwrap_or(0);
+    let mut before = rebuild(&ratings, |s, o| (s, o));
+    before.fit(2_000, 1e-9);
+    let mut after = rebuild(&ratings, |s, mut o| {
+        if o.rater == rater {
+            o = Obs::new(o.rater, o.item, o.scorecard, o.value() + shift, o.time());
+        }
+        (s, o)
+    });
+    after.fit(2_000, 1e-9);
+    // A constant shift is taken up by the rater's offsets: their severity
+    // and the occasion effects of their scorecards. How it splits between
+    // the two follows the priors (a rater whose scorecards differ much as a
+    // whole, such as a halo rater, puts a fifth of it or more on the
+    // occasions), so the property holds for their sum.
+    let own: Vec<u32> = ratings.iter().filter(|(_, o)| o.rater == rater).map(|(_, o)| o.scorecard).collect();
+    let offset = |m: &Model| {
+        m.severity[rater as usize] + own.iter().map(|&j| m.occasion[j as usize]).sum::<f64>() / own.len().max(1) as f64
+    };
+    let moved = offset(&after) - offset(&before);
+    // Severities are centred (rating-weighted), so the rater's own share of
+    // the shift is spread over everyone: compare with the share left.
+    let share = f64::from(before.rating_count[rater as usize]) / ratings.len() as f64;
+    let expected = shift * (1.0 - share);
+    prop_assert!(
+        (moved - expected).abs() <= 0.2 * shift.abs() + 1e-4,
+        "offset moved {moved:.4}, expected about {expected:.4}"
+    );
+    let (a, b) = (overall_scores(&org, &before), overall_scores(&org, &after));
+    let rho = spearman(&a, &b).unwrap_or(1.0);
+    prop_assert!(rho > 0.995, "ranking changed: spearman {rho}");
+    Ok(())
+}
+
+/// The case that failed in CI when the property read the severity alone
+/// (it moved 78% of the shift; the rest went to the rater's occasions).
+#[test]
+fn the_shift_that_once_moved_the_severity_by_only_78_percent() {
+    shift_is_taken_up_by_the_raters_offset(748, -0.040).unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
 
     #[test]
-    fn shifting_one_raters_ratings_moves_their_severity_not_the_ranking(seed in 0u64..1_000, shift in -0.12f64..0.12) {
-        let org = Org::generate(&small_spec(seed));
-        let ratings = all_ratings(&org.model);
-        // The rater with the most ratings.
-        let rater = (0..org.model.rater_count() as u32).max_by_key(|&r| org.model.rating_count[r as usize]).unwrap_or(0);
-        let mut before = rebuild(&ratings, |s, o| (s, o));
-        before.fit(2_000, 1e-9);
-        let mut after = rebuild(&ratings, |s, mut o| {
-            if o.rater == rater { o = Obs::new(o.rater, o.item, o.scorecard, o.value() + shift, o.time()); }
-            (s, o)
-        });
-        after.fit(2_000, 1e-9);
-        let moved = after.severity[rater as usize] - before.severity[rater as usize];
-        // Severities are centred (rating-weighted), so the rater's own share of
-        // the shift is spread over everyone: compare with the share left.
-        let share = f64::from(before.rating_count[rater as usize]) / ratings.len() as f64;
-        let expected = shift * (1.0 - share);
-        prop_assert!((moved - expected).abs() <= 0.2 * shift.abs() + 1e-4,
-            "severity moved {moved:.4}, expected about {expected:.4}");
-        let (a, b) = (overall_scores(&org, &before), overall_scores(&org, &after));
-        let rho = spearman(&a, &b).unwrap_or(1.0);
-        prop_assert!(rho > 0.995, "ranking changed: spearman {rho}");
+    fn shifting_one_raters_ratings_moves_their_offset_not_the_ranking(seed in 0u64..1_000, shift in -0.12f64..0.12) {
+        shift_is_taken_up_by_the_raters_offset(seed, shift)?;
     }
 
     #[test]

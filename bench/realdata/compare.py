@@ -29,6 +29,11 @@ Needs:  R with lme4 and lmerTest (Debian: r-cran-lme4 r-cran-lmertest), numpy an
 Data:   lme4::InstEval, lmerTest::TVbo and lmerTest::carrots (extract.R), and
         MovieLens 100k as shipped inside the `recbole` wheel on PyPI (GroupLens'
         licence: research use; it is downloaded, never committed).
+        --sets mlsmall: MovieLens "latest-small" as GroupLens published it in
+        2016 (100,004 half-star ratings by 671 users; first row
+        1,31,2.5,1260759144), films with at least 20 ratings: 69,104 ratings
+        of 1,303 films by 671 raters, half-stars as 1..10. No package ships
+        it; give its ratings.csv with --mlsmall PATH (or SCORECARD_MLSMALL).
 """
 import argparse
 import csv
@@ -46,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.expanduser(os.environ.get("SCORECARD_REALDATA_CACHE", "~/.cache/scorecard/realdata"))
 
 
-def prepare_data():
+def prepare_data(mlsmall_source=None):
     os.makedirs(CACHE, exist_ok=True)
     if not os.path.exists(os.path.join(CACHE, "scales.csv")):
         subprocess.run(["Rscript", os.path.join(HERE, "extract.R"), CACHE], check=True)
@@ -63,14 +68,33 @@ def prepare_data():
             for n, line in enumerate(raw.splitlines()[1:]):
                 user, movie, rating, _ = line.split("\t")
                 out.write(f"u{user},m{movie},overall,{n},{int(float(rating))}\n")
+    if mlsmall_source and not os.path.exists(os.path.join(CACHE, "mlsmall.csv")):
+        write_mlsmall(mlsmall_source, os.path.join(CACHE, "mlsmall.csv"))
     shape = os.path.join(CACHE, "shape10.csv")
     if not os.path.exists(shape):
         write_shape10(shape)
-    scales = {"ml100k": (1.0, 5.0), "shape10": (1.0, 10.0)}
+    scales = {"ml100k": (1.0, 5.0), "shape10": (1.0, 10.0), "mlsmall": (1.0, 10.0)}
     with open(os.path.join(CACHE, "scales.csv")) as f:
         for row in csv.DictReader(f):
             scales[row["name"]] = (float(row["min"]), float(row["max"]))
     return scales
+
+
+def write_mlsmall(source, path, min_ratings=20):
+    """MovieLens latest-small (2016): films with at least `min_ratings`
+    ratings, each rating its own scorecard, half-stars 0.5..5 as 1..10."""
+    with open(source) as f:
+        rows = [(r["userId"], r["movieId"], float(r["rating"])) for r in csv.DictReader(f) if r.get("userId")]
+    count = {}
+    for _, movie, _ in rows:
+        count[movie] = count.get(movie, 0) + 1
+    with open(path, "w") as out:
+        out.write("rater,subject,item,scorecard,score\n")
+        n = 0
+        for user, movie, stars in rows:
+            if count[movie] >= min_ratings:
+                out.write(f"u{user},m{movie},overall,{n},{int(round(2 * stars))}\n")
+                n += 1
 
 
 def write_shape10(path, seed=1):
@@ -205,9 +229,13 @@ def main():
     p.add_argument("--sets", default="insteval,ml100k,tvbo,carrots")
     p.add_argument("--methods", default="raw,additive,additive+,lmer,scorecard")
     p.add_argument("--binary", default=os.path.join(HERE, "..", "..", "target", "release", "scorecard"))
+    p.add_argument("--mlsmall", default=os.environ.get("SCORECARD_MLSMALL"),
+                   help="ratings.csv of MovieLens latest-small (2016), for --sets mlsmall")
     args = p.parse_args()
     methods = args.methods.split(",")
-    scales = prepare_data()
+    scales = prepare_data(args.mlsmall)
+    if "mlsmall" in args.sets.split(",") and not os.path.exists(os.path.join(CACHE, "mlsmall.csv")):
+        sys.exit("--sets mlsmall needs --mlsmall PATH to its ratings.csv (see the docstring)")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets.split(","):
