@@ -105,7 +105,7 @@ impl Calibrator {
         }
         let state = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            state.model.fit(FIT_SWEEPS, FIT_TOLERANCE);
+            state.model_mut().fit(FIT_SWEEPS, FIT_TOLERANCE);
             crate::metrics::global().record_full_fit(state.model.total_ratings(), started.elapsed());
             state.groups = Groups::from_model(&state.model);
             state.calibrated_at = now_micros();

@@ -120,7 +120,8 @@ impl Calibrator {
             let mut s = lock(&state);
             let to_rank = s.ranking_inputs(s.rankings.keys().cloned().collect::<Vec<_>>());
             s.refit_journal = Some(Vec::new());
-            (s.model.clone(), to_rank)
+            // A copy of its own to fit, off the lock.
+            (Model::clone(&s.model), to_rank)
         };
         // Fit, and re-rank the jobs someone reads, before swapping in: reads
         // never pay for the refit.
@@ -186,7 +187,7 @@ impl Calibrator {
             replayed += batch.len();
             replay(&batch, &mut model, &mut groups, &mut rescored);
             // Keep the live per-subject lists, copy the fit in: see `adopt_fit`.
-            let leftover = s.model.adopt_fit(model);
+            let leftover = s.model_mut().adopt_fit(model);
             s.groups = groups;
             s.rankings.values_mut().for_each(|c| c.stale = true);
             for (job, ranking) in rankings {

@@ -157,7 +157,10 @@ pub(super) struct CardKeys<'a> {
 
 /// Everything calibrated about one organisation.
 pub(super) struct OrgState {
-    pub(super) model: Model,
+    /// Shared copy-on-write: a long read (rater reports, differentials, a
+    /// plan) holds the fitted state without copying it, and a write made
+    /// while it runs copies it then (see [`OrgState::model_mut`]).
+    pub(super) model: Arc<Model>,
     pub(super) raters: Index<String>,
     /// (job, candidate) per subject; the job's id is one shared string.
     pub(super) subjects: Index<(Arc<str>, Arc<str>)>,
@@ -230,9 +233,15 @@ impl ModelChange {
 }
 
 impl OrgState {
+    /// The model, for a change: copied first only while a long read still
+    /// holds the state it started from.
+    pub(super) fn model_mut(&mut self) -> &mut Model {
+        Arc::make_mut(&mut self.model)
+    }
+
     pub(super) fn new() -> Self {
         OrgState {
-            model: Model::new(),
+            model: Arc::new(Model::new()),
             raters: Index::default(),
             subjects: Index::default(),
             items: Index::default(),
@@ -312,12 +321,13 @@ impl OrgState {
         let steps = (max - min).max(1) as u32;
         let item_groups: Vec<u32> =
             obs.iter().map(|o| job.item_groups.get(&o.item).copied().unwrap_or(NO_GROUP)).collect();
+        let model = self.model_mut();
         for (o, &group) in obs.iter().zip(&item_groups) {
-            self.model.set_item_steps(o.item, steps);
-            self.model.set_item_group(o.item, group);
+            model.set_item_steps(o.item, steps);
+            model.set_item_group(o.item, group);
         }
-        let mut touched = self.model.remove_scorecard(subject, sc);
-        self.model.add(subject, &obs);
+        let mut touched = model.remove_scorecard(subject, sc);
+        model.add(subject, &obs);
         if let Some(journal) = &mut self.refit_journal {
             journal.push(ModelChange { subject, scorecard: sc, rater, steps, obs: obs.clone(), item_groups });
         }

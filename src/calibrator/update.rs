@@ -76,7 +76,7 @@ pub(super) fn apply(s: &mut OrgState, change: &Committed) {
     };
     if let Some((subject, raters)) = s.put_scorecard(&card, &ratings) {
         let started = std::time::Instant::now();
-        let touched = s.model.update_locally(subject, &raters);
+        let touched = s.model_mut().update_locally(subject, &raters);
         crate::metrics::global().record_incremental_update(started.elapsed());
         s.mark_changed(touched);
         s.version += 1;
