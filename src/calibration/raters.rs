@@ -258,7 +258,6 @@ struct PanelSums {
     by_ability: Line,
     /// (panel's level θ on the item, the rating), less item mean and severity.
     by_theta: Line,
-    theta_var: f64,
     /// (scorecard, time, Σ rating, Σ θ, ratings)
     cards: Vec<(u32, f64, f64, f64, u32)>,
     /// (candidate, Σ rating less item mean and severity, ratings), by
@@ -341,14 +340,13 @@ impl Panel {
                 pairs.clear();
                 let first_card = panel.sums[r as usize].cards.len();
                 for o in model.ratings(c).iter().filter(|o| o.rater == r) {
-                    let (theta, theta_var) = post.level(model, o.item);
+                    let (theta, _) = post.level(model, o.item);
                     let mu = model.item_mean[o.item as usize];
                     let (y, latent) =
                         (o.value() - mu - model.severity[r as usize], o.latent() - mu - model.severity[r as usize]);
                     let sums = &mut panel.sums[r as usize];
                     sums.by_ability.add(post.ability, latent);
                     sums.by_theta.add(theta, y);
-                    sums.theta_var += theta_var;
                     // A scorecard's ratings all come in this one view.
                     match sums.cards[first_card..].iter_mut().find(|c| c.0 == o.scorecard) {
                         Some(card) => {
@@ -388,7 +386,6 @@ impl Panel {
                 let theirs = &mut run.sums[r];
                 mine.by_ability.merge(&theirs.by_ability);
                 mine.by_theta.merge(&theirs.by_theta);
-                mine.theta_var += theirs.theta_var;
                 mine.cards.append(&mut theirs.cards);
                 mine.by_subject.append(&mut theirs.by_subject);
             }
@@ -409,18 +406,25 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
     let raters = model.rater_count();
     let Panel { sums: mut points, shared, halo } = Panel::of(model);
 
-    // Noise after severity and range use, for every rater, to compare with the median.
+    // The rater's regressions on the panel's view, and their noise, for every
+    // rater, to compare with the median.
     let fitted: Vec<Option<(Regression, Regression, f64)>> = points
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(r, p)| {
             // Range use on the latent scale: the ends of an ordinal scale
             // compress every rater's ratings of strong and weak candidates, most
             // on short scales, which is not the rater's central tendency.
             let by_ability = p.by_ability.fit()?;
             let by_theta = p.by_theta.fit()?;
-            let mean_theta_var = p.theta_var / p.by_theta.n;
-            let noise = (by_theta.residual_var - by_theta.slope.powi(2) * mean_theta_var).max(1e-6).sqrt();
-            Some((by_ability, by_theta, noise))
+            // Noise on the latent scale too: the model's σ_r, how far the
+            // rater's judgement scatters around the candidate's level after
+            // their severity, range use and occasion. The scatter of the
+            // ratings themselves mixes it with the rounding to whole points,
+            // which every rater shares: on a 1..4 scale that hid a third of
+            // the difference between a noisy rater and the rest (a rater 2.6
+            // times as noisy scattered 1.5–1.6 times as much).
+            Some((by_ability, by_theta, model.noise_var[r].sqrt()))
         })
         .collect();
     let mut noises: Vec<f64> = fitted
@@ -547,7 +551,7 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
                 flags.push(Flag {
                     kind: FlagKind::Inconsistent,
                     detail: format!(
-                        "Scores scatter {:.2} points around the panel's view, {:.1}× the organisation's typical {:.2}.",
+                        "Their judgement scatters {:.2} points around the candidate's level, after their severity and range use: {:.1}× the organisation's typical {:.2}.",
                         points_of(noise_norm),
                         noise_norm / median,
                         points_of(median)

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::cmd::synthetic::{Org, RaterKind, Spec};
+use crate::cmd::synthetic::{NORMAL_SEVERITY_SD, Org, RaterKind, Spec};
 use scorecard::calibration::model::Model;
 use scorecard::calibration::model::Obs;
 use scorecard::calibration::raters::{self, FlagKind, Thresholds};
@@ -35,6 +35,9 @@ struct Accuracy {
     /// per flag kind: (true positives, flagged, planted)
     flags: HashMap<FlagKind, (usize, usize, usize)>,
     normal_flagged_per_org: Vec<usize>,
+    /// SEVERE or LENIENT flags raised on raters generated as normal, and how
+    /// many of those raters' true severity lies beyond the flag's line.
+    normal_severity_flags: (usize, usize),
     sweeps: Vec<usize>,
     /// Per half-point band of the truth (1–1.5, …): (intervals, covered, Σ error),
     /// of the overall scores and of the competency scores.
@@ -102,6 +105,13 @@ fn evaluate(org: &mut Org, thresholds: &Thresholds, acc: &mut Accuracy) {
     }
     let reports = raters::reports(&org.model, &org.scorecards, thresholds);
     let mut normal_flagged = 0;
+    // The organisation's average true severity, weighted by ratings as the
+    // model centres its estimates.
+    let total: f64 = org.model.rating_count.iter().map(|&n| f64::from(n)).sum();
+    let centre: f64 =
+        org.rater_severity.iter().zip(&org.model.rating_count).map(|(s, &n)| s * f64::from(n)).sum::<f64>()
+            / total.max(1.0);
+    let line = thresholds.severity * f64::from(org.points - 1);
     for report in &reports {
         let kind = org.rater_kinds[report.rater as usize];
         let planted = kind_flag(kind);
@@ -111,6 +121,12 @@ fn evaluate(org: &mut Org, thresholds: &Thresholds, acc: &mut Accuracy) {
             normal_flagged += 1;
         }
         for flag in &raised {
+            if kind == RaterKind::Normal && matches!(flag, FlagKind::Severe | FlagKind::Lenient) {
+                let truth = org.rater_severity[report.rater as usize] - centre;
+                let beyond = if *flag == FlagKind::Severe { truth < -line } else { truth > line };
+                acc.normal_severity_flags.0 += 1;
+                acc.normal_severity_flags.1 += usize::from(beyond);
+            }
             let e = acc.flags.entry(*flag).or_default();
             e.1 += 1;
             if Some(*flag) == planted {
@@ -168,6 +184,9 @@ pub struct AccuracySummary {
     pub flags: Vec<(FlagKind, f64, f64, usize, usize)>,
     pub normal_flagged_mean: f64,
     pub normal_flagged_max: usize,
+    /// (SEVERE or LENIENT flags on raters generated as normal, how many of
+    /// them truly lie beyond the flag's line).
+    pub normal_severity_flags: (usize, usize),
     pub mean_sweeps: f64,
 }
 
@@ -210,6 +229,7 @@ pub fn accuracy(orgs: usize, points: u8, thresholds: &Thresholds) -> AccuracySum
         flags,
         normal_flagged_mean: mean(&acc.normal_flagged_per_org.iter().map(|&n| n as f64).collect::<Vec<_>>()),
         normal_flagged_max: acc.normal_flagged_per_org.iter().max().copied().unwrap_or(0),
+        normal_severity_flags: acc.normal_severity_flags,
         mean_sweeps: mean(&acc.sweeps.iter().map(|&n| n as f64).collect::<Vec<_>>()),
     }
 }
@@ -269,6 +289,10 @@ fn report_accuracy(orgs: usize, points: u8, thresholds: &Thresholds) {
         println!("  {:<26} {precision:>9.3} {recall:>7.3} {flagged:>8} {planted:>8}", format!("{kind:?}"));
     }
     println!("normal raters flagged per organisation: mean {:.2}, max {}", a.normal_flagged_mean, a.normal_flagged_max);
+    let (flagged, beyond) = a.normal_severity_flags;
+    println!(
+        "  of which SEVERE or LENIENT: {flagged}, {beyond} of them on raters whose true severity is beyond the line (the normal raters' spread, {NORMAL_SEVERITY_SD} points, reaches it)"
+    );
     println!("fit sweeps: mean {:.1}; accuracy runs took {:.1}s", a.mean_sweeps, started.elapsed().as_secs_f64());
 }
 

@@ -174,6 +174,18 @@ fn code_name(status: &tonic::Status) -> String {
 }
 
 /// Runs `concurrency` workers for `duration`, each call chosen by `pick`.
+/// User and system CPU time of process `pid` (this one: `None`) so far, in
+/// seconds, from /proc (Linux); `None` elsewhere.
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name may hold spaces: count fields after its closing ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let (user, system): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    // Clock ticks: USER_HZ, which Linux fixes at 100 for user space.
+    Some((user + system) / 100.0)
+}
+
 async fn phase(
     channels: &[Channel],
     options: &LoadOptions,
@@ -327,7 +339,13 @@ pub async fn run(options: LoadOptions) -> Result<(), AppError> {
     );
     let (ceiling, ceiling_time) = phase(&channels, &options, &token, &plan, true).await;
     let ceiling_rate = ceiling.get("health").map_or(0.0, |t| t.ok.len() as f64 / ceiling_time.as_secs_f64());
+    // The server's CPU over the mix: the "CPU per submission" is read
+    // from the server process (the generator's own when it runs inside).
+    let cpu_pid = options.server_pid;
+    let cpu_before = cpu_seconds(cpu_pid);
     let (mix, mix_time) = phase(&channels, &options, &token, &plan, false).await;
+    let cpu_used = cpu_seconds(cpu_pid).zip(cpu_before).map(|(after, before)| after - before);
+    let mix_calls: usize = mix.values().map(|t| t.ok.len()).sum();
 
     println!(
         "  {:<10} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>9}  errors",
@@ -357,6 +375,18 @@ pub async fn run(options: LoadOptions) -> Result<(), AppError> {
             if errors.is_empty() { "-".to_string() } else { errors.join(" ") }
         );
     }
+    if let Some(cpu) = cpu_used
+        && mix_calls > 0
+    {
+        let whose = match cpu_pid {
+            Some(pid) => format!("the server (process {pid}), background refits included"),
+            None => "this process: server and load generator together".to_string(),
+        };
+        println!(
+            "  CPU during the mix: {cpu:.2} s of {whose}; {:.0} µs per call over {mix_calls} calls",
+            cpu * 1e6 / mix_calls as f64
+        );
+    }
     if let Some(rss) =
         own.as_ref().and_then(|_| crate::cmd::bench::calibration::rss_bytes(None)).map(|b| b as f64 / 1_048_576.0)
     {
@@ -384,6 +414,18 @@ mod tests {
         assert!(parse_mix("submit").is_err());
         assert!(parse_mix("delete=1").is_err());
         assert!(parse_mix("submit=0").is_err());
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let spent = cpu_seconds(None).expect("/proc/self/stat is readable on Linux");
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+        assert!(x != 1);
+        let later = cpu_seconds(None).expect("readable again");
+        assert!(later >= spent && later > 0.0, "{spent} then {later}");
     }
 
     #[test]
