@@ -7,7 +7,19 @@ mod common;
 use common::{Org, TestApp, expect_violations, rating, req};
 use scorecard::proto::{self, Recommendation, import_item::Item, import_result::Outcome};
 
-on_both_databases!(import_backfills_item_by_item_and_is_idempotent, import_refuses_malformed_messages);
+on_both_databases!(
+    import_backfills_item_by_item_and_is_idempotent,
+    import_refuses_malformed_messages,
+    an_import_that_loses_a_race_writes_nothing_and_its_retry_finds_the_winners_items,
+    an_import_whose_candidate_is_erased_before_its_write_writes_nothing
+);
+
+/// An organisation of the test's own: pauses are armed per organisation,
+/// process-wide.
+fn org_id(test: &str, app: &TestApp) -> String {
+    let db = if app.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
+    format!("{test}-{db}")
+}
 
 fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
@@ -206,4 +218,114 @@ async fn import_refuses_malformed_messages(app: TestApp) {
         .into_inner();
     assert_eq!(outcomes(&r), [Outcome::Failed]);
     assert_eq!(r.results[0].violations[0].field, "item");
+}
+
+/// Items 1, 3 and 6 of [`history`]: a candidate, their interview and its scorecard.
+fn one_candidates_history(rubric: &str) -> Vec<Item> {
+    let mut all = history(rubric);
+    vec![all.swap_remove(6), all.swap_remove(3), all.swap_remove(1)].into_iter().rev().collect()
+}
+
+/// How many candidates, interviews and scorecards the organisation holds.
+async fn stored(app: &TestApp, admin: &str) -> (usize, usize, usize) {
+    let candidates = app
+        .hiring()
+        .list_candidates(req(admin, proto::ListCandidatesRequest { page_size: 1000, ..Default::default() }))
+        .await
+        .expect("list candidates")
+        .into_inner()
+        .candidates
+        .len();
+    let interviews = app
+        .hiring()
+        .list_interviews(req(admin, proto::ListInterviewsRequest { page_size: 1000, ..Default::default() }))
+        .await
+        .expect("list interviews")
+        .into_inner()
+        .interviews
+        .len();
+    let scorecards = app
+        .scorecards()
+        .list_scorecards(req(admin, proto::ListScorecardsRequest { page_size: 1000, ..Default::default() }))
+        .await
+        .expect("list scorecards")
+        .into_inner()
+        .scorecards
+        .len();
+    (candidates, interviews, scorecards)
+}
+
+async fn an_import_that_loses_a_race_writes_nothing_and_its_retry_finds_the_winners_items(app: TestApp) {
+    let id = org_id("import-race", &app);
+    let org = Org::new(&app, &id).await;
+    let sync = common::token("ats", &id, &["integration"]);
+    // The job first, so that both imports below find it stored and the race
+    // is on the candidate, interview and scorecard (written in bulk).
+    let job = history(&org.rubric.name).swap_remove(0);
+    assert_eq!(import_in_one_message(&app, &sync, vec![job]).await.created, 1);
+
+    // The first import has looked its items up (all new) and stops before
+    // its write; a second import of the same items writes them meanwhile.
+    let pause = scorecard::pauses::arm("import.before_write", &id);
+    let first = {
+        let (mut client, sync, items) = (app.scorecards(), sync.clone(), one_candidates_history(&org.rubric.name));
+        let items: Vec<proto::ImportItem> = items.into_iter().map(|i| proto::ImportItem { item: Some(i) }).collect();
+        let messages = vec![proto::ImportScorecardsRequest { items }];
+        tokio::spawn(async move { client.import_scorecards(req(&sync, tokio_stream::iter(messages))).await })
+    };
+    pause.reached().await;
+    let winner = import(&app, &sync, one_candidates_history(&org.rubric.name)).await;
+    assert_eq!(winner.created, 3, "{winner:?}");
+    pause.release();
+    common::expect_code(first.await.expect("join"), tonic::Code::Aborted);
+
+    // Nothing of the loser's was written, and its retry finds the winner's.
+    assert_eq!(stored(&app, &org.admin).await, (1, 1, 1));
+    let retry = import(&app, &sync, one_candidates_history(&org.rubric.name)).await;
+    assert_eq!(outcomes(&retry), [Outcome::Unchanged; 3]);
+    let resources =
+        |r: &proto::ImportScorecardsResponse| r.results.iter().map(|x| x.resource.clone()).collect::<Vec<_>>();
+    assert_eq!(resources(&retry), resources(&winner));
+}
+
+async fn an_import_whose_candidate_is_erased_before_its_write_writes_nothing(app: TestApp) {
+    let id = org_id("import-erasure", &app);
+    let org = Org::new(&app, &id).await;
+    let sync = common::token("ats", &id, &["integration"]);
+    let mut items = history(&org.rubric.name);
+    let (scorecard, interview, candidate, job) =
+        (items.swap_remove(6), items.swap_remove(3), items.swap_remove(1), items.swap_remove(0));
+    let stored_first = import(&app, &sync, vec![job, candidate]).await;
+    let candidate_name = stored_first.results[1].resource.clone();
+
+    // The interview and its scorecard are looked up and validated against a
+    // candidate not erased; the erasure commits before they are written.
+    let pause = scorecard::pauses::arm("import.before_write", &id);
+    let late = {
+        let (mut client, sync) = (app.scorecards(), sync.clone());
+        let items = vec![interview.clone(), scorecard.clone()];
+        let items: Vec<proto::ImportItem> = items.into_iter().map(|i| proto::ImportItem { item: Some(i) }).collect();
+        let messages = vec![proto::ImportScorecardsRequest { items }];
+        tokio::spawn(async move { client.import_scorecards(req(&sync, tokio_stream::iter(messages))).await })
+    };
+    pause.reached().await;
+    app.hiring()
+        .erase_candidate(req(&org.admin, proto::EraseCandidateRequest { name: candidate_name }))
+        .await
+        .expect("erase");
+    pause.release();
+    common::expect_code(late.await.expect("join"), tonic::Code::Aborted);
+    assert_eq!(stored(&app, &org.admin).await, (1, 0, 0), "no evidence stored about an erased candidate");
+
+    // Retried, both fail: the erased candidate's external id is gone with
+    // their personal data.
+    let retry = import(&app, &sync, vec![interview, scorecard]).await;
+    assert_eq!(outcomes(&retry), [Outcome::Failed, Outcome::Failed], "{retry:?}");
+    assert_eq!(stored(&app, &org.admin).await, (1, 0, 0));
+}
+
+async fn import_in_one_message(app: &TestApp, token: &str, items: Vec<Item>) -> proto::ImportScorecardsResponse {
+    let items: Vec<proto::ImportItem> = items.into_iter().map(|i| proto::ImportItem { item: Some(i) }).collect();
+    let messages = vec![proto::ImportScorecardsRequest { items }];
+    app.scorecards().import_scorecards(req(token, tokio_stream::iter(messages))).await.expect("import").into_inner()
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::State;
 use super::convert::{decision_fields, ratings_from_proto, recommendation_from_proto};
 use crate::auth::Caller;
+use crate::calibrator::ImportStream;
 use crate::domain::names::Collection;
 use crate::domain::validate::{self, limits};
 use crate::domain::{Candidate, Decision, Interview, Job, Role, Rubric, ScorecardContent, new_id, now_micros};
@@ -50,7 +51,9 @@ struct Importer<'a> {
     /// Job id → its rubric, for stored interviews' jobs.
     job_rubrics: HashMap<String, Option<Arc<Rubric>>>,
     response: proto::ImportScorecardsResponse,
-    touched_jobs: HashSet<String>,
+    /// Told of every committed batch's jobs; loads the organisation afresh
+    /// once the stream ends, however it ends.
+    open: ImportStream,
 }
 
 enum ItemResult {
@@ -396,7 +399,6 @@ impl<'a> Importer<'a> {
         if let Some(k) = self.interviews.get_mut(&s.interview_external_id) {
             k.scorecard = Some(id.clone());
         }
-        self.touched_jobs.insert(known.interview.job_id.clone());
         batch.scorecards.push(ImportedScorecard { id, interview: known.interview, content, submitted_at });
         Ok(ItemResult::Created(name))
     }
@@ -421,7 +423,9 @@ impl<'a> Importer<'a> {
             };
             results.push(result);
         }
+        crate::pauses::point("import.before_write", &self.org).await;
         self.state.store.write_import(&self.org, &batch, &self.author, now).await?;
+        self.open.touched(batch.scorecards.iter().map(|s| s.interview.job_id.clone()));
         for result in results {
             let index = self.response.received;
             self.response.received += 1;
@@ -468,7 +472,7 @@ pub async fn import(
         rubrics: HashMap::new(),
         job_rubrics: HashMap::new(),
         response: proto::ImportScorecardsResponse::default(),
-        touched_jobs: HashSet::new(),
+        open: state.calibrator.import_stream(&caller.org),
     };
     let mut pending: Vec<proto::ImportItem> = Vec::new();
     let mut taken = 0usize;
@@ -507,11 +511,11 @@ pub async fn import(
     .await;
     let r = &importer.response;
     tracing::info!(received = r.received, created = r.created, unchanged = r.unchanged, failed = r.failed, "import");
-    if !importer.touched_jobs.is_empty() {
-        // Before answering: a ranking read after the import reflects it.
-        let jobs: Vec<String> = importer.touched_jobs.iter().cloned().collect();
-        state.calibrator.reload(&caller.org, &jobs).await?;
-    }
+    // Ending the stream: a calibration read after this answer loads the
+    // organisation afresh first, so it reflects the import; the next stream
+    // of a back-fill does not wait for a fit.
+    let Importer { response, open, .. } = importer;
+    drop(open);
     outcome?;
-    Ok(importer.response)
+    Ok(response)
 }

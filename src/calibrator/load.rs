@@ -10,7 +10,7 @@ use crate::domain::now_micros;
 use crate::error::Error;
 use crate::store::Page;
 
-use super::state::{CardKeys, Committed, JobCache, OrgState, ScorecardBeingRead};
+use super::state::{CardKeys, Committed, JobCache, OrgState};
 use super::{Calibrator, FIT_SWEEPS, FIT_TOLERANCE, lock};
 
 /// Concurrent reads of one organisation share their look at the database's
@@ -34,6 +34,43 @@ pub(super) struct SequenceCheck {
 const CATCH_UP_LIMIT: usize = 1_000;
 /// Events read per query when catching up (most are this replica's own).
 const CATCH_UP_PAGE: usize = 1_000;
+/// How long after the last import stream of an organisation its state is
+/// loaded afresh in the background (a read before then loads it at once).
+const IMPORT_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Import streams of an organisation, open or ended since its state was
+/// last loaded.
+#[derive(Default)]
+pub(super) struct PendingImport {
+    /// Bumped by every stream's beginning and end.
+    generation: u64,
+    open_streams: usize,
+    /// A stream that ended may have committed scorecards the state lacks.
+    imported: bool,
+    /// The jobs they touched, for watchers and `ranking.changed`.
+    jobs: std::collections::HashSet<String>,
+}
+
+/// An open import stream (see [`Calibrator::import_stream`]).
+pub struct ImportStream {
+    calibrator: Arc<Calibrator>,
+    org: String,
+    jobs: std::collections::HashSet<String>,
+}
+
+impl ImportStream {
+    /// The stream committed scorecards of these jobs.
+    pub fn touched(&mut self, jobs: impl IntoIterator<Item = String>) {
+        self.jobs.extend(jobs);
+    }
+}
+
+impl Drop for ImportStream {
+    fn drop(&mut self) {
+        let jobs = std::mem::take(&mut self.jobs);
+        self.calibrator.import_stream_ended(std::mem::take(&mut self.org), jobs);
+    }
+}
 
 impl Calibrator {
     /// Loads and fits every organisation with scorecards (at start-up).
@@ -50,6 +87,7 @@ impl Calibrator {
     #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "load"))]
     pub(super) async fn load(&self, org: &str) -> Result<OrgState, Error> {
         crate::metrics::global().record_org_load();
+        let started = std::time::Instant::now();
         let mut state = OrgState::new();
         // Read before the data: a change after this point may be read twice
         // (applying a scorecard again is harmless), never missed.
@@ -71,42 +109,42 @@ impl Calibrator {
                 _ => break,
             }
         }
-        // Each scorecard goes into the model once its last rating has been read;
-        // evidence is reduced to whether it is thin as it arrives.
-        let mut current: Option<ScorecardBeingRead> = None;
-        let put = |state: &mut OrgState, (first, ratings): ScorecardBeingRead| {
-            let card = CardKeys {
-                scorecard_id: &first.scorecard_id,
-                job_id: &first.job_id,
-                candidate_id: &first.candidate_id,
-                interviewer: &first.interviewer,
-                recommendation: first.recommendation,
-                submitted_at: first.submitted_at,
-            };
-            state.put_scorecard(&card, &ratings);
-            state.note_applied(&first.scorecard_id, first.revision);
-        };
+        // Evidence is reduced to whether it is thin as each scorecard arrives.
         self.store
-            .each_calibration_rating(org, |mut row| {
-                let rating = (std::mem::take(&mut row.competency), row.score, evidence_is_thin(&row.evidence));
-                row.evidence = String::new();
-                match &mut current {
-                    Some((first, ratings)) if first.scorecard_id == row.scorecard_id => ratings.push(rating),
-                    _ => {
-                        if let Some(done) = current.replace((row, vec![rating])) {
-                            put(&mut state, done);
-                        }
-                    }
+            .each_calibration_scorecard(org, |row| {
+                if row.ratings.is_empty() {
+                    return; // never written, but a scorecard without ratings says nothing
                 }
+                let ratings: Vec<(String, i64, bool)> = row
+                    .ratings
+                    .into_iter()
+                    .map(|(competency, score, evidence)| (competency, score, evidence_is_thin(&evidence)))
+                    .collect();
+                let card = CardKeys {
+                    scorecard_id: &row.scorecard_id,
+                    job_id: &row.job_id,
+                    candidate_id: &row.candidate_id,
+                    interviewer: &row.interviewer,
+                    recommendation: row.recommendation,
+                    submitted_at: row.submitted_at,
+                };
+                state.put_scorecard(&card, &ratings);
+                state.note_applied(&row.scorecard_id, row.revision);
             })
             .await?;
-        if let Some(done) = current.take() {
-            put(&mut state, done);
-        }
+        let read = started.elapsed();
         let state = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            state.model_mut().fit(FIT_SWEEPS, FIT_TOLERANCE);
-            crate::metrics::global().record_full_fit(state.model.total_ratings(), started.elapsed());
+            let report = state.model_mut().fit(FIT_SWEEPS, FIT_TOLERANCE);
+            let took = started.elapsed();
+            crate::metrics::global().record_full_fit(state.model.total_ratings(), took);
+            tracing::info!(
+                ratings = state.model.total_ratings(),
+                sweeps = report.sweeps,
+                converged = report.converged,
+                ms = took.as_millis() as u64,
+                "calibration fitted"
+            );
             state.groups = Groups::from_model(&state.model);
             state.calibrated_at = now_micros();
             // Rank every job now, so that no first read after a start-up or a
@@ -121,7 +159,13 @@ impl Calibrator {
         })
         .await
         .map_err(|e| Error::Internal(format!("calibration fit: {e}")))?;
-        tracing::info!(org, ratings = state.model.total_ratings(), "calibration loaded");
+        tracing::info!(
+            org,
+            ratings = state.model.total_ratings(),
+            read_ms = read.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "calibration loaded"
+        );
         // What the load read and grew through is free now.
         let _ = tokio::task::spawn_blocking(crate::memory::release_free_memory).await;
         Ok(state)
@@ -133,6 +177,9 @@ impl Calibrator {
     /// acknowledged by another (read your writes across replicas). One cheap
     /// query when nothing changed elsewhere.
     pub(super) async fn fresh(self: &Arc<Self>, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+        if lock(&self.imports).get(org).is_some_and(|p| p.imported) {
+            self.settle_imports(org).await?;
+        }
         let state = self.org(org).await?;
         if self.store.kind() != "postgres" {
             return Ok(state); // one process owns an SQLite file
@@ -252,13 +299,76 @@ impl Calibrator {
         lock(&self.epochs).get(org).copied().unwrap_or(0)
     }
 
-    /// Reloads an organisation from the database after a bulk change (import)
-    /// and swaps it in; reads meanwhile use the previous state.
-    #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "reload"))]
-    pub async fn reload(self: &Arc<Self>, org: &str, jobs: &[String]) -> Result<(), Error> {
+    /// An import stream of `org` begins. Its scorecards are committed in bulk
+    /// and not applied to the state: once the stream ends (the guard is
+    /// dropped, however it ends), the organisation is loaded afresh before its
+    /// next calibration read, or in the background once no import stream has
+    /// been open for [`IMPORT_QUIET`]. A back-fill of many streams is loaded
+    /// and fitted once, not once per stream, and a read after any of them
+    /// still reflects it.
+    pub fn import_stream(self: &Arc<Self>, org: &str) -> ImportStream {
+        let mut imports = lock(&self.imports);
+        let pending = imports.entry(org.to_string()).or_default();
+        pending.open_streams += 1;
+        // Whatever timer is running belongs to an earlier stream.
+        pending.generation += 1;
+        ImportStream { calibrator: self.clone(), org: org.to_string(), jobs: Default::default() }
+    }
+
+    fn import_stream_ended(self: &Arc<Self>, org: String, jobs: std::collections::HashSet<String>) {
+        let generation = {
+            let mut imports = lock(&self.imports);
+            let Some(pending) = imports.get_mut(&org) else { return };
+            pending.open_streams -= 1;
+            pending.generation += 1;
+            pending.jobs.extend(jobs);
+            if pending.jobs.is_empty() && pending.open_streams == 0 && !pending.imported {
+                imports.remove(&org); // nothing was imported that the state lacks
+                return;
+            }
+            pending.imported |= !pending.jobs.is_empty();
+            pending.generation
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(IMPORT_QUIET).await;
+            // Only the latest stream's timer settles, and only with no stream
+            // open: an earlier one finds a later generation.
+            let quiet =
+                lock(&this.imports).get(&org).is_some_and(|p| p.generation == generation && p.open_streams == 0);
+            if quiet && let Err(e) = this.settle_imports(&org).await {
+                tracing::warn!(org, error = %e, "loading the organisation after an import failed");
+            }
+        });
+    }
+
+    /// Loads the organisation afresh if scorecards were imported since its
+    /// state was loaded, then tells the imported jobs' watchers and the
+    /// publisher. One call at a time per organisation; a call that waited
+    /// finds the work done.
+    pub(super) async fn settle_imports(self: &Arc<Self>, org: &str) -> Result<(), Error> {
+        let gate = lock(&self.settles).entry(org.to_string()).or_default().clone();
+        let _one_at_a_time = gate.lock().await;
+        let generation = match lock(&self.imports).get(org) {
+            Some(p) if p.imported => p.generation,
+            _ => return Ok(()), // nothing imported yet, or settled while this call waited
+        };
+        // Committed before their stream ended, so this load reads them.
         self.replace_with_reload(org).await?;
+        let jobs = {
+            let mut imports = lock(&self.imports);
+            match imports.get_mut(org) {
+                // A stream that ended or began since the load began may not be
+                // in it: it stays pending.
+                Some(p) if p.generation != generation || p.open_streams > 0 => {
+                    p.imported = p.generation != generation;
+                    std::mem::take(&mut p.jobs)
+                }
+                _ => imports.remove(org).map(|p| p.jobs).unwrap_or_default(),
+            }
+        };
         lock(&self.dirty_jobs).entry(org.to_string()).or_default().extend(jobs.iter().cloned());
-        for job in jobs {
+        for job in &jobs {
             let _ = self.changes.send((org.to_string(), job.clone()));
         }
         self.request_publish(org);

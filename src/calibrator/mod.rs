@@ -34,6 +34,7 @@ use crate::error::Error;
 use crate::store::Store;
 
 pub use decisions::{Compared, PlanQuestion, PlannedInterviews, Suggestion};
+pub use load::ImportStream;
 use load::SequenceCheck;
 pub use reliability::ReliabilityFigures;
 use state::OrgState;
@@ -69,6 +70,11 @@ pub struct Calibrator {
     dirty_jobs: Mutex<HashMap<String, std::collections::HashSet<String>>>,
     /// Per organisation: the shared check of the database's latest event.
     sequence_checks: Mutex<HashMap<String, Arc<SequenceCheck>>>,
+    /// Organisations whose scorecards were imported since their state was
+    /// loaded: reloaded before their next read, or once imports pause.
+    imports: Mutex<HashMap<String, load::PendingImport>>,
+    /// Per organisation: one settling of imports at a time.
+    settles: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -92,6 +98,8 @@ impl Calibrator {
             epochs: Mutex::new(HashMap::new()),
             dirty_jobs: Mutex::new(HashMap::new()),
             sequence_checks: Mutex::new(HashMap::new()),
+            imports: Mutex::new(HashMap::new()),
+            settles: Mutex::new(HashMap::new()),
         })
     }
 

@@ -11,15 +11,10 @@ use crate::calibration::model::{Model, NO_GROUP, Obs};
 use crate::calibration::raters::{RaterReport, ScorecardFacts};
 use crate::calibration::scores::{DimensionShape, Groups, JobRanking, RubricShape, Score};
 use crate::domain::{Micros, Rubric, Scorecard, now_micros};
-use crate::store::CalibrationRow;
 
 /// Spread (0..1 units) of a candidate's per-scorecard averages, after rater
 /// severity, above which the ranking says the panel disagrees.
 pub(super) const DISAGREEMENT: f64 = 0.15;
-
-/// A scorecard while its rows are read at a load: its first row, and each
-/// rating's (competency, score, thin evidence) so far.
-pub(super) type ScorecardBeingRead = (CalibrationRow, Vec<(String, i64, bool)>);
 
 /// The model's numbers for scorecard ids, given on first sight and never looked
 /// up backwards. Ids are the service's own 32-hex-digit UUIDs, kept as 16 bytes

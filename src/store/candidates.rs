@@ -4,7 +4,7 @@
 use super::events::NewEvent;
 use super::events::append_events;
 use super::rows::CandidateRow;
-use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
+use super::sql::{Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
 use super::{Page, Store, split_page, with_pools};
 use crate::domain::{Candidate, Micros};
 use crate::error::Error;
@@ -32,6 +32,49 @@ pub(super) async fn insert_candidates(conn: &mut Conn<'_>, org: &str, candidates
         inserted += conn.execute(&insert).await?;
     }
     Ok(inserted)
+}
+
+/// The same rows written with PostgreSQL's `copy` (bulk import): every one
+/// is written, or none if an external id was taken meanwhile.
+pub(super) async fn copy_candidates(conn: &mut Conn<'_>, org: &str, candidates: &[Candidate]) -> Result<Copied, Error> {
+    let mut rows = CopyRows::default();
+    for c in candidates {
+        rows.text(org)
+            .text(&c.id)
+            .text(&c.external_id)
+            .text(&c.display_name)
+            .text(&c.email)
+            .maybe_int(None)
+            .int(c.created_at)
+            .int(c.updated_at)
+            .end_row();
+    }
+    conn.copy_in("candidates (org_id, id, external_id, display_name, email, erased_at, created_at, updated_at)", &rows)
+        .await
+}
+
+/// How many of `candidates` (distinct ids of `org`) are not erased, locked
+/// `for share` on PostgreSQL until the transaction ends: the erasure fence of
+/// [`lock_unerased_candidate`] for many candidates at once.
+pub(super) async fn lock_unerased_candidates(
+    conn: &mut Conn<'_>,
+    org: &str,
+    candidates: &[&str],
+) -> Result<usize, Error> {
+    let mut unerased = 0;
+    for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
+        let mut lock = Statement::new("select id from candidates where org_id = ");
+        lock.bind(org).push(" and erased_at is null and id in (");
+        for (n, id) in chunk.iter().enumerate() {
+            lock.push(if n == 0 { "" } else { ", " }).bind(*id);
+        }
+        lock.push(")");
+        if conn.is_postgres() {
+            lock.push(" for share");
+        }
+        unerased += conn.fetch_all::<(String,)>(&lock).await?.len();
+    }
+    Ok(unerased)
 }
 
 /// Why new free text about an erased candidate is refused.

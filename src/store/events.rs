@@ -8,7 +8,7 @@
 use serde_json::Value;
 use sqlx::FromRow;
 
-use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
+use super::sql::{Conn, CopyRows, ROWS_PER_STATEMENT, Statement};
 use super::{Store, with_pools};
 use crate::domain::Micros;
 use crate::error::Error;
@@ -95,6 +95,10 @@ pub struct EventRow {
     pub created_at: Micros,
 }
 
+/// From this many events a write appends them with `copy` on PostgreSQL
+/// (one round trip more than an insert, much less work per row).
+const COPY_EVENTS_FROM: usize = 64;
+
 /// The events table's one writer: appends `events` for organisation `org`
 /// inside the caller's open transaction, numbered after the organisation's
 /// last event. Call it last in the transaction: the sequence row stays locked
@@ -120,6 +124,17 @@ pub(super) async fn append_events(
     let last: Vec<(i64,)> = conn.fetch_all(&next).await?;
     let first =
         last.first().map(|(last,)| last - count + 1).ok_or_else(|| Error::Internal("no event sequence".into()))?;
+    if conn.is_postgres() && events.len() >= COPY_EVENTS_FROM {
+        let mut rows = CopyRows::default();
+        for (n, e) in events.iter().enumerate() {
+            let payload = e.payload.to_string();
+            rows.text(org).int(first + n as i64).text(e.kind).text(&e.resource).text(&payload).int(now).end_row();
+        }
+        // No key to collide on: the sequence numbers were taken above, under
+        // the counter row's lock.
+        conn.copy_in("events (org_id, sequence, type, resource, payload, created_at)", &rows).await?;
+        return Ok(());
+    }
     // Payloads as text first: the statement borrows them.
     let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
     for (chunk_index, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {

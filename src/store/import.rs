@@ -4,14 +4,17 @@
 use sqlx::FromRow;
 
 use super::candidates::{
-    SealedSelfIdentification, bump_self_identification_version, insert_candidates, upsert_self_identifications,
+    SealedSelfIdentification, bump_self_identification_version, copy_candidates, insert_candidates,
+    upsert_self_identifications,
 };
 use super::decisions::{decision_event, insert_decisions};
 use super::events::{append_events, interview_event, scorecard_event};
-use super::interviews::insert_interviews;
+use super::interviews::{copy_interviews, insert_interviews};
 use super::jobs::insert_jobs;
-use super::scorecards::{RevisionInsert, ScorecardInsert, insert_scorecards, write_revisions};
-use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
+use super::scorecards::{
+    RevisionInsert, ScorecardInsert, copy_revisions, copy_scorecards, insert_scorecards, write_revisions,
+};
+use super::sql::{Conn, Copied, ROWS_PER_STATEMENT, Statement};
 use super::{NewEvent, Store, with_pools};
 use crate::domain::{Candidate, Decision, Interview, Job, Micros, ScorecardContent};
 use crate::error::Error;
@@ -110,6 +113,51 @@ where
         found.extend(rows);
     }
     Ok(found)
+}
+
+/// A batch's jobs, candidates, interviews, scorecards (with their revision
+/// and ratings) and decisions, with multi-row inserts (SQLite); false, with
+/// the transaction to roll back, if one was stored by a concurrent request.
+async fn insert_rows(
+    conn: &mut Conn<'_>,
+    org: &str,
+    batch: &ImportBatch,
+    scorecards: &[ScorecardInsert<'_>],
+    revisions: &[RevisionInsert<'_>],
+) -> Result<bool, Error> {
+    if insert_jobs(conn, org, &batch.jobs).await? != batch.jobs.len() as u64
+        || insert_candidates(conn, org, &batch.candidates).await? != batch.candidates.len() as u64
+        || insert_interviews(conn, org, &batch.interviews).await? != batch.interviews.len() as u64
+        || insert_scorecards(conn, scorecards).await?.len() != scorecards.len()
+        || insert_decisions(conn, org, &batch.decisions).await?.len() != batch.decisions.len()
+    {
+        return Ok(false);
+    }
+    write_revisions(conn, revisions).await?;
+    Ok(true)
+}
+
+/// [`insert_rows`] on PostgreSQL: the many rows (candidates, interviews,
+/// scorecards, revisions, ratings) with `copy`, the few (jobs, decisions)
+/// with inserts.
+async fn copy_rows(
+    conn: &mut Conn<'_>,
+    org: &str,
+    batch: &ImportBatch,
+    scorecards: &[ScorecardInsert<'_>],
+    revisions: &[RevisionInsert<'_>],
+) -> Result<bool, Error> {
+    let copied = |c: Copied| matches!(c, Copied::Written);
+    if insert_jobs(conn, org, &batch.jobs).await? != batch.jobs.len() as u64
+        || (!batch.candidates.is_empty() && !copied(copy_candidates(conn, org, &batch.candidates).await?))
+        || (!batch.interviews.is_empty() && !copied(copy_interviews(conn, org, &batch.interviews).await?))
+        || (!scorecards.is_empty() && !copied(copy_scorecards(conn, org, scorecards).await?))
+        || (!revisions.is_empty() && !copied(copy_revisions(conn, revisions).await?))
+        || insert_decisions(conn, org, &batch.decisions).await?.len() != batch.decisions.len()
+    {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 impl Store {
@@ -212,15 +260,14 @@ impl Store {
             // by a concurrent request, and the whole batch goes back.
             // A scorecard whose candidate was erased since the lookup is not
             // inserted either (the erasure fence): the retry reports it as erased.
-            if insert_jobs(&mut conn, org, &batch.jobs).await? != batch.jobs.len() as u64
-                || insert_candidates(&mut conn, org, &batch.candidates).await? != batch.candidates.len() as u64
-                || insert_interviews(&mut conn, org, &batch.interviews).await? != batch.interviews.len() as u64
-                || insert_scorecards(&mut conn, &scorecards).await?.len() != scorecards.len()
-                || insert_decisions(&mut conn, org, &batch.decisions).await?.len() != batch.decisions.len()
-            {
+            let written = if conn.is_postgres() {
+                copy_rows(&mut conn, org, batch, &scorecards, &revisions).await?
+            } else {
+                insert_rows(&mut conn, org, batch, &scorecards, &revisions).await?
+            };
+            if !written {
                 return Err(lost_race());
             }
-            write_revisions(&mut conn, &revisions).await?;
             // One row per candidate per statement: the last of the batch wins.
             let mut latest: Vec<SealedSelfIdentification> = Vec::new();
             for row in batch.self_identifications.iter().rev() {

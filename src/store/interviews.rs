@@ -4,7 +4,7 @@
 use super::events::{self, append_events};
 use super::rows;
 use super::rows::InterviewRow;
-use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
+use super::sql::{Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
 use super::{Page, Store, split_page, with_pools};
 use crate::domain::{Interview, Micros};
 use crate::error::Error;
@@ -67,6 +67,32 @@ pub(super) async fn insert_interviews(conn: &mut Conn<'_>, org: &str, interviews
         inserted += conn.execute(&insert).await?;
     }
     Ok(inserted)
+}
+
+/// The same rows written with PostgreSQL's `copy` (bulk import): every one
+/// is written, or none if an external id was taken meanwhile.
+pub(super) async fn copy_interviews(conn: &mut Conn<'_>, org: &str, interviews: &[Interview]) -> Result<Copied, Error> {
+    let mut rows = CopyRows::default();
+    for i in interviews {
+        let focus = serde_json::to_string(&i.focus_competencies).map_err(|e| Error::Internal(e.to_string()))?;
+        rows.text(org)
+            .text(&i.id)
+            .text(&i.job_id)
+            .text(&i.candidate_id)
+            .text(&i.interviewer)
+            .text(&focus)
+            .int(i.scheduled_at)
+            .int(i.created_at)
+            .int(i.updated_at)
+            .text(&i.external_id)
+            .end_row();
+    }
+    conn.copy_in(
+        "interviews (org_id, id, job_id, candidate_id, interviewer, focus_competencies, scheduled_at, created_at,
+            updated_at, external_id)",
+        &rows,
+    )
+    .await
 }
 
 impl Store {

@@ -37,7 +37,9 @@ use crate::error::Error;
 pub use audit::{AuditFilter, AuditRow};
 pub use events::{EVENT_TYPES, EventRow, NewEvent};
 pub use import::{ImportBatch, ImportedScorecard};
-pub use scorecards::{Amendment, CalibrationRow, NewScorecard, ScorecardFilter, SubmitOutcome};
+pub use scorecards::{
+    Amendment, CalibrationRating, CalibrationScorecard, NewScorecard, ScorecardFilter, SubmitOutcome,
+};
 pub use sessions::SessionRow;
 pub use webhooks::{DeliveryAttempt, DeliveryRow, DeliveryState, WebhookRow};
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use sqlx::FromRow;
 
-use super::candidates::{erased_candidate, lock_unerased_candidate};
+use super::candidates::{erased_candidate, lock_unerased_candidate, lock_unerased_candidates};
 use super::events::{NewEvent, append_events, scorecard_event};
-use super::sql::{Conn, ROWS_PER_STATEMENT, Statement, WritePool};
-use super::{Page, Store, corrupt, split_page, with_pools};
+use super::sql::{Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement, WritePool};
+use super::{Backend, Page, Store, corrupt, split_page, with_pools};
 use crate::domain::{CandidateId, Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent, UserId};
 use crate::error::Error;
 
@@ -200,6 +200,83 @@ pub(super) async fn insert_scorecards(
         created.extend(conn.fetch_all::<(String, String)>(&insert).await?);
     }
     Ok(created)
+}
+
+/// The same rows of one organisation written with PostgreSQL's `copy` (bulk
+/// import): every one is written, or none if an interview already has a
+/// scorecard or a candidate was erased meanwhile (`KeyTaken` either way:
+/// the caller rolls back). The erasure fence comes first, as a locking read
+/// of the candidates.
+pub(super) async fn copy_scorecards(
+    conn: &mut Conn<'_>,
+    org: &str,
+    rows: &[ScorecardInsert<'_>],
+) -> Result<Copied, Error> {
+    let mut candidates: Vec<&str> = rows.iter().map(|s| s.interview.candidate_id.as_str()).collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    if lock_unerased_candidates(conn, org, &candidates).await? != candidates.len() {
+        return Ok(Copied::KeyTaken);
+    }
+    let mut copy = CopyRows::default();
+    for s in rows {
+        copy.text(org)
+            .text(s.id)
+            .text(&s.interview.id)
+            .text(&s.interview.job_id)
+            .text(&s.interview.candidate_id)
+            .text(&s.interview.interviewer)
+            .int(1)
+            .text(s.request_id)
+            .text(s.request_hash)
+            .int(s.submitted_at)
+            .int(s.updated_at)
+            .end_row();
+    }
+    conn.copy_in(
+        "scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
+            submitted_at, updated_at)",
+        &copy,
+    )
+    .await
+}
+
+/// [`write_revisions`] with PostgreSQL's `copy` (bulk import).
+pub(super) async fn copy_revisions(conn: &mut Conn<'_>, revisions: &[RevisionInsert<'_>]) -> Result<Copied, Error> {
+    let mut rows = CopyRows::default();
+    let mut ratings = CopyRows::default();
+    for v in revisions {
+        rows.text(v.org)
+            .text(v.scorecard_id)
+            .int(v.revision)
+            .int(v.content.recommendation.code())
+            .text(&v.content.summary)
+            .text(v.reason)
+            .text(v.author)
+            .int(v.created_at)
+            .end_row();
+        for (position, r) in v.content.ratings.iter().enumerate() {
+            ratings
+                .text(v.org)
+                .text(v.scorecard_id)
+                .int(v.revision)
+                .int(position as i64)
+                .text(&r.competency)
+                .int(i64::from(r.score))
+                .text(&r.evidence)
+                .end_row();
+        }
+    }
+    let copied = conn
+        .copy_in(
+            "scorecard_revisions (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at)",
+            &rows,
+        )
+        .await?;
+    if let Copied::KeyTaken = copied {
+        return Ok(copied);
+    }
+    conn.copy_in("ratings (org_id, scorecard_id, revision, position, competency, score, evidence)", &ratings).await
 }
 
 /// One revision of a scorecard about to be written, with its ratings.
@@ -740,9 +817,9 @@ pub(super) fn start_group_commit(backend: &super::Backend) -> tokio::sync::mpsc:
     sender
 }
 
-/// One current rating, with what calibration needs around it.
-#[derive(Debug, Clone, FromRow)]
-pub struct CalibrationRow {
+/// One scorecard at its current revision, with what calibration needs of it.
+#[derive(Debug, Clone)]
+pub struct CalibrationScorecard {
     pub scorecard_id: String,
     /// The scorecard's current revision.
     pub revision: i64,
@@ -751,37 +828,161 @@ pub struct CalibrationRow {
     pub interviewer: String,
     pub recommendation: i64,
     pub submitted_at: i64,
-    pub competency: String,
-    pub score: i64,
-    pub evidence: String,
+    /// In the interviewer's order.
+    pub ratings: Vec<CalibrationRating>,
+}
+
+/// A rating as the database gathers it: position, competency, score, evidence.
+type GatheredRating = (i64, String, i64, String);
+
+/// The ratings in their positions' order.
+fn in_order(mut gathered: Vec<GatheredRating>) -> Vec<CalibrationRating> {
+    gathered.sort_by_key(|r| r.0);
+    gathered.into_iter().map(|(_, competency, score, evidence)| (competency, score, evidence)).collect()
+}
+
+/// [`CalibrationScorecard`] as PostgreSQL returns it, its ratings as JSON.
+#[derive(FromRow)]
+struct CalibrationScorecardRow {
+    scorecard_id: String,
+    revision: i64,
+    job_id: String,
+    candidate_id: String,
+    interviewer: String,
+    recommendation: i64,
+    submitted_at: i64,
+    ratings: Option<String>,
+}
+
+impl CalibrationScorecardRow {
+    fn read(self) -> Result<CalibrationScorecard, Error> {
+        let gathered: Vec<GatheredRating> = match &self.ratings {
+            Some(json) => serde_json::from_str(json).map_err(|e| corrupt("ratings of a scorecard", e))?,
+            None => Vec::new(),
+        };
+        Ok(CalibrationScorecard {
+            scorecard_id: self.scorecard_id,
+            revision: self.revision,
+            job_id: self.job_id,
+            candidate_id: self.candidate_id,
+            interviewer: self.interviewer,
+            recommendation: self.recommendation,
+            submitted_at: self.submitted_at,
+            ratings: in_order(gathered),
+        })
+    }
+}
+
+/// Scorecards per query when SQLite reads an organisation for calibration.
+const CALIBRATION_PAGE: usize = 2_000;
+
+/// One rating as calibration reads it: competency, score, evidence.
+pub type CalibrationRating = (String, i64, String);
+
+impl Store {
+    /// Every scorecard of an organisation at its current revision, with its
+    /// ratings, handed to `each` as they are read: a large organisation is
+    /// never held in memory as rows. One row per scorecard, its ratings
+    /// gathered by the database: the SQLite driver hands every row from its
+    /// own thread to the caller's, and one row for each rating cost three
+    /// times the hand-offs (a load of 300,000 ratings spent most of its four
+    /// seconds there).
+    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "each_calibration_scorecard"))]
+    pub async fn each_calibration_scorecard(
+        &self,
+        org: &str,
+        mut each: impl FnMut(CalibrationScorecard),
+    ) -> Result<(), Error> {
+        use tokio_stream::StreamExt;
+        macro_rules! select_calibration_scorecards {
+            ($gather_ratings:literal) => {
+                concat!(
+                    "select s.id as scorecard_id, s.revision, s.job_id, s.candidate_id, s.interviewer,
+                            v.recommendation, s.submitted_at, (select ",
+                    $gather_ratings,
+                    " from ratings r where r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
+                     ) as ratings
+                     from scorecards s
+                     join scorecard_revisions v
+                       on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision
+                     where s.org_id = $1
+                     order by s.id"
+                )
+            };
+        }
+        if self.kind() == "postgres" {
+            let sql = select_calibration_scorecards!(
+                "json_agg(json_build_array(r.position, r.competency, r.score, r.evidence))::text"
+            );
+            with_pools!(self, |read, _| {
+                let mut rows = sqlx::query_as::<_, CalibrationScorecardRow>(sql).bind(org).fetch(read);
+                while let Some(row) = rows.next().await {
+                    each(row?.read()?);
+                }
+            });
+            return Ok(());
+        }
+        // SQLite: pages of scorecards, each page one row holding them all as
+        // JSON. Its driver hands every row from its own thread to the
+        // reader's, two thread switches a row: a row per scorecard spent
+        // three times what the query itself took.
+        let Backend::Sqlite { read, .. } = &*self.backend else { unreachable!("the backend is SQLite") };
+        let mut after = String::new();
+        loop {
+            let page: (Option<String>,) = sqlx::query_as(
+                "select json_group_array(json_array(id, revision, job_id, candidate_id, interviewer, recommendation,
+                                                    submitted_at, json(ratings)))
+                 from (select s.id, s.revision, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
+                              s.submitted_at,
+                              (select json_group_array(json_array(r.position, r.competency, r.score, r.evidence))
+                               from ratings r
+                               where r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
+                              ) as ratings
+                       from scorecards s
+                       join scorecard_revisions v
+                         on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision
+                       where s.org_id = $1 and s.id > $2
+                       order by s.id
+                       limit $3)",
+            )
+            .bind(org)
+            .bind(&after)
+            .bind(CALIBRATION_PAGE as i64)
+            .fetch_one(read)
+            .await?;
+            type PagedScorecard = (String, i64, String, String, String, i64, i64, Vec<GatheredRating>);
+            let mut rows: Vec<PagedScorecard> = match page.0 {
+                Some(json) => serde_json::from_str(&json).map_err(|e| corrupt("scorecards for calibration", e))?,
+                None => Vec::new(),
+            };
+            // The aggregate's order is the subquery's in practice, not by
+            // SQLite's promise.
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            let full = rows.len() == CALIBRATION_PAGE;
+            for (scorecard_id, revision, job_id, candidate_id, interviewer, recommendation, submitted_at, ratings) in
+                rows
+            {
+                after.clone_from(&scorecard_id);
+                each(CalibrationScorecard {
+                    scorecard_id,
+                    revision,
+                    job_id,
+                    candidate_id,
+                    interviewer,
+                    recommendation,
+                    submitted_at,
+                    ratings: in_order(ratings),
+                });
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Store {
-    /// Every current rating of an organisation, grouped by scorecard (rows of
-    /// one scorecard are consecutive), handed to `each` as they are read: a
-    /// large organisation is never held in memory as rows.
-    #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "each_calibration_rating"))]
-    pub async fn each_calibration_rating(&self, org: &str, mut each: impl FnMut(CalibrationRow)) -> Result<(), Error> {
-        use tokio_stream::StreamExt;
-        with_pools!(self, |read, _| {
-            let mut rows = sqlx::query_as::<_, CalibrationRow>(
-                "select s.id as scorecard_id, s.revision, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
-                        s.submitted_at, r.competency, r.score, r.evidence
-                 from scorecards s
-                 join scorecard_revisions v on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision
-                 join ratings r on r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
-                 where s.org_id = $1
-                 order by s.id, r.position",
-            )
-            .bind(org)
-            .fetch(read);
-            while let Some(row) = rows.next().await {
-                each(row?);
-            }
-        });
-        Ok(())
-    }
-
     /// The organisations that have at least one scorecard.
     #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "organisations_with_scorecards"))]
     pub async fn organisations_with_scorecards(&self) -> Result<Vec<String>, Error> {

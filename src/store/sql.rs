@@ -204,6 +204,90 @@ impl Conn<'_> {
     }
 }
 
+/// Rows for PostgreSQL's `copy … from stdin`, in its text format: bulk
+/// writes with no statement of thousands of parameters to parse and plan.
+#[derive(Debug, Default)]
+pub(super) struct CopyRows {
+    data: Vec<u8>,
+    row_open: bool,
+}
+
+impl CopyRows {
+    fn column(&mut self) {
+        if self.row_open {
+            self.data.push(b'\t');
+        }
+        self.row_open = true;
+    }
+
+    /// The next column's text, escaped as the format requires.
+    pub(super) fn text(&mut self, v: &str) -> &mut Self {
+        self.column();
+        for &b in v.as_bytes() {
+            match b {
+                b'\\' => self.data.extend_from_slice(b"\\\\"),
+                b'\t' => self.data.extend_from_slice(b"\\t"),
+                b'\n' => self.data.extend_from_slice(b"\\n"),
+                b'\r' => self.data.extend_from_slice(b"\\r"),
+                _ => self.data.push(b),
+            }
+        }
+        self
+    }
+
+    pub(super) fn int(&mut self, v: i64) -> &mut Self {
+        self.column();
+        self.data.extend_from_slice(v.to_string().as_bytes());
+        self
+    }
+
+    pub(super) fn maybe_int(&mut self, v: Option<i64>) -> &mut Self {
+        match v {
+            Some(v) => self.int(v),
+            None => {
+                self.column();
+                self.data.extend_from_slice(b"\\N");
+                self
+            }
+        }
+    }
+
+    /// Ends the row begun by the columns since the last call.
+    pub(super) fn end_row(&mut self) {
+        self.data.push(b'\n');
+        self.row_open = false;
+    }
+}
+
+/// What a `copy` wrote.
+pub(super) enum Copied {
+    Written,
+    /// A row's unique key was taken (by a concurrent writer): nothing was
+    /// written, and the transaction must roll back.
+    KeyTaken,
+}
+
+impl Conn<'_> {
+    /// Whether this is a PostgreSQL connection (which takes `copy`).
+    pub(super) fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Postgres(_))
+    }
+
+    /// PostgreSQL only: `copy <table> (<columns>) from stdin` with `rows`.
+    pub(super) async fn copy_in(&mut self, table_and_columns: &str, rows: &CopyRows) -> Result<Copied, Error> {
+        let Conn::Postgres(c) = self else {
+            return Err(Error::Internal("copy is PostgreSQL's; SQLite writes with inserts".into()));
+        };
+        let mut copy = c.copy_in_raw(&format!("copy {table_and_columns} from stdin")).await?;
+        copy.send(rows.data.as_slice()).await?;
+        match copy.finish().await {
+            Ok(_) => Ok(Copied::Written),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(Copied::KeyTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// A transaction (or a savepoint inside one) of either backend.
 pub(super) enum Tx<'c> {
     Sqlite(sqlx::Transaction<'c, Sqlite>),
@@ -278,5 +362,18 @@ mod tests {
             "insert into t (a, b) values ($1, $2), ($3, $4) on conflict do nothing"
         );
         assert_eq!(s.replay::<Sqlite>().sql(), "insert into t (a, b) values (?, ?), (?, ?) on conflict do nothing");
+    }
+
+    #[test]
+    fn copy_rows_escape_what_the_text_format_reserves() {
+        let mut rows = CopyRows::default();
+        rows.text("tab\there, line\nbreak, back\\slash\r").int(-7).maybe_int(None);
+        rows.end_row();
+        rows.text("").maybe_int(Some(3));
+        rows.end_row();
+        assert_eq!(
+            String::from_utf8(rows.data).expect("utf-8"),
+            "tab\\there, line\\nbreak, back\\\\slash\\r\t-7\t\\N\n\t3\n"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! the PostgreSQL database given) and prints how long it took.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tonic::Request;
 use tonic::transport::Channel;
@@ -50,15 +50,28 @@ pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::I
         }));
     }
     let start = scorecard::domain::now_micros() - 400 * 24 * 3_600 * 1_000_000;
+    // Ratings as panels give them: each candidate's level, each
+    // interviewer's severity, noise; rounded onto the scale.
+    let mut rng = crate::cmd::synthetic::Rng::new(2026);
+    let level: Vec<f64> = (0..candidates).map(|_| rng.normal() * 0.8).collect();
+    let severity: Vec<f64> = (0..60).map(|_| rng.normal() * 0.4).collect();
+    let middle = f64::from(scale.min + scale.max) / 2.0;
     for n in 0..scorecards {
         let candidate = n / 4;
         let focus: Vec<String> = (0..3).map(|k| keys[(n + k * 3) % keys.len()].clone()).collect();
         let when = start + (n as i64) * 60_000_000;
+        let rater = (n * 7 + candidate) % 60;
+        let scores: Vec<i32> = (0..focus.len())
+            .map(|_| {
+                let latent = middle + level[candidate] + severity[rater] + rng.normal() * 0.6;
+                (latent.round() as i32).clamp(scale.min, scale.max)
+            })
+            .collect();
         items.push(Item::Interview(proto::ImportInterview {
             external_id: format!("int-{n}"),
             job_external_id: format!("job-{}", candidate % jobs),
             candidate_external_id: format!("cand-{candidate}"),
-            interviewer: format!("rater-{}", (n * 7 + candidate) % 60),
+            interviewer: format!("rater-{rater}"),
             focus_competencies: focus.clone(),
             scheduled_time: timestamp(when),
         }));
@@ -69,7 +82,7 @@ pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize) -> Vec<proto::I
                 .enumerate()
                 .map(|(k, key)| proto::Rating {
                     competency: key.clone(),
-                    score: scale.min + ((n + candidate + k) % (scale.max - scale.min + 1) as usize) as i32,
+                    score: scores[k],
                     evidence: format!(
                         "Walked through the design of a rate limiter, named the trade-off between accuracy and \
                          memory, and chose a sliding window ({key})."
@@ -227,6 +240,7 @@ pub(crate) async fn import_items(
 pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), AppError> {
     let bench = BenchServer::start(database_url, Default::default()).await?;
     let channel = bench.channel.clone();
+    let channel_for_read = bench.channel.clone();
     let token = bench.token.clone();
     let rubric = bench.rubric().await?;
     let items = history(&rubric, scorecards);
@@ -242,17 +256,40 @@ pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), 
         scorecards as f64 / elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
     );
-    let target = Duration::from_secs(60);
+    // The organisation is loaded and fitted once the imports stop (or by the
+    // first calibration read): timed apart from the import itself.
+    let read_started = Instant::now();
+    let ranked = first_ranking(channel_for_read, &token).await?;
     println!(
-        "target: 100,000 scorecards in under {} s -> {}",
-        target.as_secs(),
-        if scorecards >= 100_000 && elapsed < target { "met" } else { "see figures" }
+        "first ranking read after the import: {:.2} s (the organisation loaded and fitted; {ranked} entries on its page)",
+        read_started.elapsed().as_secs_f64()
+    );
+    let rate = scorecards as f64 / elapsed.as_secs_f64();
+    println!(
+        "target: 20,000 scorecards/s with their interviews -> {}",
+        if rate >= 20_000.0 { "met" } else { "missed" }
     );
     bench.finish().await;
     if failed > 0 {
         return Err(AppError::Server(format!("{failed} items failed to import")));
     }
     Ok(())
+}
+
+/// Reads the first page of the first job's ranking; its number of entries.
+async fn first_ranking(channel: Channel, token: &str) -> Result<usize, AppError> {
+    let jobs = proto::hiring_service_client::HiringServiceClient::new(channel.clone())
+        .list_jobs(authorised(token, proto::ListJobsRequest { page_size: 1, ..Default::default() })?)
+        .await
+        .map_err(|s| AppError::Server(s.message().to_string()))?
+        .into_inner();
+    let Some(job) = jobs.jobs.first() else { return Ok(0) };
+    let ranking = proto::calibration_service_client::CalibrationServiceClient::new(channel)
+        .get_ranking(authorised(token, proto::GetRankingRequest { job: job.name.clone(), ..Default::default() })?)
+        .await
+        .map_err(|s| AppError::Server(s.message().to_string()))?
+        .into_inner();
+    Ok(ranking.entries.len())
 }
 
 pub(crate) fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
