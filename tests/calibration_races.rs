@@ -69,8 +69,10 @@ async fn a_scorecard_acknowledged_during_a_reload_is_ranked_after_it(app: TestAp
     org.submit(&app, &org.interview(&app, &first, "ivan").await).await;
     assert_eq!(ranked_candidates(&app, &org).await.len(), 1, "the organisation is loaded");
 
-    // An import reloads the organisation; it stops once its load has read the
-    // database, before the reloaded state replaces the current one.
+    // An import has the organisation loaded afresh once its stream ends (here
+    // by the background load a second later: no read comes first); the load
+    // stops once it has read the database, before the reloaded state replaces
+    // the current one.
     let pause = scorecard::pauses::arm("calibrator.reload.loaded", &id);
     let import = {
         let mut client = app.scorecards();
