@@ -17,13 +17,6 @@ on_both_databases!(
     the_refit_lands_while_writes_keep_arriving
 );
 
-/// An organisation id of its own per test and database: pause points are
-/// armed per organisation, and the tests of this binary run side by side.
-fn org_id(test: &str, app: &TestApp) -> String {
-    let db = if app.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
-    format!("{test}-{db}")
-}
-
 async fn ranked_candidates(app: &TestApp, org: &Org) -> Vec<String> {
     let mut names: Vec<String> =
         common::full_ranking(app, org).await.entries.into_iter().map(|e| e.candidate).collect();
@@ -63,7 +56,7 @@ fn one_imported_scorecard() -> Vec<proto::ImportScorecardsRequest> {
 }
 
 async fn a_scorecard_acknowledged_during_a_reload_is_ranked_after_it(app: TestApp) {
-    let id = org_id("reload", &app);
+    let id = common::org_id("reload", &app);
     let org = Org::new(&app, &id).await;
     let first = org.candidate(&app, "c-first").await;
     org.submit(&app, &org.interview(&app, &first, "ivan").await).await;
@@ -109,7 +102,7 @@ async fn api_design(app: &TestApp, org: &Org, candidate: &str) -> f64 {
 }
 
 async fn a_late_update_of_an_older_revision_does_not_replace_what_a_load_read(app: TestApp) {
-    let id = org_id("late", &app);
+    let id = common::org_id("late", &app);
     let org = Org::new(&app, &id).await;
     // A panel, so that one scorecard's ratings move its candidate visibly.
     let mut target = None;
@@ -156,7 +149,7 @@ async fn a_late_update_of_an_older_revision_does_not_replace_what_a_load_read(ap
 }
 
 async fn the_refit_lands_while_writes_keep_arriving(app: TestApp) {
-    let id = org_id("steady", &app);
+    let id = common::org_id("steady", &app);
     let org = Org::new(&app, &id).await;
     let raters = ["ivan", "lena", "omar", "priya"];
     let mut interviews = Vec::new();

@@ -14,13 +14,6 @@ on_both_databases!(
     an_import_whose_candidate_is_erased_before_its_write_writes_nothing
 );
 
-/// An organisation of the test's own: pauses are armed per organisation,
-/// process-wide.
-fn org_id(test: &str, app: &TestApp) -> String {
-    let db = if app.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
-    format!("{test}-{db}")
-}
-
 fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
@@ -256,7 +249,7 @@ async fn stored(app: &TestApp, admin: &str) -> (usize, usize, usize) {
 }
 
 async fn an_import_that_loses_a_race_writes_nothing_and_its_retry_finds_the_winners_items(app: TestApp) {
-    let id = org_id("import-race", &app);
+    let id = common::org_id("import-race", &app);
     let org = Org::new(&app, &id).await;
     let sync = common::token("ats", &id, &["integration"]);
     // The job first, so that both imports below find it stored and the race
@@ -289,7 +282,7 @@ async fn an_import_that_loses_a_race_writes_nothing_and_its_retry_finds_the_winn
 }
 
 async fn an_import_whose_candidate_is_erased_before_its_write_writes_nothing(app: TestApp) {
-    let id = org_id("import-erasure", &app);
+    let id = common::org_id("import-erasure", &app);
     let org = Org::new(&app, &id).await;
     let sync = common::token("ats", &id, &["integration"]);
     let mut items = history(&org.rubric.name);

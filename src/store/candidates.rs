@@ -4,10 +4,25 @@
 use super::events::NewEvent;
 use super::events::append_events;
 use super::rows::CandidateRow;
-use super::sql::{Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
+use super::sql::{Columns, Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
 use super::{Page, Store, split_page, with_pools};
 use crate::domain::{Candidate, Micros};
 use crate::error::Error;
+
+/// A new candidate's row, in the order of [`CANDIDATE_COLUMNS`].
+fn candidate_columns<'r, 'a, C: Columns<'a>>(row: &'r mut C, org: &'a str, c: &'a Candidate) -> &'r mut C {
+    row.text(org)
+        .text(&c.id)
+        .text(&c.external_id)
+        .text(&c.display_name)
+        .text(&c.email)
+        .maybe_int(None)
+        .int(c.created_at)
+        .int(c.updated_at)
+}
+
+const CANDIDATE_COLUMNS: &str =
+    "candidates (org_id, id, external_id, display_name, email, erased_at, created_at, updated_at)";
 
 /// The candidates table's one writer (create and import): inserts
 /// `candidates` of `org` (not erased), skipping any whose external id is
@@ -15,18 +30,10 @@ use crate::error::Error;
 pub(super) async fn insert_candidates(conn: &mut Conn<'_>, org: &str, candidates: &[Candidate]) -> Result<u64, Error> {
     let mut inserted = 0;
     for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = Statement::new(
-            "insert into candidates (org_id, id, external_id, display_name, email, erased_at, created_at, updated_at)",
-        );
+        let mut insert = Statement::new("insert into ");
+        insert.push(CANDIDATE_COLUMNS);
         insert.values(chunk, |row, c| {
-            row.bind(org)
-                .bind(&c.id)
-                .bind(&c.external_id)
-                .bind(&c.display_name)
-                .bind(&c.email)
-                .bind(None::<i64>)
-                .bind(c.created_at)
-                .bind(c.updated_at);
+            candidate_columns(row, org, c);
         });
         insert.push(" on conflict do nothing");
         inserted += conn.execute(&insert).await?;
@@ -39,18 +46,9 @@ pub(super) async fn insert_candidates(conn: &mut Conn<'_>, org: &str, candidates
 pub(super) async fn copy_candidates(conn: &mut Conn<'_>, org: &str, candidates: &[Candidate]) -> Result<Copied, Error> {
     let mut rows = CopyRows::default();
     for c in candidates {
-        rows.text(org)
-            .text(&c.id)
-            .text(&c.external_id)
-            .text(&c.display_name)
-            .text(&c.email)
-            .maybe_int(None)
-            .int(c.created_at)
-            .int(c.updated_at)
-            .end_row();
+        candidate_columns(&mut rows, org, c).end_row();
     }
-    conn.copy_in("candidates (org_id, id, external_id, display_name, email, erased_at, created_at, updated_at)", &rows)
-        .await
+    conn.copy_in(CANDIDATE_COLUMNS, &rows).await
 }
 
 /// How many of `candidates` (distinct ids of `org`) are not erased, locked

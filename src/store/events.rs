@@ -8,7 +8,7 @@
 use serde_json::Value;
 use sqlx::FromRow;
 
-use super::sql::{Conn, CopyRows, ROWS_PER_STATEMENT, Statement};
+use super::sql::{Columns, Conn, CopyRows, ROWS_PER_STATEMENT, Statement};
 use super::{Store, with_pools};
 use crate::domain::Micros;
 use crate::error::Error;
@@ -99,6 +99,20 @@ pub struct EventRow {
 /// (one round trip more than an insert, much less work per row).
 const COPY_EVENTS_FROM: usize = 64;
 
+/// An event's row, in the order of [`EVENT_COLUMNS`].
+fn event_columns<'r, 'a, C: Columns<'a>>(
+    row: &'r mut C,
+    org: &'a str,
+    sequence: i64,
+    e: &'a NewEvent,
+    payload: &'a str,
+    now: Micros,
+) -> &'r mut C {
+    row.text(org).int(sequence).text(e.kind).text(&e.resource).text(payload).int(now)
+}
+
+const EVENT_COLUMNS: &str = "events (org_id, sequence, type, resource, payload, created_at)";
+
 /// The events table's one writer: appends `events` for organisation `org`
 /// inside the caller's open transaction, numbered after the organisation's
 /// last event. Call it last in the transaction: the sequence row stays locked
@@ -128,20 +142,21 @@ pub(super) async fn append_events(
         let mut rows = CopyRows::default();
         for (n, e) in events.iter().enumerate() {
             let payload = e.payload.to_string();
-            rows.text(org).int(first + n as i64).text(e.kind).text(&e.resource).text(&payload).int(now).end_row();
+            event_columns(&mut rows, org, first + n as i64, e, &payload, now).end_row();
         }
         // No key to collide on: the sequence numbers were taken above, under
         // the counter row's lock.
-        conn.copy_in("events (org_id, sequence, type, resource, payload, created_at)", &rows).await?;
+        conn.copy_in(EVENT_COLUMNS, &rows).await?;
         return Ok(());
     }
     // Payloads as text first: the statement borrows them.
     let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
     for (chunk_index, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let mut insert = Statement::new("insert into events (org_id, sequence, type, resource, payload, created_at)");
+        let mut insert = Statement::new("insert into ");
+        insert.push(EVENT_COLUMNS);
         insert.values(chunk.iter().enumerate(), |row, (i, e)| {
             let n = chunk_index * ROWS_PER_STATEMENT + i;
-            row.bind(org).bind(first + n as i64).bind(e.kind).bind(&e.resource).bind(payloads[n].as_str()).bind(now);
+            event_columns(row, org, first + n as i64, e, &payloads[n], now);
         });
         conn.execute(&insert).await?;
     }

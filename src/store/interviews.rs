@@ -4,7 +4,7 @@
 use super::events::{self, append_events};
 use super::rows;
 use super::rows::InterviewRow;
-use super::sql::{Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
+use super::sql::{Columns, Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
 use super::{Page, Store, split_page, with_pools};
 use crate::domain::{Interview, Micros};
 use crate::error::Error;
@@ -37,31 +37,44 @@ macro_rules! select_interview {
     };
 }
 
+/// A new interview's row, in the order of [`INTERVIEW_COLUMNS`]; `focus` is
+/// its focus competencies as JSON ([`focus_json`]).
+fn interview_columns<'r, 'a, C: Columns<'a>>(
+    row: &'r mut C,
+    org: &'a str,
+    i: &'a Interview,
+    focus: &'a str,
+) -> &'r mut C {
+    row.text(org)
+        .text(&i.id)
+        .text(&i.job_id)
+        .text(&i.candidate_id)
+        .text(&i.interviewer)
+        .text(focus)
+        .int(i.scheduled_at)
+        .int(i.created_at)
+        .int(i.updated_at)
+        .text(&i.external_id)
+}
+
+const INTERVIEW_COLUMNS: &str = "interviews (org_id, id, job_id, candidate_id, interviewer, focus_competencies,
+    scheduled_at, created_at, updated_at, external_id)";
+
+fn focus_json(i: &Interview) -> Result<String, Error> {
+    serde_json::to_string(&i.focus_competencies).map_err(|e| Error::Internal(e.to_string()))
+}
+
 /// The interviews table's one writer (create and import): inserts
 /// `interviews` of `org`, skipping any whose external id is taken; returns how
 /// many were inserted. Their events are the caller's.
 pub(super) async fn insert_interviews(conn: &mut Conn<'_>, org: &str, interviews: &[Interview]) -> Result<u64, Error> {
     let mut inserted = 0;
     for chunk in interviews.chunks(ROWS_PER_STATEMENT) {
-        let focus = chunk
-            .iter()
-            .map(|i| serde_json::to_string(&i.focus_competencies).map_err(|e| Error::Internal(e.to_string())))
-            .collect::<Result<Vec<String>, Error>>()?;
-        let mut insert = Statement::new(
-            "insert into interviews (org_id, id, job_id, candidate_id, interviewer, focus_competencies,
-                scheduled_at, created_at, updated_at, external_id)",
-        );
+        let focus = chunk.iter().map(focus_json).collect::<Result<Vec<String>, Error>>()?;
+        let mut insert = Statement::new("insert into ");
+        insert.push(INTERVIEW_COLUMNS);
         insert.values(chunk.iter().zip(&focus), |row, (i, focus)| {
-            row.bind(org)
-                .bind(&i.id)
-                .bind(&i.job_id)
-                .bind(&i.candidate_id)
-                .bind(&i.interviewer)
-                .bind(focus)
-                .bind(i.scheduled_at)
-                .bind(i.created_at)
-                .bind(i.updated_at)
-                .bind(&i.external_id);
+            interview_columns(row, org, i, focus);
         });
         insert.push(" on conflict do nothing");
         inserted += conn.execute(&insert).await?;
@@ -74,25 +87,10 @@ pub(super) async fn insert_interviews(conn: &mut Conn<'_>, org: &str, interviews
 pub(super) async fn copy_interviews(conn: &mut Conn<'_>, org: &str, interviews: &[Interview]) -> Result<Copied, Error> {
     let mut rows = CopyRows::default();
     for i in interviews {
-        let focus = serde_json::to_string(&i.focus_competencies).map_err(|e| Error::Internal(e.to_string()))?;
-        rows.text(org)
-            .text(&i.id)
-            .text(&i.job_id)
-            .text(&i.candidate_id)
-            .text(&i.interviewer)
-            .text(&focus)
-            .int(i.scheduled_at)
-            .int(i.created_at)
-            .int(i.updated_at)
-            .text(&i.external_id)
-            .end_row();
+        let focus = focus_json(i)?;
+        interview_columns(&mut rows, org, i, &focus).end_row();
     }
-    conn.copy_in(
-        "interviews (org_id, id, job_id, candidate_id, interviewer, focus_competencies, scheduled_at, created_at,
-            updated_at, external_id)",
-        &rows,
-    )
-    .await
+    conn.copy_in(INTERVIEW_COLUMNS, &rows).await
 }
 
 impl Store {

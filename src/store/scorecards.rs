@@ -9,7 +9,7 @@ use sqlx::FromRow;
 
 use super::candidates::{erased_candidate, lock_unerased_candidate, lock_unerased_candidates};
 use super::events::{NewEvent, append_events, scorecard_event};
-use super::sql::{Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement, WritePool};
+use super::sql::{Columns, Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement, WritePool};
 use super::{Backend, Page, Store, corrupt, split_page, with_pools};
 use crate::domain::{CandidateId, Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent, UserId};
 use crate::error::Error;
@@ -174,23 +174,9 @@ pub(super) async fn insert_scorecards(
         // A group commit holds several organisations' submissions.
         let mut insert =
             super::candidates::fenced_insert(conn, chunk.iter().map(|s| (s.org, s.interview.candidate_id.as_str())));
-        insert.push(
-            ") insert into scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision,
-                request_id, request_hash, submitted_at, updated_at)
-             select * from (",
-        );
+        insert.push(") insert into ").push(SCORECARD_COLUMNS).push(" select * from (");
         insert.values(chunk, |row, s| {
-            row.bind(s.org)
-                .bind(s.id)
-                .bind(&s.interview.id)
-                .bind(&s.interview.job_id)
-                .bind(&s.interview.candidate_id)
-                .bind(&s.interview.interviewer)
-                .bind(1_i64)
-                .bind(s.request_id)
-                .bind(s.request_hash)
-                .bind(s.submitted_at)
-                .bind(s.updated_at);
+            scorecard_columns(row, s);
         });
         // VALUES columns are named column1, column2, … in both dialects.
         insert.push(
@@ -220,25 +206,9 @@ pub(super) async fn copy_scorecards(
     }
     let mut copy = CopyRows::default();
     for s in rows {
-        copy.text(org)
-            .text(s.id)
-            .text(&s.interview.id)
-            .text(&s.interview.job_id)
-            .text(&s.interview.candidate_id)
-            .text(&s.interview.interviewer)
-            .int(1)
-            .text(s.request_id)
-            .text(s.request_hash)
-            .int(s.submitted_at)
-            .int(s.updated_at)
-            .end_row();
+        scorecard_columns(&mut copy, s).end_row();
     }
-    conn.copy_in(
-        "scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision, request_id, request_hash,
-            submitted_at, updated_at)",
-        &copy,
-    )
-    .await
+    conn.copy_in(SCORECARD_COLUMNS, &copy).await
 }
 
 /// [`write_revisions`] with PostgreSQL's `copy` (bulk import).
@@ -246,38 +216,68 @@ pub(super) async fn copy_revisions(conn: &mut Conn<'_>, revisions: &[RevisionIns
     let mut rows = CopyRows::default();
     let mut ratings = CopyRows::default();
     for v in revisions {
-        rows.text(v.org)
-            .text(v.scorecard_id)
-            .int(v.revision)
-            .int(v.content.recommendation.code())
-            .text(&v.content.summary)
-            .text(v.reason)
-            .text(v.author)
-            .int(v.created_at)
-            .end_row();
+        revision_columns(&mut rows, v).end_row();
         for (position, r) in v.content.ratings.iter().enumerate() {
-            ratings
-                .text(v.org)
-                .text(v.scorecard_id)
-                .int(v.revision)
-                .int(position as i64)
-                .text(&r.competency)
-                .int(i64::from(r.score))
-                .text(&r.evidence)
-                .end_row();
+            rating_columns(&mut ratings, v, position, r).end_row();
         }
     }
-    let copied = conn
-        .copy_in(
-            "scorecard_revisions (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at)",
-            &rows,
-        )
-        .await?;
+    let copied = conn.copy_in(REVISION_COLUMNS, &rows).await?;
     if let Copied::KeyTaken = copied {
         return Ok(copied);
     }
-    conn.copy_in("ratings (org_id, scorecard_id, revision, position, competency, score, evidence)", &ratings).await
+    conn.copy_in(RATING_COLUMNS, &ratings).await
 }
+
+/// A new scorecard's row (revision 1), in the order of [`SCORECARD_COLUMNS`].
+fn scorecard_columns<'r, 'a, C: Columns<'a>>(row: &'r mut C, s: &'a ScorecardInsert<'_>) -> &'r mut C {
+    row.text(s.org)
+        .text(s.id)
+        .text(&s.interview.id)
+        .text(&s.interview.job_id)
+        .text(&s.interview.candidate_id)
+        .text(&s.interview.interviewer)
+        .int(1)
+        .text(s.request_id)
+        .text(s.request_hash)
+        .int(s.submitted_at)
+        .int(s.updated_at)
+}
+
+const SCORECARD_COLUMNS: &str = "scorecards (org_id, id, interview_id, job_id, candidate_id, interviewer, revision,
+    request_id, request_hash, submitted_at, updated_at)";
+
+/// A revision's row, in the order of [`REVISION_COLUMNS`].
+fn revision_columns<'r, 'a, C: Columns<'a>>(row: &'r mut C, v: &'a RevisionInsert<'_>) -> &'r mut C {
+    row.text(v.org)
+        .text(v.scorecard_id)
+        .int(v.revision)
+        .int(v.content.recommendation.code())
+        .text(&v.content.summary)
+        .text(v.reason)
+        .text(v.author)
+        .int(v.created_at)
+}
+
+const REVISION_COLUMNS: &str =
+    "scorecard_revisions (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at)";
+
+/// A rating's row (the `position`th of revision `v`), in the order of [`RATING_COLUMNS`].
+fn rating_columns<'r, 'a, C: Columns<'a>>(
+    row: &'r mut C,
+    v: &'a RevisionInsert<'_>,
+    position: usize,
+    r: &'a Rating,
+) -> &'r mut C {
+    row.text(v.org)
+        .text(v.scorecard_id)
+        .int(v.revision)
+        .int(position as i64)
+        .text(&r.competency)
+        .int(i64::from(r.score))
+        .text(&r.evidence)
+}
+
+const RATING_COLUMNS: &str = "ratings (org_id, scorecard_id, revision, position, competency, score, evidence)";
 
 /// One revision of a scorecard about to be written, with its ratings.
 pub(super) struct RevisionInsert<'a> {
@@ -301,19 +301,10 @@ pub(super) async fn write_revisions(conn: &mut Conn<'_>, revisions: &[RevisionIn
 /// The scorecard_revisions table's one writer (submit, amend, import).
 async fn insert_revisions(conn: &mut Conn<'_>, revisions: &[RevisionInsert<'_>]) -> Result<(), Error> {
     for chunk in revisions.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = Statement::new(
-            "insert into scorecard_revisions
-                (org_id, scorecard_id, revision, recommendation, summary, reason, author, created_at)",
-        );
+        let mut insert = Statement::new("insert into ");
+        insert.push(REVISION_COLUMNS);
         insert.values(chunk, |row, v| {
-            row.bind(v.org)
-                .bind(v.scorecard_id)
-                .bind(v.revision)
-                .bind(v.content.recommendation.code())
-                .bind(&v.content.summary)
-                .bind(v.reason)
-                .bind(v.author)
-                .bind(v.created_at);
+            revision_columns(row, v);
         });
         conn.execute(&insert).await?;
     }
@@ -327,17 +318,10 @@ async fn insert_ratings(conn: &mut Conn<'_>, revisions: &[RevisionInsert<'_>]) -
         .flat_map(|v| v.content.ratings.iter().enumerate().map(move |(position, r)| (v, position, r)))
         .collect();
     for chunk in ratings.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = Statement::new(
-            "insert into ratings (org_id, scorecard_id, revision, position, competency, score, evidence)",
-        );
+        let mut insert = Statement::new("insert into ");
+        insert.push(RATING_COLUMNS);
         insert.values(chunk, |row, (v, position, r)| {
-            row.bind(v.org)
-                .bind(v.scorecard_id)
-                .bind(v.revision)
-                .bind(*position as i64)
-                .bind(&r.competency)
-                .bind(i64::from(r.score))
-                .bind(&r.evidence);
+            rating_columns(row, v, *position, r);
         });
         conn.execute(&insert).await?;
     }

@@ -71,6 +71,15 @@ pub(super) struct Statement<'a> {
     unprepared: bool,
 }
 
+/// One row's columns, as a table's writer names them: into a multi-row
+/// insert's `values` row ([`Row`]) or a `copy` row ([`CopyRows`]), so each
+/// table lists its columns once for both.
+pub(super) trait Columns<'a> {
+    fn text(&mut self, v: &'a str) -> &mut Self;
+    fn int(&mut self, v: i64) -> &mut Self;
+    fn maybe_int(&mut self, v: Option<i64>) -> &mut Self;
+}
+
 /// One row of a multi-row `values` list.
 pub(super) struct Row<'s, 'a> {
     statement: &'s mut Statement<'a>,
@@ -86,6 +95,20 @@ impl<'a> Row<'_, 'a> {
         self.first = false;
         self.statement.bind(value);
         self
+    }
+}
+
+impl<'a> Columns<'a> for Row<'_, 'a> {
+    fn text(&mut self, v: &'a str) -> &mut Self {
+        self.bind(v)
+    }
+
+    fn int(&mut self, v: i64) -> &mut Self {
+        self.bind(v)
+    }
+
+    fn maybe_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.bind(v)
     }
 }
 
@@ -220,8 +243,16 @@ impl CopyRows {
         self.row_open = true;
     }
 
+    /// Ends the row begun by the columns since the last call.
+    pub(super) fn end_row(&mut self) {
+        self.data.push(b'\n');
+        self.row_open = false;
+    }
+}
+
+impl Columns<'_> for CopyRows {
     /// The next column's text, escaped as the format requires.
-    pub(super) fn text(&mut self, v: &str) -> &mut Self {
+    fn text(&mut self, v: &str) -> &mut Self {
         self.column();
         for &b in v.as_bytes() {
             match b {
@@ -235,13 +266,13 @@ impl CopyRows {
         self
     }
 
-    pub(super) fn int(&mut self, v: i64) -> &mut Self {
+    fn int(&mut self, v: i64) -> &mut Self {
         self.column();
         self.data.extend_from_slice(v.to_string().as_bytes());
         self
     }
 
-    pub(super) fn maybe_int(&mut self, v: Option<i64>) -> &mut Self {
+    fn maybe_int(&mut self, v: Option<i64>) -> &mut Self {
         match v {
             Some(v) => self.int(v),
             None => {
@@ -250,12 +281,6 @@ impl CopyRows {
                 self
             }
         }
-    }
-
-    /// Ends the row begun by the columns since the last call.
-    pub(super) fn end_row(&mut self) {
-        self.data.push(b'\n');
-        self.row_open = false;
     }
 }
 

@@ -577,3 +577,10 @@ pub fn spawn_until_serving(command: &mut std::process::Command) -> std::process:
     std::thread::spawn(move || for _ in lines {});
     child
 }
+
+/// An organisation of the test's own on this database: pauses are armed per
+/// organisation, process-wide, and both databases' suites share the process.
+pub fn org_id(test: &str, app: &TestApp) -> String {
+    let db = if app.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
+    format!("{test}-{db}")
+}
