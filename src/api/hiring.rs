@@ -97,7 +97,7 @@ impl HiringApi {
             id: new_id(),
             title: job.title,
             external_id: job.external_id,
-            rubric_id: rubric.id,
+            rubric_id: rubric.id.clone(),
             rubric_revision: rubric.revision,
             created_at: now,
             updated_at: now,

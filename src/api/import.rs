@@ -74,7 +74,7 @@ impl<'a> Importer<'a> {
         if let Some(found) = self.rubrics.get(&key) {
             return Ok(found.clone());
         }
-        let found = self.state.store.get_rubric(&self.org, id, revision).await?.map(Arc::new);
+        let found = self.state.store.get_rubric(&self.org, id, revision).await?;
         self.rubrics.insert(key, found.clone());
         Ok(found)
     }

@@ -37,7 +37,7 @@ impl RubricApi {
             0 => Error::NotFound(req.name.clone()),
             n => Error::NotFound(format!("revision {n} of {}", req.name)),
         })?;
-        Ok((&rubric).into())
+        Ok(rubric.as_ref().into())
     }
 
     async fn list(&self, caller: Caller, req: proto::ListRubricsRequest) -> Result<proto::ListRubricsResponse, Error> {

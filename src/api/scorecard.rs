@@ -1,6 +1,8 @@
 //! `ScorecardService`: submission (idempotent), amendment (every revision kept)
 //! and blind-review reads.
 
+use std::sync::Arc;
+
 use prost::Message;
 use sha2::Digest;
 
@@ -42,7 +44,7 @@ impl ScorecardApi {
         recommendation: i32,
         summary: String,
         v: &mut Violations,
-    ) -> Result<(ScorecardContent, Vec<String>, Rubric), Error> {
+    ) -> Result<(ScorecardContent, Vec<String>, Arc<Rubric>), Error> {
         let job = self.state.store.get_job(org, &interview.job_id).await?;
         let job = job.ok_or_else(|| Error::Internal(format!("interview {} has no job", interview.id)))?;
         let rubric = self.state.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;

@@ -195,7 +195,7 @@ pub(super) struct OrgState {
 /// calibrator applies it.
 pub(super) struct Committed {
     pub(super) scorecard: Scorecard,
-    pub(super) rubric: Rubric,
+    pub(super) rubric: Arc<Rubric>,
 }
 
 /// One scorecard's change to the model, replayable onto another copy of it.

@@ -15,8 +15,13 @@ impl Calibrator {
     /// committed, its calibration update completes even if the request is
     /// cancelled (deadline, client gone) while waiting for it.
     #[tracing::instrument(name = "calibration", target = "scorecard::spans", level = "info", skip_all, fields(org = %org, operation = "committed"))]
-    pub async fn committed(self: &Arc<Self>, org: &str, scorecard: &Scorecard, rubric: &Rubric) -> Result<(), Error> {
-        let change = Arc::new(Committed { scorecard: scorecard.clone(), rubric: rubric.clone() });
+    pub async fn committed(
+        self: &Arc<Self>,
+        org: &str,
+        scorecard: &Scorecard,
+        rubric: &Arc<Rubric>,
+    ) -> Result<(), Error> {
+        let change = Arc::new(Committed { scorecard: scorecard.clone(), rubric: Arc::clone(rubric) });
         let (this, org) = (self.clone(), org.to_string());
         tokio::spawn(async move { this.scorecard_changed(&org, change).await })
             .await

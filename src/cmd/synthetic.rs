@@ -273,6 +273,18 @@ pub fn expected_rating(theta: f64, points: u8) -> f64 {
     1.0 + thresholds(points).map(|t| normal_cdf((theta - t) / NORMAL_NOISE)).sum::<f64>()
 }
 
+impl Org {
+    /// The rating (0..1 of the scale) rater `rater` gives competency `item` of
+    /// `subject` on a new scorecard, as a normal rater of their true severity
+    /// would: the benchmark's stand-in for a live submission.
+    pub fn new_rating(&self, rng: &mut Rng, subject: u32, rater: u32, item: u32) -> f64 {
+        let latent = self.truth_theta[subject as usize][item as usize]
+            + self.rater_severity[rater as usize]
+            + NORMAL_NOISE * rng.normal();
+        f64::from(ordinal(latent, self.points) - 1) / f64::from(self.points - 1)
+    }
+}
+
 fn ordinal(latent: f64, points: u8) -> u8 {
     1 + thresholds(points).filter(|&t| latent > t).count() as u8
 }

@@ -158,7 +158,7 @@ pub struct Store {
     /// First submissions waiting for the group committer (`scorecards.rs`).
     submissions: tokio::sync::mpsc::Sender<scorecards::QueuedSubmission>,
     /// Rubric revisions already read, by (organisation, rubric, revision).
-    rubric_revisions: std::sync::Arc<ImmutableRows<(String, String, i64), Rubric>>,
+    rubric_revisions: std::sync::Arc<ImmutableRows<(String, String, i64), std::sync::Arc<Rubric>>>,
     /// Jobs already read, by (organisation, job): a job is never updated.
     jobs: std::sync::Arc<ImmutableRows<(String, String), Job>>,
     /// Bumped after each local commit that appended events (see `events.rs`).

@@ -1,5 +1,7 @@
 //! Rubrics: created, read (revisions are immutable and cached), listed, revised.
 
+use std::sync::Arc;
+
 use super::rows::RubricRow;
 use super::{Page, Store, split_page, with_pools};
 use crate::domain::{Micros, Rubric, RubricContent};
@@ -39,9 +41,11 @@ impl Store {
         Ok(Rubric { id: id.to_string(), revision: 1, content: content.clone(), created_at: now, updated_at: now })
     }
 
-    /// A rubric at `revision`, or at its latest revision when `revision` is 0.
+    /// A rubric at `revision`, or at its latest revision when `revision` is 0
+    /// (shared: every submission reads its rubric, and copying one is copying
+    /// every competency's anchors).
     #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "get_rubric"))]
-    pub async fn get_rubric(&self, org: &str, id: &str, revision: i64) -> Result<Option<Rubric>, Error> {
+    pub async fn get_rubric(&self, org: &str, id: &str, revision: i64) -> Result<Option<Arc<Rubric>>, Error> {
         let key = (org.to_string(), id.to_string(), revision);
         // Revision 0 means "the latest", which moves: only exact revisions are kept.
         if revision > 0
@@ -49,7 +53,7 @@ impl Store {
         {
             return Ok(Some(rubric));
         }
-        let rubric = self.read_rubric(org, id, revision).await?;
+        let rubric = self.read_rubric(org, id, revision).await?.map(Arc::new);
         if let Some(rubric) = &rubric
             && revision > 0
         {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::cmd::synthetic::{NORMAL_SEVERITY_SD, Org, RaterKind, Spec};
+use crate::cmd::synthetic::{NORMAL_SEVERITY_SD, Org, RaterKind, Rng, Spec};
 use scorecard::calibration::model::Model;
 use scorecard::calibration::model::Obs;
 use scorecard::calibration::raters::{self, FlagKind, Thresholds};
@@ -144,14 +144,19 @@ fn mean(v: &[f64]) -> f64 {
     if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
+/// Local updates timed per organisation size (the median is printed).
+const UPDATES_TIMED: u32 = 1_000;
+
 /// The `i`-th extra scorecard of the speed runs (four ratings of one candidate by
-/// one rater, spread over the organisation), applied as a submission is: added,
-/// then updated locally. Returns the candidates it rescored (`None`: all).
-fn add_scorecard(org: &mut Org, i: u32) -> Option<Vec<u32>> {
+/// one rater, spread over the organisation, rated as the rater would from the
+/// candidate's true level), applied as a submission is: added, then updated
+/// locally. Returns the candidates it rescored (`None`: all).
+fn add_scorecard(org: &mut Org, rng: &mut Rng, i: u32) -> Option<Vec<u32>> {
     let subject = (i * 7919) % org.model.subject_count() as u32;
     let rater = (i * 104_729) % org.model.rater_count() as u32;
     let scorecard = org.scorecards.len() as u32 + i;
-    let obs: Vec<Obs> = (0..4).map(|k| Obs::new(rater, k, scorecard, 0.75, 0.5)).collect();
+    let obs: Vec<Obs> =
+        (0..4).map(|k| Obs::new(rater, k, scorecard, org.new_rating(rng, subject, rater, k), 0.5)).collect();
     org.model.add(subject, &obs);
     org.model.update_locally(subject, &[rater])
 }
@@ -349,8 +354,16 @@ fn report_speed(sizes: &[usize], thresholds: &Thresholds) {
     println!();
     println!("## Speed and memory (one core)");
     println!(
-        "{:>10} {:>11} {:>7} {:>9} {:>12} {:>13} {:>14} {:>11}",
-        "ratings", "candidates", "raters", "sweeps", "cold fit ms", "update ms", "state MB (RSS)", "reports ms"
+        "{:>10} {:>11} {:>7} {:>9} {:>12} {:>13} {:>16} {:>14} {:>11}",
+        "ratings",
+        "candidates",
+        "raters",
+        "sweeps",
+        "cold fit ms",
+        "update ms",
+        "update mean ms",
+        "state MB (RSS)",
+        "reports ms"
     );
     for &size in sizes {
         let spec = Spec::sized(9, size);
@@ -361,9 +374,10 @@ fn report_speed(sizes: &[usize], thresholds: &Thresholds) {
         let report = org.model.fit(200, scorecard::calibrator::FIT_TOLERANCE);
         let fit_ms = started.elapsed().as_secs_f64() * 1e3;
         let mut times = Vec::new();
-        for i in 0..20u32 {
+        let mut rng = Rng::new(17);
+        for i in 0..UPDATES_TIMED {
             let t = Instant::now();
-            add_scorecard(&mut org, i);
+            add_scorecard(&mut org, &mut rng, i);
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
@@ -376,13 +390,14 @@ fn report_speed(sizes: &[usize], thresholds: &Thresholds) {
             _ => "?".into(),
         };
         println!(
-            "{:>10} {:>11} {:>7} {:>9} {:>12.0} {:>13.2} {:>14} {:>11.0}",
+            "{:>10} {:>11} {:>7} {:>9} {:>12.0} {:>13.2} {:>16.2} {:>14} {:>11.0}",
             org.model.total_ratings(),
             org.model.subject_count(),
             org.model.rater_count(),
             report.sweeps,
             fit_ms,
             times[times.len() / 2],
+            mean(&times),
             state_mb,
             reports_ms
         );
@@ -401,8 +416,9 @@ fn report_speed(sizes: &[usize], thresholds: &Thresholds) {
     // re-ranking only the candidates whose posterior it changed.
     let mut times = Vec::new();
     let mut touched_counts = Vec::new();
+    let mut rng = Rng::new(17);
     for i in 0..20u32 {
-        let touched = add_scorecard(&mut org, i).unwrap_or_else(|| subjects.clone());
+        let touched = add_scorecard(&mut org, &mut rng, i).unwrap_or_else(|| subjects.clone());
         let t = Instant::now();
         touched_counts.push(touched.len());
         ranking.update(&org.model, &org.shape, touched);
