@@ -287,6 +287,11 @@ pub enum BenchCommand {
         /// Database to import into; default a throw-away SQLite file.
         #[arg(long)]
         database_url: Option<String>,
+        /// Concurrent streams for the interviews and their scorecards, as an
+        /// ATS back-filling several jobs at once would open (the jobs and
+        /// candidates go first, in one stream at a time).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+        streams: u32,
     },
 }
 

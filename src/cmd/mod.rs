@@ -222,8 +222,8 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             let tolerance = tolerance.unwrap_or(scorecard::calibrator::FIT_TOLERANCE);
             bench::ratings::run(&input, scale, sweeps, tolerance, live).map_err(AppError::Config)
         }
-        Command::Bench(config::BenchCommand::Import { scorecards, database_url }) => {
-            bench::import::run(scorecards, database_url).await
+        Command::Bench(config::BenchCommand::Import { scorecards, database_url, streams }) => {
+            bench::import::run(scorecards, database_url, streams as usize).await
         }
         Command::Demo { seed_into: Some(database_url), .. } => {
             let store = open_store(&database_url, 2).await?;

@@ -237,7 +237,7 @@ pub(crate) async fn import_items(
 }
 
 /// Runs the benchmark and prints its figures.
-pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), AppError> {
+pub async fn run(scorecards: usize, database_url: Option<String>, streams: usize) -> Result<(), AppError> {
     let bench = BenchServer::start(database_url, Default::default()).await?;
     let channel = bench.channel.clone();
     let channel_for_read = bench.channel.clone();
@@ -245,9 +245,27 @@ pub async fn run(scorecards: usize, database_url: Option<String>) -> Result<(), 
     let rubric = bench.rubric().await?;
     let items = history(&rubric, scorecards);
     let total = items.len();
-    println!("import benchmark: {scorecards} scorecards, {total} items in all, database {}", bench.kind);
+    println!(
+        "import benchmark: {scorecards} scorecards, {total} items in all, database {}, {streams} stream(s) at once",
+        bench.kind
+    );
     let started = Instant::now();
-    let (created, failed) = import_items(channel, &token, &items, true).await?;
+    // Jobs and candidates first; then the interviews with their scorecards
+    // (pairs, kept together) in `streams` parts imported side by side.
+    let first_interview = items.iter().position(|i| matches!(i.item, Some(Item::Interview(_)))).unwrap_or(items.len());
+    let (head, tail) = items.split_at(first_interview);
+    let (mut created, mut failed) = import_items(channel.clone(), &token, head, true).await?;
+    let part = tail.len().div_ceil(2 * streams) * 2;
+    let mut parts = tokio::task::JoinSet::new();
+    for chunk in tail.chunks(part.max(2)) {
+        let (channel, token, chunk) = (channel.clone(), token.clone(), chunk.to_vec());
+        parts.spawn(async move { import_items(channel, &token, &chunk, true).await });
+    }
+    while let Some(done) = parts.join_next().await {
+        let (c, f) = done.map_err(|e| AppError::Server(format!("import stream: {e}")))??;
+        created += c;
+        failed += f;
+    }
     let elapsed = started.elapsed();
     println!(
         "imported {scorecards} scorecards ({total} items) in {:.1} s: {:.0} scorecards/s, {:.0} items/s; \
