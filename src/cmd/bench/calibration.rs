@@ -144,7 +144,7 @@ fn mean(v: &[f64]) -> f64 {
     if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
-/// Local updates timed per organisation size (the median is printed).
+/// Local updates timed per organisation size (their median and mean are printed).
 const UPDATES_TIMED: u32 = 1_000;
 
 /// The `i`-th extra scorecard of the speed runs (four ratings of one candidate by
