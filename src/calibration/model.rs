@@ -1294,12 +1294,7 @@ impl Model {
             self.fit(200, 1e-6);
             return None;
         }
-        for obs in self.subjects.get(subject as usize).cloned().unwrap_or_default() {
-            let k = obs.item as usize;
-            if self.item_mean[k].is_nan() {
-                self.item_mean[k] = obs.value();
-            }
-        }
+        // (A new item's mean was set at its first rating, by `add`.)
         // Subjects added to without a local update of their own go back into
         // the sums as they stand; this one once it is re-solved.
         self.take_out_of_sums(subject, &[]);
