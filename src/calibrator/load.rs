@@ -133,6 +133,7 @@ impl Calibrator {
             })
             .await?;
         let read = started.elapsed();
+        crate::pauses::point("calibrator.load.read", org).await;
         let state = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let report = state.model_mut().fit(FIT_SWEEPS, FIT_TOLERANCE);
@@ -178,7 +179,11 @@ impl Calibrator {
     /// query when nothing changed elsewhere.
     pub(super) async fn fresh(self: &Arc<Self>, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
         if lock(&self.imports).get(org).is_some_and(|p| p.imported) {
-            self.settle_imports(org).await?;
+            // In a task of its own, for the reason the load is (see `org`).
+            let (this, org) = (self.clone(), org.to_string());
+            tokio::spawn(async move { this.settle_imports(&org).await })
+                .await
+                .map_err(|e| Error::Internal(format!("loading an import: {e}")))??;
         }
         let state = self.org(org).await?;
         if self.store.kind() != "postgres" {
@@ -269,12 +274,25 @@ impl Calibrator {
         Ok(latest)
     }
 
-    /// The organisation's state, loading it on first use.
-    pub(super) async fn org(&self, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+    /// The organisation's state, loading it on first use. The load runs as a
+    /// task of its own, not in the reader's call: a reader whose deadline
+    /// passes stops waiting for the load, and the load goes on for the next
+    /// reader. (Run in the call, it was dropped with it: an organisation
+    /// whose load outlasts a call's deadline, 30 s at most, was loaded again
+    /// from the start by every reader and served none of them.)
+    pub(super) async fn org(self: &Arc<Self>, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
         if let Some(state) = lock(&self.orgs).get(org) {
             return Ok(state.clone());
         }
-        // One load at a time: a reader that waited finds the state loaded.
+        let (this, org) = (self.clone(), org.to_string());
+        tokio::spawn(async move { this.load_once(&org).await })
+            .await
+            .map_err(|e| Error::Internal(format!("calibration load: {e}")))?
+    }
+
+    /// [`Calibrator::org`]'s load: one at a time, and a loader that waited
+    /// finds the state loaded.
+    async fn load_once(&self, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
         let gate = self.load_gate(org);
         let _one_at_a_time = gate.lock().await;
         loop {

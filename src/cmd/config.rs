@@ -280,6 +280,7 @@ pub enum BenchCommand {
     ///
     /// Example: scorecard bench import --scorecards 100000
     /// Example: scorecard bench import --database-url postgres://postgres@127.0.0.1/test
+    /// Example: scorecard bench import --scorecards 3333334 --raters 20000 --streams 4 --restart
     Import {
         /// Scorecards to import (each with its interview; four per candidate).
         #[arg(long, default_value_t = 100_000)]
@@ -292,6 +293,14 @@ pub enum BenchCommand {
         /// candidates go first, in one stream at a time).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
         streams: u32,
+        /// Interviewers the scorecards are spread over (20,000 with 3,333,334
+        /// scorecards is issue 21's organisation of 10,000,000 ratings).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        raters: u32,
+        /// Then restart the server on the same database and time the restart
+        /// to serving and GetRanking's latency (p50, p99).
+        #[arg(long)]
+        restart: bool,
     },
 }
 

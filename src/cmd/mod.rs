@@ -222,8 +222,8 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             let tolerance = tolerance.unwrap_or(scorecard::calibrator::FIT_TOLERANCE);
             bench::ratings::run(&input, scale, sweeps, tolerance, live).map_err(AppError::Config)
         }
-        Command::Bench(config::BenchCommand::Import { scorecards, database_url, streams }) => {
-            bench::import::run(scorecards, database_url, streams as usize).await
+        Command::Bench(config::BenchCommand::Import { scorecards, database_url, streams, raters, restart }) => {
+            bench::import::run(scorecards, raters as usize, database_url, streams as usize, restart).await
         }
         Command::Demo { seed_into: Some(database_url), .. } => {
             let store = open_store(&database_url, 2).await?;
