@@ -22,7 +22,7 @@
 //! Welch's t with scorecards as the units, and the p-values of every rater and
 //! comparison of the organisation go through Benjamini–Hochberg together.
 
-use super::model::{Model, ln_gamma};
+use super::model::{Model, PanelViews, ln_gamma};
 use super::raters::{ScorecardFacts, Thresholds};
 
 /// One comparison of a rater's scorecards about a category with those about
@@ -236,8 +236,9 @@ fn panel_points(
     span_of: &std::collections::HashMap<(u32, u32), f64>,
 ) -> Vec<Vec<Point>> {
     let mut points: Vec<Vec<Point>> = vec![Vec::new(); model.rater_count()];
+    let mut views = PanelViews::default();
     for &c in subjects {
-        model.for_each_panel_view(c, |r, post| {
+        model.for_each_panel_view_into(c, &mut views, |r, post| {
             if post.items.is_empty() {
                 return; // nobody else rated this candidate: no panel view
             }

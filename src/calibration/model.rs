@@ -459,6 +459,16 @@ impl Working {
     }
 }
 
+/// Reusable buffers of [`Model::for_each_panel_view_into`].
+#[derive(Debug, Default)]
+pub struct PanelViews {
+    contributions: Vec<(u32, u32, f64, f64)>,
+    raters: Vec<u32>,
+    post: SubjectPosterior,
+    residuals: Vec<f64>,
+    group_residuals: Vec<f64>,
+}
+
 /// Reusable buffers for per-subject work.
 #[derive(Debug, Default)]
 struct Scratch {
@@ -896,30 +906,37 @@ impl Model {
     /// r of the subject, identical to it, with each rating's likelihood
     /// evaluated once instead of once per rater (rater reports and
     /// differentials ask for every one).
-    pub fn for_each_panel_view(&self, subject: u32, mut f: impl FnMut(u32, &SubjectPosterior)) {
+    pub fn for_each_panel_view(&self, subject: u32, f: impl FnMut(u32, &SubjectPosterior)) {
+        self.for_each_panel_view_into(subject, &mut PanelViews::default(), f);
+    }
+
+    /// [`Model::for_each_panel_view`] with buffers kept between subjects (a
+    /// pass over every subject otherwise allocates five times per subject).
+    pub fn for_each_panel_view_into(
+        &self,
+        subject: u32,
+        views: &mut PanelViews,
+        mut f: impl FnMut(u32, &SubjectPosterior),
+    ) {
+        let PanelViews { contributions, raters, post, residuals, group_residuals } = views;
         // (item, rater, precision, precision-weighted residual) per rating.
-        let contributions: Vec<(u32, u32, f64, f64)> = self
-            .ratings(subject)
-            .iter()
-            .map(|obs| {
-                let (_, precision, residual) = self.contribution(obs);
-                (obs.item, obs.rater, precision, residual)
-            })
-            .collect();
-        let mut raters: Vec<u32> = contributions.iter().map(|c| c.1).collect();
+        contributions.clear();
+        contributions.extend(self.ratings(subject).iter().map(|obs| {
+            let (_, precision, residual) = self.contribution(obs);
+            (obs.item, obs.rater, precision, residual)
+        }));
+        raters.clear();
+        raters.extend(contributions.iter().map(|c| c.1));
         raters.sort_unstable();
         raters.dedup();
-        let mut post = SubjectPosterior::default();
-        let (mut residuals, mut group_residuals) = (Vec::new(), Vec::new());
-        for r in raters {
+        for &r in raters.iter() {
             post.items.clear();
             residuals.clear();
             for &(item, _, precision, residual) in contributions.iter().filter(|c| c.1 != r) {
-                accumulate(&mut post.items, &mut residuals, item, precision, residual);
+                accumulate(&mut post.items, residuals, item, precision, residual);
             }
-            (post.ability, post.s) =
-                self.solve_tree(&mut post.items, &residuals, &mut post.groups, &mut group_residuals);
-            f(r, &post);
+            (post.ability, post.s) = self.solve_tree(&mut post.items, residuals, &mut post.groups, group_residuals);
+            f(r, post);
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Z90;
-use super::model::Model;
+use super::model::{Model, PanelViews};
 
 /// Thresholds of the rater flags. Every default is documented in
 /// docs/calibration.md; each can be overridden through
@@ -248,29 +248,93 @@ fn regress(points: &[(f64, f64)]) -> Option<Regression> {
 
 /// Per rater, the panel's view of each of their ratings (leaving the rater
 /// out), summed as it streams by: the rating against the candidate's general
-/// level and against the panel's level on the item, and per scorecard what
-/// the drift trend needs.
-#[derive(Debug, Default)]
-struct PanelSums {
+/// level and against the panel's level on the item.
+#[derive(Debug, Default, Clone, Copy)]
+struct RaterLines {
     /// (candidate's general level, the model's expectation of the latent
     /// judgement behind the rating: a 5 from a rater who expected 6 is a 6
     /// latent, not a 5), less item mean and severity.
     by_ability: Line,
     /// (panel's level θ on the item, the rating), less item mean and severity.
     by_theta: Line,
-    /// (scorecard, time, Σ rating, Σ θ, ratings)
-    cards: Vec<(u32, f64, f64, f64, u32)>,
-    /// (candidate, Σ rating less item mean and severity, ratings), by
-    /// candidate, every candidate of the rater's: what their recommendations
-    /// are judged against.
-    by_subject: Vec<(u32, f64, u32)>,
 }
 
-/// Every rater's [`PanelSums`], how many of their candidates others also
-/// rated, and (observed within-scorecard variance, expected) for halo.
-#[derive(Debug)]
+/// One of a rater's scorecards as the panel's view without them saw it:
+/// what the drift trend needs.
+#[derive(Debug, Default, Clone, Copy)]
+struct Card {
+    rater: u32,
+    scorecard: u32,
+    time: f64,
+    /// Σ rating less item mean and severity.
+    y: f64,
+    /// Σ the panel's level θ.
+    theta: f64,
+    ratings: u32,
+}
+
+/// A rater's ratings of one candidate: what their recommendations are judged
+/// against. Every candidate of the rater's, seen by others or not.
+#[derive(Debug, Default, Clone, Copy)]
+struct SubjectSum {
+    rater: u32,
+    subject: u32,
+    /// Σ rating less item mean and severity.
+    sum: f64,
+    ratings: u32,
+}
+
+/// Rows of every rater, grouped by rater (rater `r`'s are
+/// `rows[start[r]..start[r + 1]]`), each rater's in the order they were seen.
+#[derive(Debug, Default)]
+struct ByRater<T> {
+    rows: Vec<T>,
+    start: Vec<usize>,
+}
+
+impl<T: Copy + Default> ByRater<T> {
+    /// Groups the runs' rows by rater, stably (a counting sort): one pass and
+    /// one allocation, where a growing list per rater and run cost a tenth of
+    /// a 10M-rating organisation's reports in the allocator.
+    fn group(raters: usize, runs: Vec<Vec<T>>, rater_of: impl Fn(&T) -> u32) -> ByRater<T> {
+        let mut start = vec![0usize; raters + 1];
+        for row in runs.iter().flatten() {
+            start[rater_of(row) as usize + 1] += 1;
+        }
+        for r in 0..raters {
+            start[r + 1] += start[r];
+        }
+        let mut rows = vec![T::default(); start[raters]];
+        let mut next = start.clone();
+        for row in runs.into_iter().flatten() {
+            let at = &mut next[rater_of(&row) as usize];
+            rows[*at] = row;
+            *at += 1;
+        }
+        ByRater { rows, start }
+    }
+
+    fn of(&self, r: usize) -> &[T] {
+        &self.rows[self.start[r]..self.start[r + 1]]
+    }
+}
+
+/// Every rater's panel sums, how many of their candidates others also rated,
+/// and (observed within-scorecard variance, expected) for halo.
+#[derive(Debug, Default)]
 struct Panel {
-    sums: Vec<PanelSums>,
+    lines: Vec<RaterLines>,
+    cards: Vec<Card>,
+    subjects: Vec<SubjectSum>,
+    shared: Vec<u32>,
+    halo: Vec<(f64, f64)>,
+}
+
+/// The whole organisation's panel, each rater's rows together.
+struct RaterPanels {
+    lines: Vec<RaterLines>,
+    cards: ByRater<Card>,
+    subjects: ByRater<SubjectSum>,
     shared: Vec<u32>,
     halo: Vec<(f64, f64)>,
 }
@@ -282,16 +346,17 @@ const PANEL_RUNS: usize = 8;
 impl Panel {
     fn new(raters: usize) -> Panel {
         Panel {
-            sums: (0..raters).map(|_| PanelSums::default()).collect(),
+            lines: vec![RaterLines::default(); raters],
             shared: vec![0; raters],
             halo: vec![(0.0, 0.0); raters],
+            ..Panel::default()
         }
     }
 
     /// The whole organisation's panel: every subject's leave-one-rater-out
     /// views (one model solve per subject and rater, most of a report's cost),
     /// on every core.
-    fn of(model: &Model) -> Panel {
+    fn of(model: &Model) -> RaterPanels {
         let subjects = model.subject_count();
         let runs: Vec<std::ops::Range<u32>> = (0..PANEL_RUNS)
             .map(|i| (i * subjects / PANEL_RUNS) as u32..((i + 1) * subjects / PANEL_RUNS) as u32)
@@ -324,37 +389,45 @@ impl Panel {
         let mut panel = Panel::new(model.rater_count());
         // (scorecard, rating, panel's level) of the rater's ratings in a view.
         let mut pairs: Vec<(u32, f64, f64)> = Vec::new();
+        let mut views = PanelViews::default();
         for c in subjects {
-            model.for_each_panel_view(c, |r, post| {
+            model.for_each_panel_view_into(c, &mut views, |r, post| {
                 let severity = model.severity[r as usize];
                 let (mut sum, mut count) = (0.0, 0);
                 for o in model.ratings(c).iter().filter(|o| o.rater == r) {
                     sum += o.value() - model.item_mean[o.item as usize] - severity;
                     count += 1;
                 }
-                panel.sums[r as usize].by_subject.push((c, sum, count));
+                panel.subjects.push(SubjectSum { rater: r, subject: c, sum, ratings: count });
                 if post.items.is_empty() {
                     return; // nobody else rated this candidate: no panel view
                 }
                 panel.shared[r as usize] += 1;
                 pairs.clear();
-                let first_card = panel.sums[r as usize].cards.len();
+                let first_card = panel.cards.len();
                 for o in model.ratings(c).iter().filter(|o| o.rater == r) {
                     let (theta, _) = post.level(model, o.item);
                     let mu = model.item_mean[o.item as usize];
                     let (y, latent) =
                         (o.value() - mu - model.severity[r as usize], o.latent() - mu - model.severity[r as usize]);
-                    let sums = &mut panel.sums[r as usize];
-                    sums.by_ability.add(post.ability, latent);
-                    sums.by_theta.add(theta, y);
+                    let lines = &mut panel.lines[r as usize];
+                    lines.by_ability.add(post.ability, latent);
+                    lines.by_theta.add(theta, y);
                     // A scorecard's ratings all come in this one view.
-                    match sums.cards[first_card..].iter_mut().find(|c| c.0 == o.scorecard) {
+                    match panel.cards[first_card..].iter_mut().find(|card| card.scorecard == o.scorecard) {
                         Some(card) => {
-                            card.2 += y;
-                            card.3 += theta;
-                            card.4 += 1;
+                            card.y += y;
+                            card.theta += theta;
+                            card.ratings += 1;
                         }
-                        None => sums.cards.push((o.scorecard, o.time(), y, theta, 1)),
+                        None => panel.cards.push(Card {
+                            rater: r,
+                            scorecard: o.scorecard,
+                            time: o.time(),
+                            y,
+                            theta,
+                            ratings: 1,
+                        }),
                     }
                     pairs.push((o.scorecard, o.value(), mu + theta));
                 }
@@ -375,40 +448,44 @@ impl Panel {
     }
 
     /// The runs' sums, in their order (each run's subjects after the last's).
-    /// Each rater's lists are allocated once at their full length: growing
-    /// them run by run cost a tenth of a 10M-rating organisation's reports.
-    fn merge(raters: usize, mut runs: Vec<Panel>) -> Panel {
-        let mut panel = Panel::new(raters);
-        for (r, mine) in panel.sums.iter_mut().enumerate() {
-            mine.cards.reserve_exact(runs.iter().map(|run| run.sums[r].cards.len()).sum());
-            mine.by_subject.reserve_exact(runs.iter().map(|run| run.sums[r].by_subject.len()).sum());
-            for run in &mut runs {
-                let theirs = &mut run.sums[r];
+    fn merge(raters: usize, runs: Vec<Panel>) -> RaterPanels {
+        let mut lines = vec![RaterLines::default(); raters];
+        let mut shared = vec![0; raters];
+        let mut halo = vec![(0.0, 0.0); raters];
+        let mut cards = Vec::with_capacity(runs.len());
+        let mut subjects = Vec::with_capacity(runs.len());
+        for run in runs {
+            for (mine, theirs) in lines.iter_mut().zip(&run.lines) {
                 mine.by_ability.merge(&theirs.by_ability);
                 mine.by_theta.merge(&theirs.by_theta);
-                mine.cards.append(&mut theirs.cards);
-                mine.by_subject.append(&mut theirs.by_subject);
             }
-        }
-        for run in runs {
-            panel.shared.iter_mut().zip(run.shared).for_each(|(a, b)| *a += b);
-            panel.halo.iter_mut().zip(run.halo).for_each(|(a, b)| {
+            shared.iter_mut().zip(run.shared).for_each(|(a, b)| *a += b);
+            halo.iter_mut().zip(run.halo).for_each(|(a, b)| {
                 a.0 += b.0;
                 a.1 += b.1;
             });
+            cards.push(run.cards);
+            subjects.push(run.subjects);
         }
-        panel
+        RaterPanels {
+            lines,
+            cards: ByRater::group(raters, cards, |c| c.rater),
+            subjects: ByRater::group(raters, subjects, |s| s.rater),
+            shared,
+            halo,
+        }
     }
 }
 
 /// Reports for every rater with at least one rating.
 pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> Vec<RaterReport> {
     let raters = model.rater_count();
-    let Panel { sums: mut points, shared, halo } = Panel::of(model);
+    let panels = Panel::of(model);
 
     // The rater's regressions on the panel's view, and their noise, for every
     // rater, to compare with the median.
-    let fitted: Vec<Option<(Regression, Regression, f64)>> = points
+    let fitted: Vec<Option<(Regression, Regression, f64)>> = panels
+        .lines
         .iter()
         .enumerate()
         .map(|(r, p)| {
@@ -438,188 +515,254 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
 
     // Each rater's scorecards, in one pass (filtering all scorecards once per
     // rater was raters × scorecards: 123 s for 20,000 raters' reports).
-    let mut by_rater: Vec<Vec<&ScorecardFacts>> = vec![Vec::new(); raters];
-    for s in scorecards {
-        if let Some(list) = by_rater.get_mut(s.rater as usize) {
-            list.push(s);
-        }
+    let own = ByRater::group(
+        raters,
+        vec![(0..scorecards.len()).filter(|&i| (scorecards[i].rater as usize) < raters).collect()],
+        |&i| scorecards[i].rater,
+    );
+    let RaterPanels { mut cards, subjects, shared, halo, .. } = panels;
+    let context = Context {
+        model,
+        t,
+        scorecards,
+        own: &own,
+        fitted: &fitted,
+        median_noise,
+        subjects: &subjects,
+        shared: &shared,
+        halo: &halo,
+    };
+    // The raters are independent: cut into contiguous runs, one per core,
+    // each run's reports in rater order, the runs concatenated in order.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, PANEL_RUNS);
+    let mut runs: Vec<(std::ops::Range<usize>, &mut [Card])> = Vec::with_capacity(workers);
+    let mut rest = cards.rows.as_mut_slice();
+    for i in 0..workers {
+        let raters_of_run = i * raters / workers..(i + 1) * raters / workers;
+        let len = cards.start[raters_of_run.end] - cards.start[raters_of_run.start];
+        let (mine, after) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = after;
+        runs.push((raters_of_run, mine));
     }
-    let mut out = Vec::new();
-    for r in 0..raters {
-        let n = model.rating_count[r];
-        if n == 0 {
+    let context = &context;
+    let start = &cards.start;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|(raters_of_run, mine)| {
+                scope.spawn(move || {
+                    let base = start[raters_of_run.start];
+                    raters_of_run
+                        .filter_map(|r| report_of(context, r, &mut mine[start[r] - base..start[r + 1] - base]))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// What every rater's report reads.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    model: &'a Model,
+    t: &'a Thresholds,
+    scorecards: &'a [ScorecardFacts],
+    /// Indices into `scorecards`, by rater.
+    own: &'a ByRater<usize>,
+    fitted: &'a [Option<(Regression, Regression, f64)>],
+    median_noise: Option<f64>,
+    subjects: &'a ByRater<SubjectSum>,
+    shared: &'a [u32],
+    halo: &'a [(f64, f64)],
+}
+
+/// Rater `r`'s report (`None` for a rater with no rating); `cards` are the
+/// rater's, sorted here by scorecard.
+fn report_of(context: &Context, r: usize, cards: &mut [Card]) -> Option<RaterReport> {
+    let Context { model, t, fitted, median_noise, subjects, shared, halo, .. } = *context;
+    let n = model.rating_count[r];
+    if n == 0 {
+        return None;
+    }
+    let own: Vec<&ScorecardFacts> = context.own.of(r).iter().map(|&i| &context.scorecards[i]).collect();
+    let span = {
+        let total: f64 = own.iter().map(|s| s.scale_span * f64::from(s.ratings)).sum();
+        let count: f64 = own.iter().map(|s| f64::from(s.ratings)).sum();
+        if count > 0.0 { total / count } else { 1.0 }
+    };
+    let severity = model.severity[r];
+    let half = Z90 * model.severity_var[r].sqrt();
+    let (range_use, noise_norm, drift_per_year, drift_total, drift_z) = match &fitted[r] {
+        None => (1.0, model.noise_var[r].sqrt(), 0.0, 0.0, 0.0),
+        Some((by_ability, by_theta, noise)) => {
+            // One residual per scorecard (their mean): the ratings of one
+            // scorecard share its time and its occasion, so as separate
+            // points they would overstate how sure the trend is, most for
+            // a rater who gives every competency the same score.
+            cards.sort_unstable_by_key(|c| c.scorecard);
+            let residuals: Vec<(f64, f64)> = cards
+                .iter()
+                .map(|c| {
+                    let n = f64::from(c.ratings);
+                    (c.time, (c.y - n * by_theta.intercept - by_theta.slope * c.theta) / n)
+                })
+                .collect();
+            let (drift, total, z) = match regress(&residuals) {
+                Some(trend) => {
+                    let n = residuals.len() as f64;
+                    let mt = residuals.iter().map(|p| p.0).sum::<f64>() / n;
+                    let stt: f64 = residuals.iter().map(|p| (p.0 - mt).powi(2)).sum();
+                    let se = (trend.residual_var / stt).sqrt();
+                    let (lo, hi) = residuals
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+                    (trend.slope, trend.slope * (hi - lo), if se > 0.0 { trend.slope / se } else { 0.0 })
+                }
+                None => (0.0, 0.0, 0.0),
+            };
+            (by_ability.slope, *noise, drift, total, z)
+        }
+    };
+    let halo_ratio = if halo[r].1 > 0.0 { halo[r].0 / halo[r].1 } else { 1.0 };
+
+    let mut mismatches = 0u32;
+    let mut judged = 0u32;
+    let by_subject = subjects.of(r);
+    for s in &own {
+        let Ok(at) = by_subject.binary_search_by_key(&s.subject, |x| x.subject) else { continue };
+        let SubjectSum { sum, ratings: count, .. } = by_subject[at];
+        if count == 0 {
             continue;
         }
-        let own: &[&ScorecardFacts] = &by_rater[r];
-        let span = {
-            let total: f64 = own.iter().map(|s| s.scale_span * f64::from(s.ratings)).sum();
-            let count: f64 = own.iter().map(|s| f64::from(s.ratings)).sum();
-            if count > 0.0 { total / count } else { 1.0 }
-        };
-        let severity = model.severity[r];
-        let half = Z90 * model.severity_var[r].sqrt();
-        let (range_use, noise_norm, drift_per_year, drift_total, drift_z) = match &fitted[r] {
-            None => (1.0, model.noise_var[r].sqrt(), 0.0, 0.0, 0.0),
-            Some((by_ability, by_theta, noise)) => {
-                // One residual per scorecard (their mean): the ratings of one
-                // scorecard share its time and its occasion, so as separate
-                // points they would overstate how sure the trend is, most for
-                // a rater who gives every competency the same score.
-                let cards = &mut points[r].cards;
-                cards.sort_unstable_by_key(|c| c.0);
-                let residuals: Vec<(f64, f64)> = cards
-                    .iter()
-                    .map(|&(_, time, y, theta, n)| {
-                        let n = f64::from(n);
-                        (time, (y - n * by_theta.intercept - by_theta.slope * theta) / n)
-                    })
-                    .collect();
-                let (drift, total, z) = match regress(&residuals) {
-                    Some(trend) => {
-                        let n = residuals.len() as f64;
-                        let mt = residuals.iter().map(|p| p.0).sum::<f64>() / n;
-                        let stt: f64 = residuals.iter().map(|p| (p.0 - mt).powi(2)).sum();
-                        let se = (trend.residual_var / stt).sqrt();
-                        let (lo, hi) = residuals
-                            .iter()
-                            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
-                        (trend.slope, trend.slope * (hi - lo), if se > 0.0 { trend.slope / se } else { 0.0 })
-                    }
-                    None => (0.0, 0.0, 0.0),
-                };
-                (by_ability.slope, *noise, drift, total, z)
-            }
-        };
-        let halo_ratio = if halo[r].1 > 0.0 { halo[r].0 / halo[r].1 } else { 1.0 };
-
-        let mut mismatches = 0u32;
-        let mut judged = 0u32;
-        let by_subject = &points[r].by_subject;
-        for s in own {
-            let Ok(at) = by_subject.binary_search_by_key(&s.subject, |x| x.0) else { continue };
-            let (_, sum, count) = by_subject[at];
-            if count == 0 {
-                continue;
-            }
-            let m = sum / f64::from(count);
-            let positive = s.recommendation >= 3;
-            judged += 1;
-            if (positive && m < -t.mismatch_margin) || (!positive && m > t.mismatch_margin) {
-                mismatches += 1;
-            }
+        let m = sum / f64::from(count);
+        let positive = s.recommendation >= 3;
+        judged += 1;
+        if (positive && m < -t.mismatch_margin) || (!positive && m > t.mismatch_margin) {
+            mismatches += 1;
         }
-        let agreement = if judged > 0 { 1.0 - f64::from(mismatches) / f64::from(judged) } else { 1.0 };
-        let thin: u32 = own.iter().map(|s| s.thin_evidence).sum();
-        let rated: u32 = own.iter().map(|s| s.ratings).sum();
-        let quality = if rated > 0 { 1.0 - f64::from(thin) / f64::from(rated) } else { 1.0 };
+    }
+    let agreement = if judged > 0 { 1.0 - f64::from(mismatches) / f64::from(judged) } else { 1.0 };
+    let thin: u32 = own.iter().map(|s| s.thin_evidence).sum();
+    let rated: u32 = own.iter().map(|s| s.ratings).sum();
+    let quality = if rated > 0 { 1.0 - f64::from(thin) / f64::from(rated) } else { 1.0 };
 
-        let mut flags = Vec::new();
-        let points_of = |x: f64| x * span;
-        if n < t.min_ratings || shared[r] < t.min_shared_candidates {
+    let mut flags = Vec::new();
+    let points_of = |x: f64| x * span;
+    if n < t.min_ratings || shared[r] < t.min_shared_candidates {
+        flags.push(Flag {
+            kind: FlagKind::InsufficientData,
+            detail: format!(
+                "{n} ratings of {} candidates also seen by others; at least {} and {} are needed to judge.",
+                shared[r], t.min_ratings, t.min_shared_candidates
+            ),
+        });
+    } else {
+        if severity + half < -t.severity {
             flags.push(Flag {
-                kind: FlagKind::InsufficientData,
+                kind: FlagKind::Severe,
                 detail: format!(
-                    "{n} ratings of {} candidates also seen by others; at least {} and {} are needed to judge.",
-                    shared[r], t.min_ratings, t.min_shared_candidates
+                    "Rates {:.2} points below the organisation's average interviewer (90% interval {:.2} to {:.2}).",
+                    -points_of(severity),
+                    -points_of(severity + half),
+                    -points_of(severity - half)
                 ),
             });
-        } else {
-            if severity + half < -t.severity {
-                flags.push(Flag {
-                    kind: FlagKind::Severe,
-                    detail: format!(
-                        "Rates {:.2} points below the organisation's average interviewer (90% interval {:.2} to {:.2}).",
-                        -points_of(severity),
-                        -points_of(severity + half),
-                        -points_of(severity - half)
-                    ),
-                });
-            } else if severity - half > t.severity {
-                flags.push(Flag {
-                    kind: FlagKind::Lenient,
-                    detail: format!(
-                        "Rates {:.2} points above the organisation's average interviewer (90% interval {:.2} to {:.2}).",
-                        points_of(severity),
-                        points_of(severity - half),
-                        points_of(severity + half)
-                    ),
-                });
-            }
-            if let Some(median) = median_noise
-                && noise_norm > t.noise_ratio * median
-            {
-                flags.push(Flag {
-                    kind: FlagKind::Inconsistent,
-                    detail: format!(
-                        "Their judgement scatters {:.2} points around the candidate's level, after their severity and range use: {:.1}× the organisation's typical {:.2}.",
-                        points_of(noise_norm),
-                        noise_norm / median,
-                        points_of(median)
-                    ),
-                });
-            }
-            if range_use < t.range_use {
-                flags.push(Flag {
-                    kind: FlagKind::CentralTendency,
-                    detail: format!(
-                        "Uses a compressed range: scores move {range_use:.2} points per point of difference the panel sees between candidates."
-                    ),
-                });
-            } else if halo_ratio < t.halo_ratio {
-                flags.push(Flag {
-                    kind: FlagKind::Halo,
-                    detail: format!(
-                        "Gives a candidate nearly the same score on every competency: {:.0}% of the spread the panel's view predicts.",
-                        100.0 * halo_ratio
-                    ),
-                });
-            }
-            if drift_total.abs() > t.drift && drift_z.abs() > t.drift_z {
-                flags.push(Flag {
-                    kind: FlagKind::Drift,
-                    detail: format!(
-                        "Severity moved {:+.2} points over the rated period ({:+.2} points per year).",
-                        points_of(drift_total),
-                        points_of(drift_per_year)
-                    ),
-                });
-            }
-            if judged >= 5 && f64::from(mismatches) / f64::from(judged) >= t.mismatch_share {
-                flags.push(Flag {
-                    kind: FlagKind::RecommendationMismatch,
-                    detail: format!("{mismatches} of {judged} recommendations contradict the scorecard's own ratings."),
-                });
-            }
-            if rated > 0 && f64::from(thin) / f64::from(rated) >= t.thin_share {
-                flags.push(Flag {
-                    kind: FlagKind::ThinEvidence,
-                    detail: format!(
-                        "{thin} of {rated} ratings have thin evidence: too short, or about character rather than what the candidate did."
-                    ),
-                });
-            }
+        } else if severity - half > t.severity {
+            flags.push(Flag {
+                kind: FlagKind::Lenient,
+                detail: format!(
+                    "Rates {:.2} points above the organisation's average interviewer (90% interval {:.2} to {:.2}).",
+                    points_of(severity),
+                    points_of(severity - half),
+                    points_of(severity + half)
+                ),
+            });
         }
-        out.push(RaterReport {
-            rater: r as u32,
-            rating_count: n,
-            severity: points_of(severity),
-            severity_lower: points_of(severity - half),
-            severity_upper: points_of(severity + half),
-            noise: points_of(noise_norm),
-            halo: halo_ratio,
-            range_use,
-            drift: points_of(drift_per_year),
-            recommendation_agreement: agreement,
-            evidence_quality: quality,
-            flags,
-        });
+        if let Some(median) = median_noise
+            && noise_norm > t.noise_ratio * median
+        {
+            flags.push(Flag {
+                kind: FlagKind::Inconsistent,
+                detail: format!(
+                    "Their judgement scatters {:.2} points around the candidate's level, after their severity and range use: {:.1}× the organisation's typical {:.2}.",
+                    points_of(noise_norm),
+                    noise_norm / median,
+                    points_of(median)
+                ),
+            });
+        }
+        if range_use < t.range_use {
+            flags.push(Flag {
+                kind: FlagKind::CentralTendency,
+                detail: format!(
+                    "Uses a compressed range: scores move {range_use:.2} points per point of difference the panel sees between candidates."
+                ),
+            });
+        } else if halo_ratio < t.halo_ratio {
+            flags.push(Flag {
+                kind: FlagKind::Halo,
+                detail: format!(
+                    "Gives a candidate nearly the same score on every competency: {:.0}% of the spread the panel's view predicts.",
+                    100.0 * halo_ratio
+                ),
+            });
+        }
+        if drift_total.abs() > t.drift && drift_z.abs() > t.drift_z {
+            flags.push(Flag {
+                kind: FlagKind::Drift,
+                detail: format!(
+                    "Severity moved {:+.2} points over the rated period ({:+.2} points per year).",
+                    points_of(drift_total),
+                    points_of(drift_per_year)
+                ),
+            });
+        }
+        if judged >= 5 && f64::from(mismatches) / f64::from(judged) >= t.mismatch_share {
+            flags.push(Flag {
+                kind: FlagKind::RecommendationMismatch,
+                detail: format!("{mismatches} of {judged} recommendations contradict the scorecard's own ratings."),
+            });
+        }
+        if rated > 0 && f64::from(thin) / f64::from(rated) >= t.thin_share {
+            flags.push(Flag {
+                kind: FlagKind::ThinEvidence,
+                detail: format!(
+                    "{thin} of {rated} ratings have thin evidence: too short, or about character rather than what the candidate did."
+                ),
+            });
+        }
     }
-    out
+    Some(RaterReport {
+        rater: r as u32,
+        rating_count: n,
+        severity: points_of(severity),
+        severity_lower: points_of(severity - half),
+        severity_upper: points_of(severity + half),
+        noise: points_of(noise_norm),
+        halo: halo_ratio,
+        range_use,
+        drift: points_of(drift_per_year),
+        recommendation_agreement: agreement,
+        evidence_quality: quality,
+        flags,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouping_by_rater_keeps_each_raters_rows_in_the_runs_order() {
+        let runs = vec![vec![(2u32, 'a'), (0, 'b'), (2, 'c')], vec![], vec![(1, 'd'), (2, 'e'), (0, 'f')]];
+        let grouped = ByRater::group(4, runs, |row| row.0);
+        assert_eq!(grouped.of(0), &[(0, 'b'), (0, 'f')]);
+        assert_eq!(grouped.of(1), &[(1, 'd')]);
+        assert_eq!(grouped.of(2), &[(2, 'a'), (2, 'c'), (2, 'e')]);
+        assert!(grouped.of(3).is_empty());
+        assert_eq!(grouped.start, vec![0, 2, 3, 6, 6]);
+    }
 
     #[test]
     fn a_streamed_line_is_the_least_squares_line() {
