@@ -399,6 +399,29 @@ mod tests {
     }
 
     #[test]
+    fn ranking_every_job_at_once_equals_ranking_each_alone() {
+        use crate::calibration::synthetic::{Org, Spec};
+        let mut org = Org::generate(&Spec::sized(9, 20_000));
+        org.model.fit(200, 1e-6);
+        // Three "jobs" of unequal size, one empty, one naming a candidate twice.
+        let n = org.model.subject_count() as u32;
+        let jobs = vec![
+            ("a", org.shape.clone(), (0..n / 3).collect::<Vec<u32>>()),
+            ("b", org.shape.clone(), Vec::new()),
+            ("c", org.shape.clone(), (n / 3..n).chain([n - 1]).collect()),
+        ];
+        let together = JobRanking::build_all(&org.model, jobs.clone());
+        assert_eq!(together.len(), 3);
+        for ((key, shape, subjects), (built_key, built)) in jobs.into_iter().zip(&together) {
+            assert_eq!(key, *built_key);
+            let alone = JobRanking::build(&org.model, &shape, subjects);
+            assert_eq!(built.len(), alone.len(), "job {key}");
+            assert!(built.in_order().eq(alone.in_order()), "job {key}: the same entries in the same order");
+        }
+        assert!(!together[0].1.is_empty() && !together[2].1.is_empty());
+    }
+
+    #[test]
     fn groups_without_a_shared_rater_are_separate() {
         let mut m = Model::new();
         m.add(0, &[Obs::new(0, 0, 0, 0.5, 0.0)]);
@@ -510,6 +533,44 @@ impl JobRanking {
         r
     }
 
+    /// Every job's ranking at once, as [`JobRanking::build`] gives each, with
+    /// the candidates scored on every core: a start-up or a reload ranks
+    /// every job of the organisation before it answers (about 40 µs a
+    /// candidate, most of it the score distributions), and a refit re-ranks
+    /// every job someone reads. A candidate's scores depend on the model
+    /// only, so the cores' shares are independent.
+    pub fn build_all<K>(model: &Model, jobs: Vec<(K, RubricShape, Vec<u32>)>) -> Vec<(K, JobRanking)> {
+        // (job, candidate) of every candidate, cut into one contiguous run per core.
+        let work: Vec<(usize, u32)> =
+            jobs.iter().enumerate().flat_map(|(j, (_, _, subjects))| subjects.iter().map(move |&s| (j, s))).collect();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let run = work.len().div_ceil(workers).max(1);
+        let shapes: Vec<&RubricShape> = jobs.iter().map(|j| &j.1).collect();
+        let scored: Vec<Option<RankEntry>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks(run)
+                .map(|run| {
+                    let shapes = &shapes;
+                    scope.spawn(move || run.iter().map(|&(j, s)| rank_entry(model, shapes[j], s)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        let mut rankings = vec![JobRanking::default(); jobs.len()];
+        for (&(j, s), entry) in work.iter().zip(scored) {
+            match entry {
+                Some(e) => {
+                    rankings[j].entries.insert(s, e);
+                }
+                None => {
+                    rankings[j].entries.remove(&s);
+                }
+            }
+        }
+        rankings.iter_mut().for_each(JobRanking::sort);
+        jobs.into_iter().zip(rankings).map(|((key, _, _), ranking)| (key, ranking)).collect()
+    }
+
     /// Rescores `changed` subjects (adding or dropping them as needed) and re-sorts.
     pub fn update(&mut self, model: &Model, shape: &RubricShape, changed: impl IntoIterator<Item = u32>) {
         for s in changed {
@@ -522,6 +583,11 @@ impl JobRanking {
                 }
             }
         }
+        self.sort();
+    }
+
+    /// Orders the entries best first (the subject's number breaks ties).
+    fn sort(&mut self) {
         let entries = &self.entries;
         let mean = |s: &u32| entries[s].scores.overall.map_or(f64::NEG_INFINITY, |o| o.mean);
         self.order = entries.keys().copied().collect();

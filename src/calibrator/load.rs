@@ -151,8 +151,7 @@ impl Calibrator {
             // Rank every job now, so that no first read after a start-up or a
             // reload pays for building a ranking (36 ms at 10,000 candidates).
             let jobs: Vec<String> = state.jobs.keys().cloned().collect();
-            for (job, shape, subjects) in state.ranking_inputs(jobs) {
-                let ranking = JobRanking::build(&state.model, &shape, subjects);
+            for (job, ranking) in JobRanking::build_all(&state.model, state.ranking_inputs(jobs)) {
                 state.rankings.insert(job.clone(), JobCache { ranking, ..JobCache::default() });
                 state.ranking(&job, bars.get(&job).copied().flatten()); // and its snapshot
             }

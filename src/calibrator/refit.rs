@@ -131,13 +131,7 @@ impl Calibrator {
             model.fit(FIT_SWEEPS, FIT_TOLERANCE);
             crate::metrics::global().record_full_fit(model.total_ratings(), started.elapsed());
             let groups = Groups::from_model(&model);
-            let rankings: Vec<(String, JobRanking)> = to_rank
-                .into_iter()
-                .map(|(job, shape, subjects)| {
-                    let ranking = JobRanking::build(&model, &shape, subjects);
-                    (job, ranking)
-                })
-                .collect();
+            let rankings: Vec<(String, JobRanking)> = JobRanking::build_all(&model, to_rank);
             (model, groups, rankings)
         })
         .await;
