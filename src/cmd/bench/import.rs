@@ -33,6 +33,9 @@ pub(crate) fn job_items(rubric: &proto::Rubric, jobs: usize) -> Vec<Item> {
         .collect()
 }
 
+/// Focus competencies of each interview, one rating each on its scorecard.
+const RATINGS_PER_SCORECARD: usize = 3;
+
 /// The synthetic history: `scorecards` interviews with a scorecard each, four
 /// per candidate, spread over 100 jobs and `raters` interviewers.
 pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize, raters: usize) -> Vec<proto::ImportItem> {
@@ -70,7 +73,7 @@ pub(crate) fn history(rubric: &proto::Rubric, scorecards: usize, raters: usize) 
     let mut panel: Vec<usize> = Vec::with_capacity(4);
     for n in 0..scorecards {
         let candidate = n / 4;
-        let focus: Vec<String> = (0..3).map(|k| keys[(n + k * 3) % keys.len()].clone()).collect();
+        let focus: Vec<String> = (0..RATINGS_PER_SCORECARD).map(|k| keys[(n + k * 3) % keys.len()].clone()).collect();
         let when = start + (n as i64) * spacing;
         if n % 4 == 0 {
             panel.clear();
@@ -358,12 +361,15 @@ pub async fn run(
         let listening = started.elapsed();
         let ranked = first_ranking(bench.channel.clone(), &bench.token).await?;
         let serving = started.elapsed();
+        // Issue 21's targets are for an organisation of 10,000,000 ratings;
+        // a smaller run is within them or over them, not a verdict on them.
         println!(
             "restart on the same database: listening after {:.2} s; first ranking page ({ranked} entries) after \
-             {:.1} s (target 30 s -> {})",
+             {:.1} s (target 30 s at 10,000,000 ratings; this run's {} ratings: {})",
             listening.as_secs_f64(),
             serving.as_secs_f64(),
-            if serving.as_secs_f64() <= 30.0 { "met" } else { "missed" }
+            scorecards * RATINGS_PER_SCORECARD,
+            if serving.as_secs_f64() <= 30.0 { "within it" } else { "over it" }
         );
         ranking_latency(&bench).await?;
     }
@@ -416,12 +422,12 @@ async fn ranking_latency(bench: &BenchServer) -> Result<(), AppError> {
     let p99 = times[times.len() * 99 / 100];
     println!(
         "GetRanking, default page, one caller round {} jobs: {RANKING_READS} calls ({:.0} entries a page), \
-         p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 10 ms -> {})",
+         p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 10 ms at 10,000,000 ratings: {})",
         jobs.len(),
         entries as f64 / RANKING_READS as f64,
         times[times.len() / 2],
         times[times.len() - 1],
-        if p99 <= 10.0 { "met" } else { "missed" }
+        if p99 <= 10.0 { "within it" } else { "over it" }
     );
     Ok(())
 }
