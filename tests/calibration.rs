@@ -13,6 +13,7 @@ on_both_databases!(
     assessment_reports_and_reliability,
     watch_ranking_streams_changes,
     calibration_reloads_after_a_restart,
+    thin_evidence_is_kept_with_each_rating_and_read_back_by_a_load,
     racing_amendments_leave_the_latest_revision_in_the_assessment,
 );
 
@@ -301,6 +302,70 @@ async fn calibration_reloads_after_a_restart(app: TestApp) {
         assert!((a.raw_mean - b.raw_mean).abs() < 1e-9);
         assert!((a.score - b.score).abs() < 0.05, "{a:?} vs {b:?}");
     }
+}
+
+/// Runs one statement on the test's database, as an operator would; returns
+/// the rows it changed.
+async fn execute(app: &TestApp, sql: &str) -> u64 {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if app.database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute").rows_affected()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&app.database_url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute").rows_affected()
+    }
+}
+
+/// Whether a rating's evidence is thin is stored with it when it is written,
+/// so that loading an organisation never reads evidence text; a restart's
+/// reports say what the live ones said. Ratings written before that column
+/// (its value NULL) are judged from their evidence, as before.
+async fn thin_evidence_is_kept_with_each_rating_and_read_back_by_a_load(app: TestApp) {
+    let org = Org::new(&app, "acme").await;
+    for n in 0..3 {
+        let c = org.candidate(&app, &format!("c{n}")).await;
+        rate(&app, &org, &c, "rich", 3).await;
+        let interview = org.interview(&app, &c, "tess").await;
+        let tess = token("tess", "acme", &["interviewer"]);
+        app.scorecards()
+            .submit_scorecard(req(
+                &tess,
+                proto::SubmitScorecardRequest {
+                    interview: interview.name.clone(),
+                    ratings: ["api_design", "collaboration"]
+                        .map(|c| proto::Rating { competency: c.into(), score: 3, evidence: "Smart, nice.".into() })
+                        .to_vec(),
+                    recommendation: Recommendation::Yes as i32,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("submit");
+    }
+    let recruiter = token("rita", "acme", &["recruiter"]);
+    let quality = |app: &TestApp| {
+        let (mut client, recruiter) = (app.calibration(), recruiter.clone());
+        async move {
+            let reports = client
+                .list_rater_reports(req(&recruiter, proto::ListRaterReportsRequest::default()))
+                .await
+                .expect("reports")
+                .into_inner()
+                .reports;
+            reports.into_iter().map(|r| (r.rater, r.evidence_quality)).collect::<Vec<_>>()
+        }
+    };
+    let expected = vec![("rich".to_string(), 1.0), ("tess".to_string(), 0.0)];
+    assert_eq!(quality(&app).await, expected, "live");
+    assert_eq!(execute(&app, "update ratings set thin = thin where thin is null").await, 0, "every rating carries it");
+    let app = app.restart().await;
+    assert_eq!(quality(&app).await, expected, "loaded from the stored flags");
+    // As if written before the column: the load judges the evidence itself.
+    assert_eq!(execute(&app, "update ratings set thin = null").await, 12);
+    let app = app.restart().await;
+    assert_eq!(quality(&app).await, expected, "loaded from the evidence");
 }
 
 /// Two amendments of one scorecard racing each other: once both are

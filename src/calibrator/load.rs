@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::calibration::raters::evidence_is_thin;
 use crate::calibration::scores::{Groups, JobRanking};
 use crate::domain::now_micros;
 use crate::error::Error;
@@ -109,17 +108,13 @@ impl Calibrator {
                 _ => break,
             }
         }
-        // Evidence is reduced to whether it is thin as each scorecard arrives.
+        // Evidence arrives reduced to whether it is thin (stored with each rating).
         self.store
             .each_calibration_scorecard(org, |row| {
                 if row.ratings.is_empty() {
                     return; // never written, but a scorecard without ratings says nothing
                 }
-                let ratings: Vec<(String, i64, bool)> = row
-                    .ratings
-                    .into_iter()
-                    .map(|(competency, score, evidence)| (competency, score, evidence_is_thin(&evidence)))
-                    .collect();
+                let ratings = row.ratings;
                 let card = CardKeys {
                     scorecard_id: &row.scorecard_id,
                     job_id: &row.job_id,

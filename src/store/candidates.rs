@@ -373,7 +373,7 @@ impl Store {
             .rows_affected();
             if found > 0 {
                 sqlx::query(
-                    "update ratings set evidence = ''
+                    "update ratings set evidence = '', thin = 0
                      where org_id = $1 and scorecard_id in
                         (select s.id from scorecards s where s.org_id = $1 and s.candidate_id = $2)",
                 )

@@ -11,6 +11,7 @@ use super::candidates::{erased_candidate, lock_unerased_candidate, lock_unerased
 use super::events::{NewEvent, append_events, scorecard_event};
 use super::sql::{Columns, Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement, WritePool};
 use super::{Backend, Page, Store, corrupt, split_page, with_pools};
+use crate::calibration::raters::evidence_is_thin;
 use crate::domain::{CandidateId, Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent, UserId};
 use crate::error::Error;
 
@@ -275,9 +276,10 @@ fn rating_columns<'r, 'a, C: Columns<'a>>(
         .text(&r.competency)
         .int(i64::from(r.score))
         .text(&r.evidence)
+        .int(i64::from(evidence_is_thin(&r.evidence)))
 }
 
-const RATING_COLUMNS: &str = "ratings (org_id, scorecard_id, revision, position, competency, score, evidence)";
+const RATING_COLUMNS: &str = "ratings (org_id, scorecard_id, revision, position, competency, score, evidence, thin)";
 
 /// One revision of a scorecard about to be written, with its ratings.
 pub(super) struct RevisionInsert<'a> {
@@ -816,13 +818,24 @@ pub struct CalibrationScorecard {
     pub ratings: Vec<CalibrationRating>,
 }
 
-/// A rating as the database gathers it: position, competency, score, evidence.
-type GatheredRating = (i64, String, i64, String);
+/// A rating as the database gathers it: position, competency, score, its
+/// stored thinness (1 or 0), and its evidence only where that is not stored
+/// (ratings written before the `thin` column).
+type GatheredRating = (i64, String, i64, Option<i64>, Option<String>);
 
-/// The ratings in their positions' order.
+/// The ratings in their positions' order, each with whether its evidence is thin.
 fn in_order(mut gathered: Vec<GatheredRating>) -> Vec<CalibrationRating> {
     gathered.sort_by_key(|r| r.0);
-    gathered.into_iter().map(|(_, competency, score, evidence)| (competency, score, evidence)).collect()
+    gathered
+        .into_iter()
+        .map(|(_, competency, score, thin, evidence)| {
+            let thin = match thin {
+                Some(stored) => stored != 0,
+                None => evidence_is_thin(evidence.as_deref().unwrap_or("")),
+            };
+            (competency, score, thin)
+        })
+        .collect()
 }
 
 /// [`CalibrationScorecard`] as PostgreSQL returns it, its ratings as JSON.
@@ -860,8 +873,10 @@ impl CalibrationScorecardRow {
 /// Scorecards per query when SQLite reads an organisation for calibration.
 const CALIBRATION_PAGE: usize = 2_000;
 
-/// One rating as calibration reads it: competency, score, evidence.
-pub type CalibrationRating = (String, i64, String);
+/// One rating as calibration reads it: competency, score, whether its
+/// evidence is thin. The evidence itself is not read (it was 43 of every 64
+/// bytes a load read).
+pub type CalibrationRating = (String, i64, bool);
 
 impl Store {
     /// Every scorecard of an organisation at its current revision, with its
@@ -896,7 +911,8 @@ impl Store {
         }
         if self.kind() == "postgres" {
             let sql = select_calibration_scorecards!(
-                "json_agg(json_build_array(r.position, r.competency, r.score, r.evidence))::text"
+                "json_agg(json_build_array(r.position, r.competency, r.score, r.thin,
+                                           case when r.thin is null then r.evidence end))::text"
             );
             with_pools!(self, |read, _| {
                 let mut rows = sqlx::query_as::<_, CalibrationScorecardRow>(sql).bind(org).fetch(read);
@@ -918,7 +934,8 @@ impl Store {
                                                     submitted_at, json(ratings)))
                  from (select s.id, s.revision, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
                               s.submitted_at,
-                              (select json_group_array(json_array(r.position, r.competency, r.score, r.evidence))
+                              (select json_group_array(json_array(r.position, r.competency, r.score, r.thin,
+                                                                  case when r.thin is null then r.evidence end))
                                from ratings r
                                where r.org_id = s.org_id and r.scorecard_id = s.id and r.revision = s.revision
                               ) as ratings
