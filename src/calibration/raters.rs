@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Z90;
 use super::model::{Model, PanelViews};
+use super::{Z90, on_every_core};
 
 /// Thresholds of the rater flags. Every default is documented in
 /// docs/calibration.md; each can be overridden through
@@ -361,26 +361,7 @@ impl Panel {
         let runs: Vec<std::ops::Range<u32>> = (0..PANEL_RUNS)
             .map(|i| (i * subjects / PANEL_RUNS) as u32..((i + 1) * subjects / PANEL_RUNS) as u32)
             .collect();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(PANEL_RUNS);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut parts: Vec<(usize, Panel)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(run) = runs.get(i) else { break };
-                            done.push((i, Panel::over(model, run.clone())));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-        });
-        parts.sort_by_key(|p| p.0);
-        Panel::merge(model.rater_count(), parts.into_iter().map(|p| p.1).collect())
+        Panel::merge(model.rater_count(), on_every_core(runs, |run| Panel::over(model, run)))
     }
 
     /// The panel of a run of subjects. Subject by subject, each rater's
@@ -532,34 +513,27 @@ pub fn reports(model: &Model, scorecards: &[ScorecardFacts], t: &Thresholds) -> 
         shared: &shared,
         halo: &halo,
     };
-    // The raters are independent: cut into contiguous runs, one per core,
-    // each run's reports in rater order, the runs concatenated in order.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, PANEL_RUNS);
-    let mut runs: Vec<(std::ops::Range<usize>, &mut [Card])> = Vec::with_capacity(workers);
+    // The raters are independent: cut into contiguous runs (each with its
+    // raters' scorecards), their reports concatenated in rater order.
+    let mut runs: Vec<(std::ops::Range<usize>, &mut [Card])> = Vec::with_capacity(PANEL_RUNS);
     let mut rest = cards.rows.as_mut_slice();
-    for i in 0..workers {
-        let raters_of_run = i * raters / workers..(i + 1) * raters / workers;
+    for i in 0..PANEL_RUNS {
+        let raters_of_run = i * raters / PANEL_RUNS..(i + 1) * raters / PANEL_RUNS;
         let len = cards.start[raters_of_run.end] - cards.start[raters_of_run.start];
         let (mine, after) = std::mem::take(&mut rest).split_at_mut(len);
         rest = after;
         runs.push((raters_of_run, mine));
     }
-    let context = &context;
     let start = &cards.start;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|(raters_of_run, mine)| {
-                scope.spawn(move || {
-                    let base = start[raters_of_run.start];
-                    raters_of_run
-                        .filter_map(|r| report_of(context, r, &mut mine[start[r] - base..start[r + 1] - base]))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    on_every_core(runs, |(raters_of_run, mine)| {
+        let base = start[raters_of_run.start];
+        raters_of_run
+            .filter_map(|r| report_of(&context, r, &mut mine[start[r] - base..start[r + 1] - base]))
+            .collect::<Vec<_>>()
     })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// What every rater's report reads.

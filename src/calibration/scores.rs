@@ -1,9 +1,9 @@
 //! Calibrated scores on a rubric's own scale: competency, dimension and overall,
 //! each with a 90% interval and the raw mean beside it.
 
-use super::Z90;
 use super::decisions::{QUANTILE_GRID, ScoreDistribution};
 use super::model::{ItemPosterior, Model, SubjectPosterior};
+use super::{Z90, on_every_core};
 
 /// How a rubric combines competencies: dimensions with weights, each holding
 /// competencies (model items) with weights inside it.
@@ -494,6 +494,9 @@ pub struct RankEntry {
     pub disagreement: f64,
 }
 
+/// Runs the candidates of [`JobRanking::build_all`] are cut into, shared by the cores.
+const SCORING_RUNS: usize = 8;
+
 /// A job's ranking, maintained incrementally: after an update only the
 /// subjects whose posterior changed are rescored, then the order is re-sorted.
 #[derive(Debug, Clone, Default)]
@@ -540,24 +543,16 @@ impl JobRanking {
     /// every job someone reads. A candidate's scores depend on the model
     /// only, so the cores' shares are independent.
     pub fn build_all<K>(model: &Model, jobs: Vec<(K, RubricShape, Vec<u32>)>) -> Vec<(K, JobRanking)> {
-        // (job, candidate) of every candidate, cut into one contiguous run per core.
+        // (job, candidate) of every candidate, cut into contiguous runs.
         let work: Vec<(usize, u32)> =
             jobs.iter().enumerate().flat_map(|(j, (_, _, subjects))| subjects.iter().map(move |&s| (j, s))).collect();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-        let run = work.len().div_ceil(workers).max(1);
+        let run = work.len().div_ceil(SCORING_RUNS).max(1);
         let shapes: Vec<&RubricShape> = jobs.iter().map(|j| &j.1).collect();
-        let scored: Vec<Option<RankEntry>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = work
-                .chunks(run)
-                .map(|run| {
-                    let shapes = &shapes;
-                    scope.spawn(move || run.iter().map(|&(j, s)| rank_entry(model, shapes[j], s)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        let scored = on_every_core(work.chunks(run).collect(), |run: &[(usize, u32)]| {
+            run.iter().map(|&(j, s)| rank_entry(model, shapes[j], s)).collect::<Vec<_>>()
         });
         let mut rankings = vec![JobRanking::default(); jobs.len()];
-        for (&(j, s), entry) in work.iter().zip(scored) {
+        for (&(j, s), entry) in work.iter().zip(scored.into_iter().flatten()) {
             match entry {
                 Some(e) => {
                     rankings[j].entries.insert(s, e);
