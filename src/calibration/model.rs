@@ -460,7 +460,11 @@ impl RaterSums {
 /// A rater's raw residual moments, summed while each subject is in cache, from
 /// which the noise's squared residuals Σ (A − s_r − λ_r θ)² follow for any
 /// (s_r, λ_r) once the raters are solved, with A = latent − g_j − μ_k: the
-/// ordinal sweeps then need no second pass over every rating.
+/// ordinal sweeps then need no second pass over every rating. Raw sums, not
+/// the centred ones of `raters.rs`'s streaming `Line`: those divide twice per
+/// point, and this runs for every rating on every sweep; on the 0..1 scale
+/// the terms are of order one, so the expansion loses nothing that matters
+/// (unit test `residual_moments_give_the_squared_residuals_directly`).
 #[derive(Debug, Default, Clone, Copy)]
 struct ResidualMoments {
     n: f64,
