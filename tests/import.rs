@@ -11,7 +11,8 @@ on_both_databases!(
     import_backfills_item_by_item_and_is_idempotent,
     import_refuses_malformed_messages,
     an_import_that_loses_a_race_writes_nothing_and_its_retry_finds_the_winners_items,
-    an_import_whose_candidate_is_erased_before_its_write_writes_nothing
+    an_import_whose_candidate_is_erased_before_its_write_writes_nothing,
+    a_stream_of_several_batches_writes_each_and_keeps_what_came_before_a_bad_message
 );
 
 fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
@@ -321,4 +322,85 @@ async fn import_in_one_message(app: &TestApp, token: &str, items: Vec<Item>) -> 
     let items: Vec<proto::ImportItem> = items.into_iter().map(|i| proto::ImportItem { item: Some(i) }).collect();
     let messages = vec![proto::ImportScorecardsRequest { items }];
     app.scorecards().import_scorecards(req(token, tokio_stream::iter(messages))).await.expect("import").into_inner()
+}
+
+/// A stream of several batches (2,000 items a transaction): later batches
+/// refer to what earlier ones created, results keep the stream's order, and a
+/// bad message after a batch keeps that batch.
+async fn a_stream_of_several_batches_writes_each_and_keeps_what_came_before_a_bad_message(app: TestApp) {
+    let org = Org::new(&app, "acme").await;
+    let sync = common::token("ats", "acme", &["integration"]);
+    let n = 900;
+    let mut items = vec![history(&org.rubric.name).swap_remove(0)];
+    items.extend((0..n).map(|k| {
+        Item::Candidate(proto::ImportCandidate {
+            external_id: format!("c-{k}"),
+            display_name: format!("Candidate {k}"),
+            email: String::new(),
+        })
+    }));
+    items.extend((0..n).map(|k| {
+        Item::Interview(proto::ImportInterview {
+            external_id: format!("i-{k}"),
+            job_external_id: "gh-job-9".into(),
+            candidate_external_id: format!("c-{k}"),
+            interviewer: format!("rater-{}", k % 7),
+            focus_competencies: vec!["api_design".into()],
+            scheduled_time: ts(1_700_000_000),
+        })
+    }));
+    // The scorecards all sit in the second batch, their interviews mostly in the first.
+    items.extend((0..n).map(|k| {
+        Item::Scorecard(proto::ImportScorecard {
+            interview_external_id: format!("i-{k}"),
+            ratings: vec![rating("api_design", 1 + (k % 4) as i32)],
+            recommendation: Recommendation::Yes as i32,
+            summary: String::new(),
+            submit_time: ts(1_700_003_600),
+        })
+    }));
+    let total = items.len();
+    let messages: Vec<proto::ImportScorecardsRequest> = items
+        .chunks(500)
+        .map(|chunk| proto::ImportScorecardsRequest {
+            items: chunk.iter().map(|i| proto::ImportItem { item: Some(i.clone()) }).collect(),
+        })
+        .collect();
+    let r = app
+        .scorecards()
+        .import_scorecards(req(&sync, tokio_stream::iter(messages)))
+        .await
+        .expect("import")
+        .into_inner();
+    assert_eq!((r.received, r.created, r.failed), (total as i64, total as i64, 0), "{:?}", &r.results[..3]);
+    assert!(r.results.iter().enumerate().all(|(k, x)| x.index == k as i64));
+    assert_eq!(stored(&app, &org.admin).await, (n, n, n));
+
+    // Two full messages make a batch; the empty third ends the stream with an
+    // error, and the batch before it is kept: re-sent, its items are unchanged.
+    let fresh = |from: usize| -> Vec<proto::ImportItem> {
+        (from..from + 1000)
+            .map(|k| proto::ImportItem {
+                item: Some(Item::Candidate(proto::ImportCandidate {
+                    external_id: format!("late-{k}"),
+                    display_name: format!("Late {k}"),
+                    email: String::new(),
+                })),
+            })
+            .collect()
+    };
+    let messages = vec![
+        proto::ImportScorecardsRequest { items: fresh(0) },
+        proto::ImportScorecardsRequest { items: fresh(1000) },
+        proto::ImportScorecardsRequest { items: vec![] },
+    ];
+    let broken = app.scorecards().import_scorecards(req(&sync, tokio_stream::iter(messages))).await;
+    let status = broken.expect_err("an empty message is refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("after 2000 items were taken"), "{}", status.message());
+    let again =
+        vec![proto::ImportScorecardsRequest { items: fresh(0) }, proto::ImportScorecardsRequest { items: fresh(1000) }];
+    let r =
+        app.scorecards().import_scorecards(req(&sync, tokio_stream::iter(again))).await.expect("import").into_inner();
+    assert_eq!((r.received, r.created, r.unchanged), (2000, 0, 2000));
 }
