@@ -349,7 +349,9 @@ async fn a_stream_of_several_batches_writes_each_and_keeps_what_came_before_a_ba
             scheduled_time: ts(1_700_000_000),
         })
     }));
-    // The scorecards all sit in the second batch, their interviews mostly in the first.
+    // The first batch (2,000 items) holds the job, the candidates, the
+    // interviews and 199 scorecards; the second the other 701 scorecards,
+    // whose interviews the first wrote.
     items.extend((0..n).map(|k| {
         Item::Scorecard(proto::ImportScorecard {
             interview_external_id: format!("i-{k}"),
