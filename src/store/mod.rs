@@ -354,25 +354,25 @@ mod tests {
     /// speed rest on: a driver upgrade or a changed option must not drop them
     /// silently.
     #[tokio::test]
-    async fn the_sqlite_writer_is_durable_and_tuned_for_bulk_writes() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn the_sqlite_writer_is_durable_and_tuned_for_bulk_writes() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
-        let store = Store::connect(&url, 2).await.unwrap();
+        let store = Store::connect(&url, 2).await?;
         let Backend::Sqlite { write, read } = &*store.backend else { panic!("a SQLite store") };
-        async fn pragma(pool: &SqlitePool, query: &'static str) -> String {
-            let (value,): (String,) =
-                sqlx::query_as(query).fetch_one(pool).await.unwrap_or_else(|e| panic!("{query}: {e}"));
-            value
+        async fn pragma(pool: &SqlitePool, query: &'static str) -> Result<String, sqlx::Error> {
+            let (value,): (String,) = sqlx::query_as(query).fetch_one(pool).await?;
+            Ok(value)
         }
-        assert_eq!(pragma(write, "select cast(journal_mode as text) from pragma_journal_mode").await, "wal");
-        assert_eq!(pragma(write, "select cast(synchronous as text) from pragma_synchronous").await, "2", "FULL");
-        assert_eq!(pragma(write, "select cast(cache_size as text) from pragma_cache_size").await, SQLITE_WRITER_CACHE);
-        assert_eq!(pragma(write, "select cast(temp_store as text) from pragma_temp_store").await, "2", "memory");
+        assert_eq!(pragma(write, "select cast(journal_mode as text) from pragma_journal_mode").await?, "wal");
+        assert_eq!(pragma(write, "select cast(synchronous as text) from pragma_synchronous").await?, "2", "FULL");
+        assert_eq!(pragma(write, "select cast(cache_size as text) from pragma_cache_size").await?, SQLITE_WRITER_CACHE);
+        assert_eq!(pragma(write, "select cast(temp_store as text) from pragma_temp_store").await?, "2", "memory");
         // Not table-valued (setting it is a side effect): read it as a statement.
-        let (pages,): (i64,) = sqlx::query_as("pragma wal_autocheckpoint").fetch_one(write).await.unwrap();
+        let (pages,): (i64,) = sqlx::query_as("pragma wal_autocheckpoint").fetch_one(write).await?;
         assert_eq!(pages.to_string(), SQLITE_WAL_AUTOCHECKPOINT);
         // Readers keep SQLite's defaults: their caches would multiply by the pool.
-        assert_eq!(pragma(read, "select cast(cache_size as text) from pragma_cache_size").await, "-2000");
+        assert_eq!(pragma(read, "select cast(cache_size as text) from pragma_cache_size").await?, "-2000");
         store.close().await;
+        Ok(())
     }
 }
