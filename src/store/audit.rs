@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, with_pools};
+use super::{Store, page_limit, with_pools};
 use crate::domain::Micros;
 use crate::error::Error;
 
@@ -100,7 +100,7 @@ impl Store {
             if filter.end != Micros::MAX {
                 query.push(" and created_at < ").push_bind(filter.end);
             }
-            query.push(" order by id desc limit ").push_bind(limit as i64 + 1);
+            query.push(" order by id desc").push(page_limit(limit));
             query.build_query_as().fetch_all(read).await?
         }))
     }

@@ -5,7 +5,7 @@ use super::events::NewEvent;
 use super::events::append_events;
 use super::rows::CandidateRow;
 use super::sql::{Columns, Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
-use super::{Page, Store, split_page, with_pools};
+use super::{Page, Store, page_limit, split_page, with_pools};
 use crate::domain::{Candidate, Micros};
 use crate::error::Error;
 
@@ -216,22 +216,22 @@ impl Store {
         page: Page<'_>,
     ) -> Result<(Vec<Candidate>, bool), Error> {
         let rows: Vec<CandidateRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(
+            let mut query = sqlx::QueryBuilder::new(
                 "select c.id, c.external_id, c.display_name, c.email, c.erased_at, c.created_at, c.updated_at
                  from candidates c
-                 where c.org_id = $1 and c.id > $2 and c.updated_at > $5
-                   and ($3 = '' or exists (
-                        select 1 from interviews i
-                        where i.org_id = c.org_id and i.candidate_id = c.id and i.interviewer = $3))
-                 order by c.id limit $4",
-            )
-            .bind(org)
-            .bind(page.after)
-            .bind(interviewer)
-            .bind(page.fetch_limit())
-            .bind(page.updated_after)
-            .fetch_all(read)
-            .await?
+                 where c.org_id = ",
+            );
+            query.push_bind(org).push(" and c.id > ").push_bind(page.after);
+            query.push(" and c.updated_at > ").push_bind(page.updated_after);
+            if !interviewer.is_empty() {
+                query.push(
+                    " and exists (select 1 from interviews i
+                                  where i.org_id = c.org_id and i.candidate_id = c.id and i.interviewer = ",
+                );
+                query.push_bind(interviewer).push(")");
+            }
+            query.push(" order by c.id").push(page_limit(page.limit));
+            query.build_query_as().fetch_all(read).await?
         });
         let (rows, more) = split_page(rows, page.limit);
         Ok((rows.into_iter().map(Candidate::from).collect(), more))

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::candidates::{erased_candidate, fenced_insert};
 use super::events::append_events;
 use super::sql::{Conn, ROWS_PER_STATEMENT};
-use super::{NewEvent, Page, Store, corrupt, split_page, with_pools};
+use super::{NewEvent, Page, Store, corrupt, page_limit, split_page, with_pools};
 use crate::domain::{Decision, Micros, Outcome};
 use crate::error::Error;
 
@@ -150,7 +150,7 @@ impl Store {
                     query.push(condition).push_bind(value);
                 }
             }
-            query.push(" order by id limit ").push_bind(page.fetch_limit());
+            query.push(" order by id").push(page_limit(page.limit));
             query.build_query_as().fetch_all(read).await?
         });
         let (rows, more) = split_page(rows, page.limit);

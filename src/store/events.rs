@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::FromRow;
 
 use super::sql::{Columns, Conn, CopyRows, ROWS_PER_STATEMENT, Statement};
-use super::{Store, with_pools};
+use super::{Store, page_limit, with_pools};
 use crate::domain::Micros;
 use crate::error::Error;
 
@@ -189,7 +189,7 @@ impl Store {
                 }
                 list.push_unseparated(")");
             }
-            q.push(" order by sequence limit ").push_bind(limit as i64 + 1);
+            q.push(" order by sequence").push(page_limit(limit));
             q.build_query_as::<EventRow>().fetch_all(read).await?
         }))
     }

@@ -5,7 +5,7 @@ use super::events::{self, append_events};
 use super::rows;
 use super::rows::InterviewRow;
 use super::sql::{Columns, Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement};
-use super::{Page, Store, split_page, with_pools};
+use super::{Page, Store, page_limit, split_page, with_pools};
 use crate::domain::{Interview, Micros};
 use crate::error::Error;
 
@@ -180,7 +180,7 @@ impl Store {
                     .push(" and (case when s.submitted_at > i.updated_at then s.submitted_at else i.updated_at end) > ")
                     .push_bind(page.updated_after);
             }
-            query.push(" order by i.id limit ").push_bind(page.fetch_limit());
+            query.push(" order by i.id").push(page_limit(page.limit));
             query.build_query_as().fetch_all(read).await?
         });
         let (rows, more) = split_page(rows, page.limit);
@@ -211,7 +211,7 @@ impl Store {
                     query.push(condition).push_bind(value);
                 }
             }
-            query.push(" order by i.scheduled_at, i.id limit ").push_bind(limit as i64 + 1);
+            query.push(" order by i.scheduled_at, i.id").push(page_limit(limit));
             query.build_query_as().fetch_all(read).await?
         });
         let (rows, more) = split_page(rows, limit);

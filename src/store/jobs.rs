@@ -4,7 +4,7 @@
 
 use super::rows::JobRow;
 use super::sql::{Conn, ROWS_PER_STATEMENT, Statement};
-use super::{Page, Store, split_page, with_pools};
+use super::{Page, Store, page_limit, split_page, with_pools};
 use crate::domain::Job;
 use crate::error::Error;
 
@@ -84,16 +84,17 @@ impl Store {
     #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_jobs"))]
     pub async fn list_jobs(&self, org: &str, page: Page<'_>) -> Result<(Vec<Job>, bool), Error> {
         let rows: Vec<JobRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(
+            let mut query = sqlx::QueryBuilder::new(
                 "select id, title, external_id, rubric_id, rubric_revision, created_at, updated_at, hiring_bar
-                 from jobs where org_id = $1 and id > $2 and updated_at > $4 order by id limit $3",
-            )
-            .bind(org)
-            .bind(page.after)
-            .bind(page.fetch_limit())
-            .bind(page.updated_after)
-            .fetch_all(read)
-            .await?
+                 from jobs where org_id = ",
+            );
+            query.push_bind(org).push(" and id > ").push_bind(page.after);
+            query
+                .push(" and updated_at > ")
+                .push_bind(page.updated_after)
+                .push(" order by id")
+                .push(page_limit(page.limit));
+            query.build_query_as().fetch_all(read).await?
         });
         let (rows, more) = split_page(rows, page.limit);
         Ok((rows.into_iter().map(Job::from).collect(), more))

@@ -218,11 +218,18 @@ impl<'a> Page<'a> {
     pub fn new(after: &'a str, limit: usize) -> Self {
         Self { after, limit, updated_after: Micros::MIN }
     }
+}
 
-    /// One more than asked for, to learn whether a next page exists.
-    fn fetch_limit(&self) -> i64 {
-        self.limit as i64 + 1
-    }
+/// ` limit N` for a page of `rows`: one row more than the page holds, to learn
+/// whether a next page exists. The number is written into the statement, not
+/// bound: SQLite plans with a bound LIMIT's value and so marks the statement
+/// to be prepared afresh whenever that parameter is bound, which is every
+/// execution (ListScorecards re-parsed its query on every call: a quarter of
+/// the time its reads spent in SQLite, docs/performance.md). A page size is
+/// our own integer, never text from a request; each size is a statement of
+/// its own in the connection's statement cache.
+pub(crate) fn page_limit(rows: usize) -> String {
+    format!(" limit {}", rows as u64 + 1)
 }
 
 /// Keeps `limit` rows and says whether more exist.

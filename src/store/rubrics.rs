@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::rows::RubricRow;
-use super::{Page, Store, split_page, with_pools};
+use super::{Page, Store, page_limit, split_page, with_pools};
 use crate::domain::{Micros, Rubric, RubricContent};
 use crate::error::Error;
 
@@ -84,19 +84,19 @@ impl Store {
     #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_rubrics"))]
     pub async fn list_rubrics(&self, org: &str, page: Page<'_>) -> Result<(Vec<Rubric>, bool), Error> {
         let rows: Vec<RubricRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(
+            let mut query = sqlx::QueryBuilder::new(
                 "select r.id, v.revision, v.content, r.created_at, v.created_at as updated_at
                  from rubrics r
                  join rubric_revisions v on v.org_id = r.org_id and v.rubric_id = r.id and v.revision = r.latest_revision
-                 where r.org_id = $1 and r.id > $2
-                 order by r.id
-                 limit $3",
-            )
-            .bind(org)
-            .bind(page.after)
-            .bind(page.fetch_limit())
-            .fetch_all(read)
-            .await?
+                 where r.org_id = ",
+            );
+            query
+                .push_bind(org)
+                .push(" and r.id > ")
+                .push_bind(page.after)
+                .push(" order by r.id")
+                .push(page_limit(page.limit));
+            query.build_query_as().fetch_all(read).await?
         });
         let (rows, more) = split_page(rows, page.limit);
         Ok((rows.into_iter().map(Rubric::try_from).collect::<Result<_, _>>()?, more))

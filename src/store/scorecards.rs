@@ -10,7 +10,7 @@ use sqlx::FromRow;
 use super::candidates::{erased_candidate, lock_unerased_candidate, lock_unerased_candidates};
 use super::events::{NewEvent, append_events, scorecard_event};
 use super::sql::{Columns, Conn, Copied, CopyRows, ROWS_PER_STATEMENT, Statement, WritePool};
-use super::{Backend, Page, Store, corrupt, split_page, with_pools};
+use super::{Backend, Page, Store, corrupt, page_limit, split_page, with_pools};
 use crate::calibration::raters::evidence_is_thin;
 use crate::domain::{CandidateId, Interview, Micros, Rating, Recommendation, Scorecard, ScorecardContent, UserId};
 use crate::error::Error;
@@ -382,7 +382,7 @@ impl Store {
         let (headers, ratings): (Vec<ScorecardRow>, Vec<RatingRow>) = with_pools!(self, |read, _| {
             let mut query = sqlx::QueryBuilder::new(concat!(select_scorecard!(), "and v.revision = s.revision"));
             push_scorecard_filter!(query, org, filter, page);
-            query.push(" order by s.id limit ").push_bind(page.fetch_limit());
+            query.push(" order by s.id").push(page_limit(page.limit));
             let headers: Vec<ScorecardRow> = query.build_query_as().fetch_all(read).await?;
             let last = headers.iter().take(page.limit).next_back().map(|h| h.id.clone()).unwrap_or_default();
             let mut query = sqlx::QueryBuilder::new(
@@ -929,7 +929,7 @@ impl Store {
         let Backend::Sqlite { read, .. } = &*self.backend else { unreachable!("the backend is SQLite") };
         let mut after = String::new();
         loop {
-            let page: (Option<String>,) = sqlx::query_as(
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "select json_group_array(json_array(id, revision, job_id, candidate_id, interviewer, recommendation,
                                                     submitted_at, json(ratings)))
                  from (select s.id, s.revision, s.job_id, s.candidate_id, s.interviewer, v.recommendation,
@@ -942,15 +942,12 @@ impl Store {
                        from scorecards s
                        join scorecard_revisions v
                          on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision
-                       where s.org_id = $1 and s.id > $2
-                       order by s.id
-                       limit $3)",
-            )
-            .bind(org)
-            .bind(&after)
-            .bind(CALIBRATION_PAGE as i64)
-            .fetch_one(read)
-            .await?;
+                       where s.org_id = ",
+            );
+            // The page size written in, not bound (see `page_limit`).
+            query.push_bind(org).push(" and s.id > ").push_bind(&after);
+            query.push(" order by s.id limit ").push(CALIBRATION_PAGE).push(")");
+            let page: (Option<String>,) = query.build_query_as().fetch_one(read).await?;
             type PagedScorecard = (String, i64, String, String, String, i64, i64, Vec<GatheredRating>);
             let mut rows: Vec<PagedScorecard> = match page.0 {
                 Some(json) => serde_json::from_str(&json).map_err(|e| corrupt("scorecards for calibration", e))?,

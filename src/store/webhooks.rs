@@ -7,7 +7,7 @@
 use sqlx::FromRow;
 
 use super::sql::{Conn, Statement};
-use super::{Page, Store, split_page, with_pools};
+use super::{Page, Store, page_limit, split_page, with_pools};
 use crate::domain::Micros;
 use crate::error::Error;
 
@@ -175,12 +175,14 @@ impl Store {
     #[tracing::instrument(name = "db", target = "scorecard::spans", level = "info", skip_all, fields(db.system = self.kind(), db.operation = "list_webhooks"))]
     pub async fn list_webhooks(&self, org: &str, page: Page<'_>) -> Result<(Vec<WebhookRow>, bool), Error> {
         let rows: Vec<WebhookRow> = with_pools!(self, |read, _| {
-            sqlx::query_as(concat!(select_webhook!(), "where w.org_id = $1 and w.id > $2 order by w.id limit $3"))
-                .bind(org)
-                .bind(page.after)
-                .bind(page.fetch_limit())
-                .fetch_all(read)
-                .await?
+            let mut query = sqlx::QueryBuilder::new(concat!(select_webhook!(), "where w.org_id = "));
+            query
+                .push_bind(org)
+                .push(" and w.id > ")
+                .push_bind(page.after)
+                .push(" order by w.id")
+                .push(page_limit(page.limit));
+            query.build_query_as().fetch_all(read).await?
         });
         Ok(split_page(rows, page.limit))
     }
@@ -230,7 +232,7 @@ impl Store {
             if before != 0 {
                 query.push(" and sequence < ").push_bind(before);
             }
-            query.push(" order by sequence desc limit ").push_bind(limit as i64 + 1);
+            query.push(" order by sequence desc").push(page_limit(limit));
             query.build_query_as().fetch_all(read).await?
         });
         Ok(split_page(rows, limit))
