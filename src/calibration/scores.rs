@@ -583,10 +583,12 @@ impl JobRanking {
 
     /// Orders the entries best first (the subject's number breaks ties).
     fn sort(&mut self) {
-        let entries = &self.entries;
-        let mean = |s: &u32| entries[s].scores.overall.map_or(f64::NEG_INFINITY, |o| o.mean);
-        self.order = entries.keys().copied().collect();
-        self.order.sort_by(|a, b| mean(b).total_cmp(&mean(a)).then(a.cmp(b)));
+        // Each key read once, not looked up twice per comparison: a sort after
+        // every submission was 2% of the mixed benchmark's CPU in `perf`.
+        let mut keyed: Vec<(f64, u32)> =
+            self.entries.iter().map(|(s, e)| (e.scores.overall.map_or(f64::NEG_INFINITY, |o| o.mean), *s)).collect();
+        keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.order = keyed.into_iter().map(|(_, s)| s).collect();
     }
 
     /// Entries, best first.
