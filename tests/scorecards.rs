@@ -539,8 +539,8 @@ async fn text_round_trips_byte_exact(app: TestApp) {
         .into_inner();
     assert_eq!(got.ratings, submission.ratings);
     assert_eq!(got.summary.as_bytes(), submission.summary.as_bytes());
-    // A list page is read another way (on SQLite, gathered as JSON by the
-    // database): the same bytes, the ratings in the order given.
+    // A list page is read another way (gathered as JSON by the database):
+    // the same bytes, the ratings in the order given.
     let listed = app
         .scorecards()
         .list_scorecards(req(&org.admin, proto::ListScorecardsRequest::default()))

@@ -48,7 +48,7 @@ pub struct NewScorecard<'a> {
 }
 
 /// Also read from a JSON array of the same fields in the same order
-/// (`list_scorecards_gathered`).
+/// (`Store::list_scorecards`).
 #[derive(FromRow, serde::Deserialize)]
 struct ScorecardRow {
     id: String,
@@ -180,40 +180,6 @@ const GATHERED_SCORECARDS_POSTGRES: &str =
                            '[]'::json) as ratings
            from scorecards s
            join scorecard_revisions v on v.org_id = s.org_id and v.scorecard_id = s.id and v.revision = s.revision";
-
-async fn list_scorecards_gathered(
-    store: &Store,
-    org: &str,
-    filter: ScorecardFilter<'_>,
-    page: Page<'_>,
-) -> Result<(Vec<Scorecard>, bool), Error> {
-    let sql = if store.kind() == "postgres" { GATHERED_SCORECARDS_POSTGRES } else { GATHERED_SCORECARDS_SQLITE };
-    let json: Option<String> = with_pools!(store, |read, _| {
-        let mut query = sqlx::QueryBuilder::new(sql);
-        push_scorecard_filter!(query, org, filter, page);
-        query.push(" order by s.id").push(page_limit(page.limit)).push(") page");
-        let (json,): (Option<String>,) = query.build_query_as().fetch_one(read).await?;
-        json
-    });
-    type ListedRating = (i64, String, i64, String);
-    let mut rows: Vec<(ScorecardRow, Vec<ListedRating>)> = match json {
-        Some(json) => serde_json::from_str(&json).map_err(|e| corrupt("scorecards", e))?,
-        None => Vec::new(),
-    };
-    // The aggregates' order is the subqueries' in practice, not by either database's promise.
-    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    let (rows, more) = split_page(rows, page.limit);
-    let mut scorecards = Vec::with_capacity(rows.len());
-    for (header, mut ratings) in rows {
-        ratings.sort_by_key(|r| r.0);
-        let ratings = ratings
-            .into_iter()
-            .map(|(_, competency, score, evidence)| rating(competency, score, evidence))
-            .collect::<Result<_, _>>()?;
-        scorecards.push(header.into_scorecard(ratings)?);
-    }
-    Ok((scorecards, more))
-}
 
 /// A scorecard row about to be written, at revision 1.
 pub(super) struct ScorecardInsert<'a> {
@@ -450,7 +416,32 @@ impl Store {
         filter: ScorecardFilter<'_>,
         page: Page<'_>,
     ) -> Result<(Vec<Scorecard>, bool), Error> {
-        list_scorecards_gathered(self, org, filter, page).await
+        let sql = if self.kind() == "postgres" { GATHERED_SCORECARDS_POSTGRES } else { GATHERED_SCORECARDS_SQLITE };
+        let json: Option<String> = with_pools!(self, |read, _| {
+            let mut query = sqlx::QueryBuilder::new(sql);
+            push_scorecard_filter!(query, org, filter, page);
+            query.push(" order by s.id").push(page_limit(page.limit)).push(") page");
+            let (json,): (Option<String>,) = query.build_query_as().fetch_one(read).await?;
+            json
+        });
+        type ListedRating = (i64, String, i64, String);
+        let mut rows: Vec<(ScorecardRow, Vec<ListedRating>)> = match json {
+            Some(json) => serde_json::from_str(&json).map_err(|e| corrupt("scorecards", e))?,
+            None => Vec::new(),
+        };
+        // The aggregates' order is the subqueries' in practice, not by either database's promise.
+        rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let (rows, more) = split_page(rows, page.limit);
+        let mut scorecards = Vec::with_capacity(rows.len());
+        for (header, mut ratings) in rows {
+            ratings.sort_by_key(|r| r.0);
+            let ratings = ratings
+                .into_iter()
+                .map(|(_, competency, score, evidence)| rating(competency, score, evidence))
+                .collect::<Result<_, _>>()?;
+            scorecards.push(header.into_scorecard(ratings)?);
+        }
+        Ok((scorecards, more))
     }
 
     /// Whether `interviewer` has submitted a scorecard about `candidate` (blind review).
