@@ -4,7 +4,9 @@
 //! (the replaced model) and computing rater reports (on a copy of the model). glibc's malloc keeps such memory in
 //! its per-thread arenas for reuse, so a server that loaded 200,000 scorecards
 //! held 205 MiB resident with 130 MiB in use; after a trim, 146 MiB
-//! (docs/performance.md, "Memory").
+//! (docs/performance.md, "Memory"). The `scorecard` binary allocates Rust's
+//! memory with mimalloc, which returns freed pages by itself; what this trims
+//! there is glibc's heap, where SQLite allocates its caches and statements.
 
 /// Returns free memory to the operating system where the allocator allows it
 /// (glibc on Linux); elsewhere it does nothing. Takes milliseconds and the
