@@ -11,8 +11,8 @@ use clap::Parser;
 /// connection's thread and the runtime frees it on another, which glibc pays
 /// for in arena locks and consolidation (a tenth of a submission's CPU in a
 /// profile). Measured A/B: 10% less server CPU per durable submission, 10–19%
-/// more calls in the mixed load, about 50 MB more resident at rest
-/// (docs/performance.md, "The allocator"). SQLite's own allocations stay on
+/// more calls in the mixed load; 20 MB more resident at rest and 45–100 MB
+/// more under load (docs/performance.md, "The allocator"). SQLite's own allocations stay on
 /// glibc's heap, which `memory::release_free_memory` trims.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
