@@ -100,6 +100,10 @@ pub struct Metrics {
     key_reloads_failed: AtomicU64,
     /// Organisations loaded from the database into calibration state.
     org_loads: AtomicU64,
+    /// Organisations restored from a calibration snapshot instead of loaded,
+    /// and snapshots written.
+    snapshot_restores: AtomicU64,
+    snapshots_written: AtomicU64,
     /// Background refits swapped in, and the changes replayed onto them.
     refits_landed: AtomicU64,
     refit_replayed_changes: AtomicU64,
@@ -154,6 +158,8 @@ impl Metrics {
             key_reloads_loaded: AtomicU64::new(0),
             key_reloads_failed: AtomicU64::new(0),
             org_loads: AtomicU64::new(0),
+            snapshot_restores: AtomicU64::new(0),
+            snapshots_written: AtomicU64::new(0),
             refits_landed: AtomicU64::new(0),
             refit_replayed_changes: AtomicU64::new(0),
             task_restarts: RwLock::new(BTreeMap::new()),
@@ -241,6 +247,26 @@ impl Metrics {
         self.org_loads.load(Ordering::Relaxed)
     }
 
+    /// Counts one organisation restored from its calibration snapshot.
+    pub fn record_snapshot_restore(&self) {
+        self.snapshot_restores.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Organisations restored from a snapshot so far.
+    pub fn snapshot_restores(&self) -> u64 {
+        self.snapshot_restores.load(Ordering::Relaxed)
+    }
+
+    /// Counts one calibration snapshot written.
+    pub fn record_snapshot_written(&self) {
+        self.snapshots_written.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calibration snapshots written so far.
+    pub fn snapshots_written(&self) -> u64 {
+        self.snapshots_written.load(Ordering::Relaxed)
+    }
+
     /// Counts one look at a changed public key file: taken, or refused (the
     /// current keys stay).
     pub fn record_key_reload(&self, loaded: bool) {
@@ -297,6 +323,22 @@ impl Metrics {
         out.push_str("# HELP scorecard_calibration_loads_total Organisations loaded from the database.\n");
         out.push_str("# TYPE scorecard_calibration_loads_total counter\n");
         let _ = writeln!(out, "scorecard_calibration_loads_total {}", self.org_loads.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP scorecard_calibration_snapshot_restores_total Organisations restored from a calibration snapshot.\n",
+        );
+        out.push_str("# TYPE scorecard_calibration_snapshot_restores_total counter\n");
+        let _ = writeln!(
+            out,
+            "scorecard_calibration_snapshot_restores_total {}",
+            self.snapshot_restores.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP scorecard_calibration_snapshots_written_total Calibration snapshots written.\n");
+        out.push_str("# TYPE scorecard_calibration_snapshots_written_total counter\n");
+        let _ = writeln!(
+            out,
+            "scorecard_calibration_snapshots_written_total {}",
+            self.snapshots_written.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP scorecard_calibration_refits_total Background refits swapped in.\n");
         out.push_str("# TYPE scorecard_calibration_refits_total counter\n");
         let _ = writeln!(out, "scorecard_calibration_refits_total {}", self.refits_landed.load(Ordering::Relaxed));

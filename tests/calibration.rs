@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Org, TestApp, amendment, expect_code, expect_violations, rate, rating, req, token};
+use common::{Org, TestApp, amendment, execute, expect_code, expect_violations, rate, rating, req, token};
 use scorecard::proto::{self, Recommendation};
 use tonic::Code;
 
@@ -293,7 +293,10 @@ async fn calibration_reloads_after_a_restart(app: TestApp) {
         }
     }
     let before = ranking(&app, &org).await;
-    let app = app.restart().await;
+    // Loaded from the scorecards and fitted afresh, not restored from the
+    // snapshot the stop writes (tests/snapshots.rs).
+    let no_snapshots = scorecard::server::Settings { calibration_snapshots: false, ..common::test_settings() };
+    let app = app.restart_with(no_snapshots).await;
     let after = ranking(&app, &org).await;
     let names = |r: &proto::Ranking| r.entries.iter().map(|e| e.candidate.clone()).collect::<Vec<_>>();
     assert_eq!(names(&after), names(&before));
@@ -301,20 +304,6 @@ async fn calibration_reloads_after_a_restart(app: TestApp) {
         assert_eq!(a.scorecard_count, b.scorecard_count);
         assert!((a.raw_mean - b.raw_mean).abs() < 1e-9);
         assert!((a.score - b.score).abs() < 0.05, "{a:?} vs {b:?}");
-    }
-}
-
-/// Runs one statement on the test's database, as an operator would; returns
-/// the rows it changed.
-async fn execute(app: &TestApp, sql: &str) -> u64 {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    if app.database_url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(&app.database_url).await.expect("connect");
-        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute").rows_affected()
-    } else {
-        let mut conn = sqlx::PgConnection::connect(&app.database_url).await.expect("connect");
-        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute").rows_affected()
     }
 }
 
@@ -360,11 +349,14 @@ async fn thin_evidence_is_kept_with_each_rating_and_read_back_by_a_load(app: Tes
     let expected = vec![("rich".to_string(), 1.0), ("tess".to_string(), 0.0)];
     assert_eq!(quality(&app).await, expected, "live");
     assert_eq!(execute(&app, "update ratings set thin = thin where thin is null").await, 0, "every rating carries it");
-    let app = app.restart().await;
+    // Restarts that load from the scorecards, not from the snapshot the
+    // stop writes (tests/snapshots.rs covers that).
+    let no_snapshots = scorecard::server::Settings { calibration_snapshots: false, ..common::test_settings() };
+    let app = app.restart_with(no_snapshots.clone()).await;
     assert_eq!(quality(&app).await, expected, "loaded from the stored flags");
     // As if written before the column: the load judges the evidence itself.
     assert_eq!(execute(&app, "update ratings set thin = null").await, 12);
-    let app = app.restart().await;
+    let app = app.restart_with(no_snapshots).await;
     assert_eq!(quality(&app).await, expected, "loaded from the evidence");
 }
 

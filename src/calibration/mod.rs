@@ -9,6 +9,7 @@ pub mod normal;
 pub mod raters;
 pub mod reliability;
 pub mod scores;
+pub mod snapshot;
 /// Synthetic organisations with known truth live with the tools
 /// (`src/cmd/synthetic.rs`); the engine's own tests borrow the same file.
 #[cfg(test)]

@@ -724,6 +724,162 @@ impl Model {
         std::mem::replace(self, fitted)
     }
 
+    /// Writes every rating and fitted parameter (see [`super::snapshot`]):
+    /// [`Model::read_snapshot`] gives back a model equal to this one, which
+    /// goes on with local updates and fits exactly as this one would.
+    pub fn write_snapshot<W: std::io::Write>(&self, w: &mut super::snapshot::Writer<W>) -> std::io::Result<()> {
+        w.len(self.subjects.len())?;
+        for ratings in &self.subjects {
+            w.len(ratings.len())?;
+            for o in ratings {
+                w.u32(o.rater)?;
+                w.u32(o.item)?;
+                w.u32(o.scorecard)?;
+                for v in [o.value, o.time, o.theta, o.theta_var, o.latent] {
+                    w.f32(v)?;
+                }
+            }
+        }
+        w.len(self.rater_subjects.len())?;
+        for subjects in &self.rater_subjects {
+            w.u32s(subjects)?;
+        }
+        for v in [
+            &self.item_mean,
+            &self.item_mean_var,
+            &self.severity,
+            &self.severity_var,
+            &self.range_var,
+            &self.severity_range_cov,
+            &self.noise_var,
+            &self.range,
+            &self.weight,
+            &self.single_weight,
+            &self.occasion_spread,
+            &self.occasion,
+            &self.occasion_var,
+        ] {
+            w.f64s(v)?;
+        }
+        w.u32s(&self.scorecard_size)?;
+        w.u32s(&self.item_steps)?;
+        w.u32s(&self.item_group)?;
+        w.f64(self.typical_noise)?;
+        w.bool(self.face_value)?;
+        w.u32s(&self.rating_count)?;
+        let propagated: Vec<f64> = self.propagated.iter().flat_map(|&(s, l)| [s, l]).collect();
+        w.f64s(&propagated)?;
+        let sums: Vec<f64> = self.rater_sums.iter().flat_map(|s| [s.n, s.e, s.theta, s.theta2, s.e_theta]).collect();
+        w.f64s(&sums)?;
+        w.bools(&self.sums_kept)?;
+        w.bools(&self.out_of_sums)?;
+        w.u32s(&self.outside_sums)?;
+        let h = &self.hyper;
+        for v in [h.ability, h.specific, h.dimension, h.severity, h.occasion, h.range, h.noise] {
+            w.f64(v)?;
+        }
+        w.bool(self.fitted)
+    }
+
+    /// Reads what [`Model::write_snapshot`] wrote. Every index is checked
+    /// against the lists it indexes: a damaged snapshot is an error.
+    pub fn read_snapshot<R: std::io::Read>(
+        r: &mut super::snapshot::Reader<R>,
+    ) -> Result<Model, super::snapshot::SnapshotError> {
+        use super::snapshot::bad;
+        let mut m = Model::new();
+        let subjects = r.len(8)?;
+        m.subjects = Vec::with_capacity(subjects);
+        for _ in 0..subjects {
+            let n = r.len(32)?;
+            let mut ratings = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (rater, item, scorecard) = (r.u32()?, r.u32()?, r.u32()?);
+                let (value, time, theta, theta_var, latent) = (r.f32()?, r.f32()?, r.f32()?, r.f32()?, r.f32()?);
+                ratings.push(Obs { rater, item, scorecard, value, time, theta, theta_var, latent });
+            }
+            m.subjects.push(ratings);
+        }
+        let raters = r.len(8)?;
+        m.rater_subjects = (0..raters).map(|_| r.u32s()).collect::<Result<_, _>>()?;
+        m.item_mean = r.f64s()?;
+        m.item_mean_var = r.f64s()?;
+        m.severity = r.f64s()?;
+        m.severity_var = r.f64s()?;
+        m.range_var = r.f64s()?;
+        m.severity_range_cov = r.f64s()?;
+        m.noise_var = r.f64s()?;
+        m.range = r.f64s()?;
+        m.weight = r.f64s()?;
+        m.single_weight = r.f64s()?;
+        m.occasion_spread = r.f64s()?;
+        m.occasion = r.f64s()?;
+        m.occasion_var = r.f64s()?;
+        m.scorecard_size = r.u32s()?;
+        m.item_steps = r.u32s()?;
+        m.item_group = r.u32s()?;
+        m.typical_noise = r.f64()?;
+        m.face_value = r.bool()?;
+        m.rating_count = r.u32s()?;
+        let propagated = r.f64s()?;
+        m.propagated = propagated.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let sums = r.f64s()?;
+        m.rater_sums = sums
+            .chunks_exact(5)
+            .map(|s| RaterSums { n: s[0], e: s[1], theta: s[2], theta2: s[3], e_theta: s[4] })
+            .collect();
+        m.sums_kept = r.bools()?;
+        m.out_of_sums = r.bools()?;
+        m.outside_sums = r.u32s()?;
+        let mut h = [0.0; 7];
+        for v in &mut h {
+            *v = r.f64()?;
+        }
+        let [ability, specific, dimension, severity, occasion, range, noise] = h;
+        m.hyper = Hyper { ability, specific, dimension, severity, occasion, range, noise };
+        m.fitted = r.bool()?;
+
+        // The shapes every other part of the model relies on.
+        let (s, k, j) = (m.subjects.len(), m.item_mean.len(), m.occasion.len());
+        let per_rater = [
+            m.severity.len(),
+            m.severity_var.len(),
+            m.range_var.len(),
+            m.severity_range_cov.len(),
+            m.noise_var.len(),
+            m.range.len(),
+            m.weight.len(),
+            m.single_weight.len(),
+            m.occasion_spread.len(),
+            m.rating_count.len(),
+            m.propagated.len(),
+            m.rater_sums.len(),
+            m.sums_kept.len(),
+            propagated.len() / 2,
+            sums.len() / 5,
+        ];
+        if per_rater.iter().any(|&n| n != raters) || propagated.len() % 2 != 0 || sums.len() % 5 != 0 {
+            return Err(bad("the raters' parameters differ in number"));
+        }
+        if [m.item_mean_var.len(), m.item_steps.len(), m.item_group.len()].iter().any(|&n| n != k) {
+            return Err(bad("the items' parameters differ in number"));
+        }
+        if m.occasion_var.len() != j || m.scorecard_size.len() != j {
+            return Err(bad("the scorecards' parameters differ in number"));
+        }
+        if m.out_of_sums.len() != s || m.outside_sums.iter().any(|&x| x as usize >= s) {
+            return Err(bad("the subjects' bookkeeping differs in number"));
+        }
+        let in_range = |o: &Obs| (o.rater as usize) < raters && (o.item as usize) < k && (o.scorecard as usize) < j;
+        if !m.subjects.iter().flatten().all(in_range) {
+            return Err(bad("a rating names a rater, item or scorecard the model lacks"));
+        }
+        if m.rater_subjects.iter().flatten().any(|&x| x as usize >= s) {
+            return Err(bad("a rater's list names a subject the model lacks"));
+        }
+        Ok(m)
+    }
+
     fn grow(&mut self, subject: u32, obs: &Obs) {
         let (s, r, k) = (subject as usize, obs.rater as usize, obs.item as usize);
         if self.subjects.len() <= s {
@@ -2368,6 +2524,45 @@ mod tests {
             let (p, q) = (one.posterior(c, None), two.posterior(c, None));
             assert!((p.ability - q.ability).abs() < 1e-5, "subject {c}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_the_same_model_which_goes_on_the_same_way() {
+        use crate::calibration::snapshot::{Reader, SnapshotError, Writer};
+        use crate::calibration::synthetic::{Org, Spec};
+        let org = Org::generate(&Spec::sized(3, 5_000));
+        let mut model = org.model.clone();
+        model.fit(200, 1e-6);
+        // A local update after the fit: kept sums and out-of-sums bookkeeping in play.
+        let extra = [Obs::new(0, 0, model.occasion.len() as u32, 0.75, 1.0)];
+        model.add(1, &extra);
+        model.update_locally(1, &[0]);
+        let mut w = Writer::new(Vec::new());
+        model.write_snapshot(&mut w).unwrap();
+        let bytes = w.into_inner();
+        let mut read = Model::read_snapshot(&mut Reader::new(bytes.as_slice(), bytes.len() as u64)).unwrap();
+        assert_eq!(format!("{read:?}"), format!("{model:?}"));
+        // The same next steps give the same numbers, bit for bit.
+        let more = [Obs::new(1, 1, model.occasion.len() as u32, 0.25, 1.0)];
+        for m in [&mut model, &mut read] {
+            m.add(2, &more);
+            m.update_locally(2, &[1]);
+            m.fit(200, 1e-6);
+        }
+        assert_eq!(read.severity, model.severity);
+        assert_eq!(read.item_mean, model.item_mean);
+        for c in 0..model.subject_count() as u32 {
+            assert_eq!(read.posterior(c, None).ability, model.posterior(c, None).ability);
+        }
+        // Cut anywhere, or with an index out of range, it is an error, never a panic.
+        for cut in [0, 8, bytes.len() / 3, bytes.len() - 1] {
+            assert!(Model::read_snapshot(&mut Reader::new(&bytes[..cut], cut as u64)).is_err(), "cut at {cut}");
+        }
+        let mut damaged = bytes.clone();
+        // The first rating's rater (after the subject count and its length).
+        damaged[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        let wrong = Model::read_snapshot(&mut Reader::new(damaged.as_slice(), damaged.len() as u64));
+        assert!(matches!(wrong, Err(SnapshotError::Format(_))), "{wrong:?}");
     }
 
     #[test]

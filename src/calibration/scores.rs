@@ -422,6 +422,21 @@ mod tests {
     }
 
     #[test]
+    fn groups_read_back_from_their_parents_and_refuse_a_broken_list() {
+        let mut g = Groups::default();
+        g.link(0, 0);
+        g.link(1, 0);
+        g.link(2, 1);
+        let mut back = Groups::from_parents(g.parents().to_vec()).expect("a list it wrote");
+        for s in 0..3 {
+            assert_eq!(back.of_subject(s), g.of_subject(s));
+        }
+        assert!(Groups::from_parents(vec![1, 0]).is_none(), "a cycle");
+        assert!(Groups::from_parents(vec![0, 5]).is_none(), "out of range");
+        assert!(Groups::from_parents(vec![0, 0, 1]).is_some());
+    }
+
+    #[test]
     fn groups_without_a_shared_rater_are_separate() {
         let mut m = Model::new();
         m.add(0, &[Obs::new(0, 0, 0, 0.5, 0.0)]);
@@ -476,6 +491,42 @@ impl Groups {
         if a != b {
             self.parent[a as usize] = b;
         }
+    }
+
+    /// The union–find's parents, for a snapshot: the same parents give the
+    /// same groups under the same numbers.
+    pub fn parents(&self) -> &[u32] {
+        &self.parent
+    }
+
+    /// Groups from [`Groups::parents`]; `None` unless every parent chain
+    /// ends at a root within the list.
+    pub fn from_parents(parent: Vec<u32>) -> Option<Groups> {
+        // 0: not seen, 1: on the chain being followed, 2: leads to a root.
+        let mut seen = vec![0u8; parent.len()];
+        for start in 0..parent.len() {
+            let mut x = start;
+            while seen[x] == 0 {
+                seen[x] = 1;
+                let p = *parent.get(x)? as usize;
+                if p >= parent.len() {
+                    return None;
+                }
+                if p == x {
+                    break;
+                }
+                x = p;
+            }
+            if seen[x] == 1 && parent[x] as usize != x {
+                return None; // a cycle that is not a root
+            }
+            let mut y = start;
+            while seen[y] == 1 {
+                seen[y] = 2;
+                y = parent[y] as usize;
+            }
+        }
+        Some(Groups { parent })
     }
 
     /// The group a subject belongs to.

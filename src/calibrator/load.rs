@@ -4,12 +4,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::calibration::scores::{Groups, JobRanking};
+use crate::calibration::scores::Groups;
 use crate::domain::now_micros;
 use crate::error::Error;
 use crate::store::Page;
 
-use super::state::{CardKeys, Committed, JobCache, OrgState};
+use std::collections::HashMap;
+
+use super::state::{CardKeys, Committed, JobInfo, OrgState};
 use super::{Calibrator, FIT_SWEEPS, FIT_TOLERANCE, lock};
 
 /// Concurrent reads of one organisation share their look at the database's
@@ -43,9 +45,9 @@ const IMPORT_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 pub(super) struct PendingImport {
     /// Bumped by every stream's beginning and end.
     generation: u64,
-    open_streams: usize,
+    pub(super) open_streams: usize,
     /// A stream that ended may have committed scorecards the state lacks.
-    imported: bool,
+    pub(super) imported: bool,
     /// The jobs they touched, for watchers and `ranking.changed`.
     jobs: std::collections::HashSet<String>,
 }
@@ -91,23 +93,8 @@ impl Calibrator {
         // Read before the data: a change after this point may be read twice
         // (applying a scorecard again is harmless), never missed.
         state.synced_sequence = self.store.latest_sequence(org).await?;
-        let mut after = String::new();
-        let mut bars = std::collections::HashMap::new();
-        loop {
-            let (jobs, more) = self.store.list_jobs(org, Page::new(&after, 1000)).await?;
-            for job in &jobs {
-                bars.insert(job.id.clone(), job.hiring_bar);
-                let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
-                if let Some(rubric) = rubric {
-                    let info = OrgState::job_info(&job.id, &rubric, &mut state.items);
-                    state.jobs.insert(job.id.clone(), info);
-                }
-            }
-            match (more, jobs.last()) {
-                (true, Some(last)) => after = last.id.clone(),
-                _ => break,
-            }
-        }
+        let (jobs, bars) = self.read_jobs(org, &mut state.items).await?;
+        state.jobs = jobs;
         // Evidence arrives reduced to whether it is thin (stored with each rating).
         self.store
             .each_calibration_scorecard(org, |row| {
@@ -143,13 +130,7 @@ impl Calibrator {
             );
             state.groups = Groups::from_model(&state.model);
             state.calibrated_at = now_micros();
-            // Rank every job now, so that no first read after a start-up or a
-            // reload pays for building a ranking (36 ms at 10,000 candidates).
-            let jobs: Vec<String> = state.jobs.keys().cloned().collect();
-            for (job, ranking) in JobRanking::build_all(&state.model, state.ranking_inputs(jobs)) {
-                state.rankings.insert(job.clone(), JobCache { ranking, ..JobCache::default() });
-                state.ranking(&job, bars.get(&job).copied().flatten()); // and its snapshot
-            }
+            state.rank_every_job(&bars);
             state
         })
         .await
@@ -164,6 +145,33 @@ impl Calibrator {
         // What the load read and grew through is free now.
         let _ = tokio::task::spawn_blocking(crate::memory::release_free_memory).await;
         Ok(state)
+    }
+
+    /// Every job of the organisation as calibration sees it (its rubric
+    /// revision's shape, competencies numbered in `items`), and each job's
+    /// hiring bar.
+    pub(super) async fn read_jobs(
+        &self,
+        org: &str,
+        items: &mut crate::calibration::Index<(String, String)>,
+    ) -> Result<(HashMap<String, JobInfo>, HashMap<String, Option<f64>>), Error> {
+        let mut after = String::new();
+        let (mut infos, mut bars) = (HashMap::new(), HashMap::new());
+        loop {
+            let (jobs, more) = self.store.list_jobs(org, Page::new(&after, 1000)).await?;
+            for job in &jobs {
+                bars.insert(job.id.clone(), job.hiring_bar);
+                let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
+                if let Some(rubric) = rubric {
+                    infos.insert(job.id.clone(), OrgState::job_info(&job.id, &rubric, items));
+                }
+            }
+            match (more, jobs.last()) {
+                (true, Some(last)) => after = last.id.clone(),
+                _ => break,
+            }
+        }
+        Ok((infos, bars))
     }
 
     /// The organisation's state for a read: on PostgreSQL, where several
@@ -183,6 +191,18 @@ impl Calibrator {
         if self.store.kind() != "postgres" {
             return Ok(state); // one process owns an SQLite file
         }
+        self.catch_up(org, state).await
+    }
+
+    /// Brings `state` (the organisation's, as `org` gave it) up to the
+    /// database's latest event: applies the scorecard changes made through
+    /// other replicas, or through this one but not yet applied (an update
+    /// still in flight), and reloads when far behind or after an erasure.
+    pub(super) async fn catch_up(
+        self: &Arc<Self>,
+        org: &str,
+        state: Arc<Mutex<OrgState>>,
+    ) -> Result<Arc<Mutex<OrgState>>, Error> {
         let latest = self.latest_sequence(org).await?;
         if latest <= lock(&state).synced_sequence {
             return Ok(state);
@@ -286,7 +306,7 @@ impl Calibrator {
 
     /// [`Calibrator::org`]'s load: one at a time, and a loader that waited
     /// finds the state loaded.
-    async fn load_once(&self, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
+    async fn load_once(self: &Arc<Self>, org: &str) -> Result<Arc<Mutex<OrgState>>, Error> {
         let gate = self.load_gate(org);
         let _one_at_a_time = gate.lock().await;
         loop {
@@ -294,12 +314,37 @@ impl Calibrator {
                 return Ok(state.clone());
             }
             let epoch = self.epoch(org);
-            let loaded = self.load(org).await?;
+            // A snapshot if there is a usable one (the server's last stop
+            // wrote it), else every scorecard read and fitted.
+            let restored = match self.restore(org).await {
+                Ok(restored) => restored,
+                Err(e) => {
+                    tracing::warn!(org, error = %e, "calibration snapshot not read: loading from the scorecards");
+                    None
+                }
+            };
+            // Restored: whether unchanged since the snapshot (nothing replayed).
+            let (loaded, as_snapshot) = match restored {
+                Some((state, unchanged)) => (state, Some(unchanged)),
+                None => (self.load(org).await?, None),
+            };
             let mut orgs = lock(&self.orgs);
             if self.epoch(org) != epoch {
                 continue; // an erasure committed during the load: read again
             }
-            return Ok(orgs.entry(org.to_string()).or_insert_with(|| Arc::new(Mutex::new(loaded))).clone());
+            let state = orgs.entry(org.to_string()).or_insert_with(|| Arc::new(Mutex::new(loaded))).clone();
+            drop(orgs); // before the state's lock: others take the state's first
+            match as_snapshot {
+                Some(true) => {
+                    let version = lock(&state).version;
+                    lock(&self.snapshotted).insert(org.to_string(), (Arc::downgrade(&state), version));
+                }
+                // Changes replayed onto the snapshot are applied locally, as
+                // live updates are: refitted in the background like them.
+                Some(false) => self.schedule_refit(org),
+                None => {}
+            }
+            return Ok(state);
         }
     }
 

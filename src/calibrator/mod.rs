@@ -11,12 +11,14 @@
 //! - `decisions`: pairwise comparisons and interview plans
 //! - `publish`: `ranking.changed` and `rater.flagged` events
 //! - `reliability`: ICC and Krippendorff's alpha per competency
+//! - `snapshot`: the state written when the server stops, read back at start
 
 mod decisions;
 mod load;
 mod publish;
 mod refit;
 mod reliability;
+mod snapshot;
 mod state;
 mod update;
 
@@ -51,6 +53,8 @@ const REFIT_DELAY: Duration = Duration::from_millis(500);
 pub struct Calibrator {
     store: Store,
     thresholds: Thresholds,
+    /// Whether organisations are restored from their snapshots.
+    snapshots: bool,
     orgs: Mutex<HashMap<String, Arc<Mutex<OrgState>>>>,
     /// (org, job) after every change, for `WatchRanking`.
     changes: broadcast::Sender<(String, String)>,
@@ -75,7 +79,14 @@ pub struct Calibrator {
     imports: Mutex<HashMap<String, load::PendingImport>>,
     /// Per organisation: one settling of imports at a time.
     settles: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per organisation: the state and version its stored snapshot holds
+    /// (written or restored by this process), so an unchanged state is not
+    /// written again.
+    snapshotted: Mutex<HashMap<String, SnapshotOf>>,
 }
+
+/// The state (and its version) a stored snapshot holds.
+type SnapshotOf = (std::sync::Weak<Mutex<OrgState>>, u64);
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves consistent data (every update is a
@@ -84,11 +95,15 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Calibrator {
-    pub fn new(store: Store, thresholds: Thresholds) -> Arc<Self> {
+    /// `snapshots`: restore organisations from their calibration snapshots
+    /// (see [`Calibrator::write_snapshots`]) instead of always reading every
+    /// scorecard.
+    pub fn new(store: Store, thresholds: Thresholds, snapshots: bool) -> Arc<Self> {
         let (changes, _) = broadcast::channel(1024);
         Arc::new(Calibrator {
             store,
             thresholds,
+            snapshots,
             orgs: Mutex::new(HashMap::new()),
             changes,
             refits: Mutex::new(HashMap::new()),
@@ -100,6 +115,7 @@ impl Calibrator {
             sequence_checks: Mutex::new(HashMap::new()),
             imports: Mutex::new(HashMap::new()),
             settles: Mutex::new(HashMap::new()),
+            snapshotted: Mutex::new(HashMap::new()),
         })
     }
 

@@ -257,6 +257,16 @@ impl OrgState {
         }
     }
 
+    /// Ranks every job now, so that no first read after a start-up or a
+    /// reload pays for building a ranking (36 ms at 10,000 candidates).
+    pub(super) fn rank_every_job(&mut self, bars: &HashMap<String, Option<f64>>) {
+        let jobs: Vec<String> = self.jobs.keys().cloned().collect();
+        for (job, ranking) in JobRanking::build_all(&self.model, self.ranking_inputs(jobs)) {
+            self.rankings.insert(job.clone(), JobCache { ranking, ..JobCache::default() });
+            self.ranking(&job, bars.get(&job).copied().flatten()); // and its snapshot
+        }
+    }
+
     pub(super) fn job_info(job_id: &str, rubric: &Rubric, items: &mut Index<(String, String)>) -> JobInfo {
         let c = &rubric.content;
         let mut map = HashMap::new();

@@ -298,9 +298,14 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         raters: u32,
         /// Then restart the server on the same database and time the restart
-        /// to serving and GetRanking's latency (p50, p99).
+        /// to serving and GetRanking's latency (p50, p99): the stop writes the
+        /// calibration snapshot, the start reads it back.
         #[arg(long)]
         restart: bool,
+        /// With `--restart`: a second restart with calibration snapshots off,
+        /// which reads every scorecard and fits afresh, timed the same way.
+        #[arg(long, requires = "restart")]
+        restart_without_snapshot: bool,
     },
 }
 
@@ -480,6 +485,11 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "SCORECARD_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    /// Write each organisation's calibration state to the database when the
+    /// server stops, and read it back at start instead of reading every
+    /// scorecard and fitting afresh (docs/performance.md).
+    #[arg(long, env = "SCORECARD_CALIBRATION_SNAPSHOTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub calibration_snapshots: bool,
     /// Rater-flag thresholds as JSON, any subset of the fields in
     /// docs/calibration.md, e.g. '{"min_ratings":20,"severity":0.15}'.
     #[arg(long, env = "SCORECARD_CALIBRATION_SETTINGS")]
@@ -587,6 +597,8 @@ impl ServeArgs {
                 metrics_token: self.metrics_token.as_ref().map(|s| s.0.clone()).filter(|t| !t.is_empty()),
             },
             self_id_keys: self.self_id.keys()?,
+            shutdown_grace: Some(std::time::Duration::from_secs(self.shutdown_grace_seconds)),
+            calibration_snapshots: self.calibration_snapshots,
         })
     }
 

@@ -107,27 +107,11 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 Some(http)
             };
             tracing::info!(addr = %args.listen, database = store.kind(), "scorecard serving gRPC");
-            // Stop accepting on the signal; give in-flight requests a grace period,
-            // then exit even if a client keeps its connection open.
-            let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                let _ = stopping_tx.send(true);
-            });
-            let mut server_stopping = stopping.clone();
+            // Stop accepting on the signal; in-flight requests get the grace
+            // period (`serve` closes what is still open after it), then the
+            // calibration snapshots are written.
             let settings = args.settings()?;
-            let server = serve(listener, http, store.clone(), verifier, settings, async move {
-                let _ = server_stopping.wait_for(|s| *s).await;
-            });
-            let mut grace_stopping = stopping;
-            let grace = Duration::from_secs(args.shutdown_grace_seconds);
-            tokio::select! {
-                served = server => served?,
-                () = async move {
-                    let _ = grace_stopping.wait_for(|s| *s).await;
-                    tokio::time::sleep(grace).await;
-                } => tracing::warn!(?grace, "connections still open after the grace period; exiting"),
-            }
+            serve(listener, http, store.clone(), verifier, settings, shutdown_signal()).await?;
             store.close().await;
             Ok(())
         }
@@ -222,8 +206,20 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             let tolerance = tolerance.unwrap_or(scorecard::calibrator::FIT_TOLERANCE);
             bench::ratings::run(&input, scale, sweeps, tolerance, live).map_err(AppError::Config)
         }
-        Command::Bench(config::BenchCommand::Import { scorecards, database_url, streams, raters, restart }) => {
-            bench::import::run(scorecards, raters as usize, database_url, streams as usize, restart).await
+        Command::Bench(config::BenchCommand::Import {
+            scorecards,
+            database_url,
+            streams,
+            raters,
+            restart,
+            restart_without_snapshot,
+        }) => {
+            let restarts = match (restart, restart_without_snapshot) {
+                (false, _) => &[][..],
+                (true, false) => &[true][..],
+                (true, true) => &[true, false][..],
+            };
+            bench::import::run(scorecards, raters as usize, database_url, streams as usize, restarts).await
         }
         Command::Demo { seed_into: Some(database_url), .. } => {
             let store = open_store(&database_url, 2).await?;

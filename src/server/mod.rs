@@ -64,6 +64,12 @@ pub struct Settings {
     /// Seals self-identification at rest (`SCORECARD_SELF_ID_KEY`); without
     /// it, SetSelfIdentification answers FAILED_PRECONDITION.
     pub self_id_keys: Option<Arc<crate::auth::sealing::SealingKeys>>,
+    /// How long in-flight requests may run once shutdown begins (`None`: as
+    /// long as they take); the calibration snapshots are written after.
+    pub shutdown_grace: Option<Duration>,
+    /// Write each organisation's calibration state when the server stops and
+    /// read it back at start (`SCORECARD_CALIBRATION_SNAPSHOTS`).
+    pub calibration_snapshots: bool,
 }
 
 impl Default for Settings {
@@ -77,13 +83,22 @@ impl Default for Settings {
             key_reload: Duration::from_secs(10),
             web: Default::default(),
             self_id_keys: None,
+            shutdown_grace: None,
+            calibration_snapshots: true,
         }
     }
 }
 
+/// How long a stopping server spends writing calibration snapshots at most
+/// (a 10-million-rating organisation takes seconds; a database that hangs
+/// must not keep the process from exiting).
+const SNAPSHOT_WRITE_LIMIT: Duration = Duration::from_secs(120);
+
 /// Serves gRPC (and gRPC-Web) on `listener`, and the report pages and metrics
 /// on `http` when given, until `shutdown` completes; in-flight requests finish
-/// first. Background work (webhook delivery, overdue scans) runs until then too.
+/// first (for `settings.shutdown_grace` at most). Background work (webhook
+/// delivery, overdue scans) runs until then too. Then each organisation's
+/// calibration state is written as a snapshot for the next start.
 pub async fn serve(
     listener: TcpListener,
     http: Option<TcpListener>,
@@ -92,6 +107,7 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    let (grace, snapshots) = (settings.shutdown_grace, settings.calibration_snapshots);
     let (stop_background, background_stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
@@ -105,7 +121,7 @@ pub async fn serve(
         tokio::spawn(jwks_refreshes(verifier.clone(), background_stopping.clone()));
     }
     let (auditor, audit_writer) = audit::Auditor::start(store.clone());
-    let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds);
+    let calibrator = crate::calibrator::Calibrator::new(store.clone(), settings.thresholds, snapshots);
     {
         let calibrator = calibrator.clone();
         tokio::spawn(async move {
@@ -157,7 +173,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1().map_err(|e| AppError::Server(e.to_string()))?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| AppError::Server(e.to_string()))?;
 
-    Server::builder()
+    let served = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // gRPC-Web (HTTP/1.1) for browser clients, translated before auth so
         // it meets the same checks as gRPC.
@@ -195,9 +211,18 @@ pub async fn serve(
         )
         // TCP_NODELAY: without it a response written in pieces waits for the
         // peer's delayed ACK (Nagle), about 40 ms per call under load.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
-        .await
-        .map_err(|e| AppError::Server(e.to_string()))?;
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
+    let mut stopping = background_stopping.clone();
+    tokio::select! {
+        served = served => served.map_err(|e| AppError::Server(e.to_string()))?,
+        () = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            match grace {
+                Some(grace) => tokio::time::sleep(grace).await,
+                None => std::future::pending().await,
+            }
+        } => tracing::warn!(?grace, "connections still open after the grace period; closing them"),
+    }
     // The servers (and with them every audit sender) are gone: let the writer
     // store what is queued.
     if let Some(web) = web {
@@ -205,6 +230,11 @@ pub async fn serve(
     }
     if tokio::time::timeout(Duration::from_secs(5), audit_writer).await.is_err() {
         tracing::warn!("audit rows still queued at shutdown were not all written");
+    }
+    // No request runs any more: each organisation's state as it now stands,
+    // for the next start to read instead of every scorecard.
+    if snapshots && tokio::time::timeout(SNAPSHOT_WRITE_LIMIT, state.calibrator.write_snapshots()).await.is_err() {
+        tracing::warn!(?SNAPSHOT_WRITE_LIMIT, "calibration snapshots not all written; the next start loads the rest");
     }
     Ok(())
 }

@@ -408,6 +408,9 @@ impl Store {
                 let mut conn = Conn::from(&mut *tx);
                 append_events(&mut conn, org, &events, now).await?;
                 bump_self_identification_version(&mut conn, org).await?;
+                // The calibration snapshot holds the candidate's ratings as
+                // they stood before: it goes with the erasure.
+                super::snapshots::delete_snapshot(&mut conn, org).await?;
                 tx.commit().await?;
             }
             found > 0

@@ -27,6 +27,7 @@ mod rows;
 mod rubrics;
 mod scorecards;
 mod sessions;
+mod snapshots;
 mod sql;
 mod webhooks;
 
@@ -45,6 +46,7 @@ pub use scorecards::{
     Amendment, CalibrationRating, CalibrationScorecard, NewScorecard, ScorecardFilter, SubmitOutcome,
 };
 pub use sessions::SessionRow;
+pub use snapshots::SnapshotHeader;
 pub use webhooks::{DeliveryAttempt, DeliveryRow, DeliveryState, WebhookRow};
 
 /// Rows of each kind kept in memory by [`ImmutableRows`] (a few KB each at most).

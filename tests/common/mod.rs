@@ -174,7 +174,14 @@ impl TestApp {
     }
 
     /// Stops the server and starts a new one on the same database (a restart).
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        let settings = self.settings.clone();
+        self.restart_with(settings).await
+    }
+
+    /// Stops this server (gracefully) and starts another on the same
+    /// database with `settings`.
+    pub async fn restart_with(mut self, settings: Settings) -> TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -183,7 +190,7 @@ impl TestApp {
         }
         let database = std::mem::replace(&mut self.database, Database::Moved);
         let url = self.database_url.clone();
-        let mut next = Self::serve_on(url, database, verifier(), self.settings.clone()).await;
+        let mut next = Self::serve_on(url, database, verifier(), settings).await;
         next.database_url = self.database_url.clone();
         next
     }
@@ -583,4 +590,31 @@ pub fn spawn_until_serving(command: &mut std::process::Command) -> std::process:
 pub fn org_id(test: &str, app: &TestApp) -> String {
     let db = if app.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
     format!("{test}-{db}")
+}
+
+/// Runs one statement on the test's database, as an operator would; returns
+/// the rows it changed.
+pub async fn execute(app: &TestApp, sql: &str) -> u64 {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if app.database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute").rows_affected()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&app.database_url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute").rows_affected()
+    }
+}
+
+/// One number (`select count(*) …`) from the test's database.
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if app.database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url).await.expect("connect");
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("count")
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&app.database_url).await.expect("connect");
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("count")
+    }
 }
