@@ -30,9 +30,9 @@ use super::{Calibrator, lock};
 
 /// The byte format; a snapshot of another is not read (it is a cache: the
 /// next stop writes it anew).
-const FORMAT: i32 = 1;
+const FORMAT: i32 = 2;
 /// Opens and closes the stream: a stream cut short or not a snapshot is told at once.
-const MAGIC: &[u8; 16] = b"scorecard:calib\x01";
+const MAGIC: &[u8; 16] = b"scorecard:calib\x02";
 /// Bytes per stored part: large enough that a 10-million-rating state is
 /// about a hundred rows, small enough that no row holds the writer long.
 const PART_BYTES: usize = 8 << 20;
@@ -40,25 +40,32 @@ const PART_BYTES: usize = 8 << 20;
 /// more, and the organisation is loaded from its scorecards.
 pub(super) const REPLAY_LIMIT: usize = 10_000;
 
-/// What a job's ratings were mapped with when the snapshot was written: a
-/// restore goes on only if the job's current rubric maps them the same way.
+/// What a job's ratings were mapped with when the snapshot was written (its
+/// rubric, scale, competencies' items and their dimensions): a restore goes
+/// on only if the job's current rubric maps them the same way.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct JobPrint {
     job: String,
     rubric: String,
     scale: (i64, i64),
+    /// (competency, the model's item)
     items: Vec<(String, u32)>,
+    /// (item, its dimension in the model)
+    item_groups: Vec<(u32, u32)>,
 }
 
 impl JobPrint {
     fn of(job: &str, info: &JobInfo) -> Self {
         let mut items: Vec<(String, u32)> = info.items.iter().map(|(k, &v)| (k.clone(), v)).collect();
         items.sort();
+        let mut item_groups: Vec<(u32, u32)> = info.item_groups.iter().map(|(&k, &g)| (k, g)).collect();
+        item_groups.sort();
         JobPrint {
             job: job.to_string(),
             rubric: info.rubric_id.clone(),
             scale: (i64::from(info.scale.0), i64::from(info.scale.1)),
             items,
+            item_groups,
         }
     }
 }
@@ -81,6 +88,11 @@ fn encode<W: Write>(org: &str, s: &OrgState, w: &mut Writer<W>) -> std::io::Resu
         for (key, item) in &p.items {
             w.str(key)?;
             w.u32(*item)?;
+        }
+        w.len(p.item_groups.len())?;
+        for &(item, group) in &p.item_groups {
+            w.u32(item)?;
+            w.u32(group)?;
         }
     }
     w.len(s.raters.ids.len())?;
@@ -166,7 +178,9 @@ fn decode<R: Read>(org: &str, r: &mut Reader<R>) -> Result<(OrgState, Vec<JobPri
         let scale = (r.i64()?, r.i64()?);
         let n = r.len(12)?;
         let items = (0..n).map(|_| Ok((r.string()?, r.u32()?))).collect::<Result<_, SnapshotError>>()?;
-        prints.push(JobPrint { job, rubric, scale, items });
+        let n = r.len(8)?;
+        let item_groups = (0..n).map(|_| Ok((r.u32()?, r.u32()?))).collect::<Result<_, SnapshotError>>()?;
+        prints.push(JobPrint { job, rubric, scale, items, item_groups });
     }
     let raters = r.len(8)?;
     for _ in 0..raters {
@@ -460,7 +474,10 @@ impl Calibrator {
             }
         }
         if current != prints {
-            tracing::info!(org, "a job's rubric maps competencies differently since the snapshot: not used");
+            tracing::info!(
+                org,
+                "a job's rubric maps competencies (items, dimensions, scale) differently since the snapshot: not used"
+            );
             return Ok(None);
         }
         // Subjects share their job's key, as a load makes them.
@@ -545,5 +562,93 @@ impl Calibrator {
         }
         state.synced_sequence = state.synced_sequence.max(latest);
         Ok(Some(changed.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibrator::state::CardKeys;
+    use crate::domain::Rubric;
+
+    /// A state of two jobs' worth of scorecards, fitted.
+    fn state() -> OrgState {
+        let template = crate::domain::templates::templates().remove(0);
+        let rubric = Rubric { id: "rub".into(), revision: 1, content: template.rubric, created_at: 0, updated_at: 0 };
+        let mut s = OrgState::new();
+        for job in ["job-a", "job-b"] {
+            let info = OrgState::job_info(job, &rubric, &mut s.items);
+            s.jobs.insert(job.to_string(), info);
+        }
+        let keys: Vec<String> = rubric.content.competencies.iter().map(|c| c.key.clone()).collect();
+        for n in 0..60u32 {
+            let (job, candidate) = (if n % 2 == 0 { "job-a" } else { "job-b" }, format!("cand-{}", n / 3));
+            let id = format!("{:032x}", u128::from(n) + 0x0123_4567_89ab_cdef);
+            let interviewer = format!("rater-{}", n % 7);
+            let card = CardKeys {
+                scorecard_id: if n == 5 { "not-a-uuid" } else { &id },
+                job_id: job,
+                candidate_id: &candidate,
+                interviewer: &interviewer,
+                recommendation: i64::from(n % 4 + 1),
+                submitted_at: 1_700_000_000_000_000 + i64::from(n) * 1_000_000,
+            };
+            let ratings: Vec<(String, i64, bool)> = keys
+                .iter()
+                .take(3)
+                .enumerate()
+                .map(|(k, key)| (key.clone(), i64::from((n + k as u32) % 4 + 1), k == 0))
+                .collect();
+            s.put_scorecard(&card, &ratings);
+            s.note_applied(card.scorecard_id, 1);
+        }
+        s.model_mut().fit(200, 1e-6);
+        s.groups = Groups::from_model(&s.model);
+        s.version = 7;
+        s
+    }
+
+    fn bytes(org: &str, s: &OrgState) -> Vec<u8> {
+        let mut w = Writer::new(Vec::new());
+        encode(org, s, &mut w).expect("encode");
+        w.into_inner()
+    }
+
+    #[test]
+    fn a_state_reads_back_as_it_was_written() {
+        let s = state();
+        let written = bytes("acme", &s);
+        let (back, prints) =
+            decode("acme", &mut Reader::new(written.as_slice(), written.len() as u64)).expect("decode");
+        assert_eq!(format!("{:?}", back.model), format!("{:?}", s.model));
+        assert_eq!(back.raters.ids, s.raters.ids);
+        assert_eq!(back.subjects.ids, s.subjects.ids);
+        assert_eq!(back.items.ids, s.items.ids);
+        assert_eq!(back.scorecards.uuids, s.scorecards.uuids);
+        assert_eq!(back.scorecards.others, s.scorecards.others);
+        assert_eq!(back.facts, s.facts);
+        assert_eq!(back.submitted_at, s.submitted_at);
+        assert_eq!(back.applied_revisions, s.applied_revisions);
+        assert_eq!(back.groups.parents(), s.groups.parents());
+        assert_eq!((back.version, back.calibrated_at), (s.version, s.calibrated_at));
+        let mut expected: Vec<JobPrint> = s.jobs.iter().map(|(j, i)| JobPrint::of(j, i)).collect();
+        expected.sort();
+        assert_eq!(prints, expected);
+        assert!(prints.iter().all(|p| !p.items.is_empty() && !p.item_groups.is_empty()));
+    }
+
+    #[test]
+    fn another_organisations_or_a_cut_snapshot_is_refused_never_a_panic() {
+        let written = bytes("acme", &state());
+        let other = decode("globex", &mut Reader::new(written.as_slice(), written.len() as u64));
+        assert!(matches!(other, Err(SnapshotError::Format(_))));
+        for cut in (0..written.len()).step_by(997).chain([written.len() - 1]) {
+            let cut_short = decode("acme", &mut Reader::new(&written[..cut], cut as u64));
+            assert!(cut_short.is_err(), "cut at {cut} of {}", written.len());
+        }
+        // Bytes beyond the end it wrote are not a snapshot either.
+        let mut longer = written.clone();
+        longer.extend_from_slice(&[0; 8]);
+        assert!(decode("acme", &mut Reader::new(longer.as_slice(), longer.len() as u64)).is_err());
     }
 }
