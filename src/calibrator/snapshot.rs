@@ -353,7 +353,7 @@ impl Calibrator {
     }
 
     /// Writes one organisation's snapshot; its size, or `None` when an
-    /// erasure came first (nothing kept).
+    /// erasure or a snapshot of a later sequence came first (nothing kept).
     async fn write_snapshot(self: &Arc<Self>, org: &str, state: Arc<Mutex<OrgState>>) -> Result<Option<u64>, Error> {
         // Every change up to `synced_sequence` is in the state once caught
         // up: this replica's own (an update still in flight included) and
