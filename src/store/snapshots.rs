@@ -145,16 +145,6 @@ impl Store {
             .await?
         }))
     }
-
-    /// Deletes the organisation's snapshot (it no longer describes the data).
-    pub async fn delete_snapshot(&self, org: &str) -> Result<(), Error> {
-        with_pools!(self, |_, write| {
-            let mut tx = write.begin().await?;
-            delete_snapshot(&mut super::sql::Conn::from(&mut *tx), org).await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
 }
 
 /// Serialises a snapshot's switch with an erasure's deletion of it on
