@@ -45,6 +45,11 @@ async fn snapshots_carry_the_state_over_a_restart(db: Db) {
     assert_eq!(since(at), (0, 1), "{db:?}: restored, not loaded");
     assert_eq!(count(&app, "select count(*) from calibration_snapshots where org_id = 'acme'").await, 1);
     assert!(count(&app, "select count(*) from calibration_snapshot_parts where org_id = 'acme'").await >= 1);
+    if db == Db::Postgres {
+        let uncompressed = "select count(*) from pg_attribute where attrelid = 'calibration_snapshot_parts'::regclass
+                            and attname = 'body' and attstorage = 'e'";
+        assert_eq!(count(&app, uncompressed).await, 1, "parts are stored out of line, not compressed");
+    }
 
     // Changes made while no snapshot was written (a server with snapshots
     // off stands in for one that crashed) are replayed onto the snapshot.

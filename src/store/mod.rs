@@ -316,7 +316,11 @@ impl Store {
             Backend::Sqlite { write, .. } => MIGRATIONS.run(write).await,
             Backend::Postgres { pool } => MIGRATIONS.run(pool).await,
         };
-        result.map_err(|e| Error::Internal(format!("migration failed: {e}")))
+        result.map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+        if let Backend::Postgres { pool } = &*self.backend {
+            snapshots::store_parts_uncompressed(pool).await?;
+        }
+        Ok(())
     }
 
     /// `sqlite` or `postgres`, for logs and metrics.

@@ -147,6 +147,26 @@ impl Store {
     }
 }
 
+/// PostgreSQL only, after the migrations (which are written in the SQL both
+/// databases share, and this is not): stores snapshot parts out of line
+/// without compressing them. They are numbers that pglz barely shrinks, and
+/// compressing them cost two thirds of the time a snapshot took to write
+/// (600,000 ratings: 1.04 s, 0.36 s without). A no-op once set.
+pub(super) async fn store_parts_uncompressed(pool: &sqlx::PgPool) -> Result<(), Error> {
+    let storage: Option<String> = sqlx::query_scalar(
+        "select attstorage::text from pg_attribute
+         where attrelid = 'calibration_snapshot_parts'::regclass and attname = 'body'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if storage.as_deref() != Some("e") {
+        sqlx::query("alter table calibration_snapshot_parts alter column body set storage external")
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Serialises a snapshot's switch with an erasure's deletion of it on
 /// PostgreSQL (one lock per organisation, released at the transaction's end).
 const SNAPSHOT_LOCK: &str = "select pg_advisory_xact_lock(hashtextextended('calibration_snapshot:' || $1, 0))";
