@@ -214,62 +214,77 @@ impl Calibrator {
         if latest <= synced {
             return Ok(state); // another read caught up meanwhile
         }
-        const CHANGES: [&str; 3] = ["scorecard.submitted", "scorecard.amended", "candidate.erased"];
-        let types: Vec<String> = CHANGES.iter().map(|t| t.to_string()).collect();
-        // Page through the changes since the last sync. Most are usually this
-        // replica's own, already applied (their revision says so), and cost one
-        // row each; only changes made through other replicas are read and
-        // applied. Reloading whenever many events had passed reloaded the whole
+        // Most changes since the last sync are usually this replica's own,
+        // already applied (their revision says so), and cost one row each;
+        // only changes made through other replicas are read and applied.
+        // Reloading whenever many events had passed reloaded the whole
         // organisation after every burst of this replica's own submissions.
-        let mut after = synced;
-        // Each scorecard once, at its latest revision, in a deterministic order.
-        let mut foreign = std::collections::BTreeSet::new();
-        let mut reload = false;
-        'pages: loop {
-            let page = self.store.list_events(org, after, &types, CATCH_UP_PAGE).await?;
-            let more = page.len() > CATCH_UP_PAGE;
-            {
-                let s = lock(&state);
-                for event in page.iter().take(CATCH_UP_PAGE) {
-                    if event.sequence > latest {
-                        break 'pages;
-                    }
-                    after = event.sequence;
-                    if event.kind == "candidate.erased" {
-                        reload = true; // evidence erased: load afresh
-                        break 'pages;
-                    }
-                    let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
-                    let revision = serde_json::from_str::<serde_json::Value>(&event.payload)
-                        .ok()
-                        .and_then(|p| p["revision"].as_i64())
-                        .unwrap_or(i64::MAX);
-                    if s.applied_revision(id) < revision && !foreign.contains(id) {
-                        foreign.insert(id.to_string());
-                    }
-                }
-            }
-            if foreign.len() > CATCH_UP_LIMIT {
-                reload = true; // far behind the other replicas
-                break;
-            }
-            if !more {
-                break;
-            }
-        }
-        if reload {
+        let applied = |id: &str| lock(&state).applied_revision(id);
+        let Some(foreign) = self.unapplied_changes(org, synced, latest, CATCH_UP_LIMIT, applied).await? else {
+            // Evidence erased, or far behind the other replicas: load afresh.
             return self.replace_with_reload(org).await;
-        }
+        };
         for id in &foreign {
-            let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
-            let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { continue };
-            let Some(rubric) = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await? else { continue };
-            self.scorecard_changed(org, Arc::new(Committed { scorecard, rubric })).await?;
+            if let Some(change) = self.committed_scorecard(org, id).await? {
+                self.scorecard_changed(org, Arc::new(change)).await?;
+            }
         }
         let mut s = lock(&state);
         s.synced_sequence = s.synced_sequence.max(latest);
         drop(s);
         Ok(state)
+    }
+
+    /// The scorecards changed by events after `after` up to `latest` whose
+    /// revision `applied` does not reflect yet, each once, in a deterministic
+    /// order; `None` when a candidate was erased meanwhile (evidence changed:
+    /// the caller loads afresh) or more than `limit` scorecards changed.
+    pub(super) async fn unapplied_changes(
+        &self,
+        org: &str,
+        mut after: i64,
+        latest: i64,
+        limit: usize,
+        applied: impl Fn(&str) -> i64,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, Error> {
+        const CHANGES: [&str; 3] = ["scorecard.submitted", "scorecard.amended", "candidate.erased"];
+        let types: Vec<String> = CHANGES.iter().map(|t| t.to_string()).collect();
+        let mut changed = std::collections::BTreeSet::new();
+        loop {
+            let page = self.store.list_events(org, after, &types, CATCH_UP_PAGE).await?;
+            for event in page.iter().take(CATCH_UP_PAGE) {
+                if event.sequence > latest {
+                    return Ok(Some(changed)); // later ones are the next catch-up's
+                }
+                after = event.sequence;
+                if event.kind == "candidate.erased" {
+                    return Ok(None);
+                }
+                let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
+                let revision = serde_json::from_str::<serde_json::Value>(&event.payload)
+                    .ok()
+                    .and_then(|p| p["revision"].as_i64())
+                    .unwrap_or(i64::MAX);
+                if !changed.contains(id) && applied(id) < revision {
+                    changed.insert(id.to_string());
+                }
+            }
+            if changed.len() > limit {
+                return Ok(None);
+            }
+            if page.len() <= CATCH_UP_PAGE {
+                return Ok(Some(changed));
+            }
+        }
+    }
+
+    /// Scorecard `id` at its current revision with the rubric revision it
+    /// was rated on, as an update applies it (`None` if it or its job is gone).
+    pub(super) async fn committed_scorecard(&self, org: &str, id: &str) -> Result<Option<Committed>, Error> {
+        let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { return Ok(None) };
+        let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { return Ok(None) };
+        let rubric = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await?;
+        Ok(rubric.map(|rubric| Committed { scorecard, rubric }))
     }
 
     /// The database's latest event sequence of `org`, as of some moment after

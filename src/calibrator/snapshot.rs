@@ -25,7 +25,7 @@ use crate::domain::now_micros;
 use crate::error::Error;
 use crate::store::SnapshotHeader;
 
-use super::state::{Committed, JobInfo, OrgState};
+use super::state::{JobInfo, OrgState};
 use super::{Calibrator, lock};
 
 /// The byte format; a snapshot of another is not read (it is a cache: the
@@ -517,48 +517,17 @@ impl Calibrator {
     /// sequence; `None` (not restorable) when a candidate was erased since or
     /// more than [`REPLAY_LIMIT`] scorecards changed.
     async fn replay_since_snapshot(&self, org: &str, state: &mut OrgState) -> Result<Option<usize>, Error> {
-        const CHANGES: [&str; 3] = ["scorecard.submitted", "scorecard.amended", "candidate.erased"];
-        const PAGE: usize = 1_000;
-        let types: Vec<String> = CHANGES.iter().map(|t| t.to_string()).collect();
         let latest = self.store.latest_sequence(org).await?;
-        let mut after = state.synced_sequence;
-        let mut changed = std::collections::BTreeSet::new();
-        let mut past_latest = false;
-        loop {
-            let page = self.store.list_events(org, after, &types, PAGE).await?;
-            for event in page.iter().take(PAGE) {
-                if event.sequence > latest {
-                    past_latest = true; // the next restart's to replay, or a catch-up's
-                    break;
-                }
-                after = event.sequence;
-                if event.kind == "candidate.erased" {
-                    return Ok(None);
-                }
-                let Some(id) = event.resource.strip_prefix("scorecards/") else { continue };
-                let revision = serde_json::from_str::<serde_json::Value>(&event.payload)
-                    .ok()
-                    .and_then(|p| p["revision"].as_i64())
-                    .unwrap_or(i64::MAX);
-                if state.applied_revision(id) < revision {
-                    changed.insert(id.to_string());
-                }
-            }
-            if changed.len() > REPLAY_LIMIT {
-                tracing::info!(org, "too many changes since the calibration snapshot: loading from the scorecards");
-                return Ok(None);
-            }
-            if page.len() <= PAGE || past_latest || after >= latest {
-                break;
-            }
-        }
+        let applied = |id: &str| state.applied_revision(id);
+        let Some(changed) = self.unapplied_changes(org, state.synced_sequence, latest, REPLAY_LIMIT, applied).await?
+        else {
+            tracing::info!(org, "an erasure or too many changes since the calibration snapshot: loading instead");
+            return Ok(None);
+        };
         for id in &changed {
-            let Some(scorecard) = self.store.get_scorecard(org, id, 0).await? else { continue };
-            let Some(job) = self.store.get_job(org, &scorecard.job_id).await? else { continue };
-            let Some(rubric) = self.store.get_rubric(org, &job.rubric_id, job.rubric_revision).await? else {
-                continue;
-            };
-            super::update::apply(state, &Committed { scorecard, rubric });
+            if let Some(change) = self.committed_scorecard(org, id).await? {
+                super::update::apply(state, &change);
+            }
         }
         state.synced_sequence = state.synced_sequence.max(latest);
         Ok(Some(changed.len()))
