@@ -1662,6 +1662,7 @@ impl Model {
             // 1. Subjects: exact posteriors given raters; accumulate τ_a², τ_d².
             let (mut ability_ss, mut ability_n, mut specific_ss, mut specific_n) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
             let (mut dimension_ss, mut dimension_n) = (0.0_f64, 0.0_f64);
+            let mut ability_sum = 0.0_f64;
             let (mut occasion_ss, mut occasion_n) = (0.0_f64, 0.0_f64);
             sums.iter_mut().for_each(|x| *x = RaterSums::default());
             for c in 0..self.subjects.len() {
@@ -1674,6 +1675,7 @@ impl Model {
                 let (ability, s) = self.sweep_subject(c as u32, &mut scratch);
                 let inv_s = 1.0 / s;
                 ability_ss += ability * ability + inv_s;
+                ability_sum += ability;
                 ability_n += 1.0;
                 // Var(b_m) = 1/B_m + (1 − v_m)²/S; a + b_m has variance
                 // 1/B_m + v_m²/S.
@@ -1867,6 +1869,16 @@ impl Model {
                 .filter(|&r| self.rating_count[r] > 0)
                 .map(|r| (self.range[r] - 1.0).powi(2) + self.range_var[r])
                 .sum();
+            // The spread of the general levels is taken about their mean, not
+            // about zero (the M-step of parameter-expanded EM, Liu, Rubin & Wu
+            // 1998): the item means and the levels' common offset trade off
+            // along a direction the data barely pin, and a second moment about
+            // zero let an offset widen the prior that should pull it back. On a
+            // small organisation (12 products by 103 consumers, lmerTest's
+            // carrots) refitted after each live rating, the offset grew until
+            // the item mean left the scale (2.5 on 0..1) and the ranking lost
+            // its shrinkage; taken about the mean it stays put.
+            let ability_ss = ability_ss - ability_sum * ability_sum / ability_n.max(1.0);
             self.hyper = Hyper {
                 ability: with_prior(ability_ss, ability_n, PRIOR_ABILITY),
                 specific: with_prior(specific_ss, specific_n, PRIOR_SPECIFIC),
@@ -2616,5 +2628,32 @@ mod tests {
             assert!((spread - 1.0).abs() < 0.08, "steps {steps}: spread {spread}");
             assert!((m.typical_noise.sqrt() * 4.0 - 0.5).abs() < 0.05, "steps {steps}: {}", m.typical_noise);
         }
+    }
+
+    /// The general levels' spread is estimated about their mean. An offset
+    /// every level shares with the item means is a direction the data barely
+    /// pin; measured about zero, such an offset widened the very prior that
+    /// pulls it back (on a small organisation refitted after each live
+    /// rating, the item mean drifted off the scale).
+    #[test]
+    fn an_offset_shared_by_every_level_does_not_widen_their_spread() {
+        let mut draws = Draws(5);
+        let mut m = Model::new();
+        m.set_item_steps(0, 6);
+        for c in 0..12u32 {
+            let level = 0.15 * draws.normal();
+            for r in 0..40u32 {
+                let severity = 0.05 * (f64::from(r % 5) - 2.0);
+                let latent = 0.6 + level + severity + 0.15 * draws.normal();
+                let value = (latent * 6.0).round().clamp(0.0, 6.0) / 6.0;
+                m.add(c, &[Obs::new(r, 0, c * 40 + r, value, 0.0)]);
+            }
+        }
+        m.fit(2000, 1e-7);
+        let spread = m.hyper.ability;
+        // Along the ridge: the item mean up, so that the next solve moves every level down.
+        m.item_mean[0] += 0.3;
+        m.fit(1, 0.0);
+        assert!((m.hyper.ability - spread).abs() < 0.2 * spread, "spread {spread} became {}", m.hyper.ability);
     }
 }
