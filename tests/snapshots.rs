@@ -108,7 +108,15 @@ async fn snapshots_carry_the_state_over_a_restart(db: Db) {
     let loaded = full_ranking(&app, &org).await;
     assert_eq!(since(at), (1, 0), "{db:?}: the damaged snapshot was not used");
     assert_eq!(shape(&loaded), shape(&restored));
+
+    // A stopped server starts no background work: the refit that a last
+    // change scheduled (half a second on) does not run after the stop, where
+    // it would load and publish into a database the next server serves.
+    rate(&app, &org, &candidates[2], "eve", 3).await;
     app.stop().await;
+    let refits = scorecard::metrics::global().refits_landed();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(scorecard::metrics::global().refits_landed(), refits, "{db:?}: no refit after the stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

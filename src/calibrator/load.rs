@@ -79,6 +79,9 @@ impl Calibrator {
     /// published after each organisation loads.
     pub async fn warm_up(self: &Arc<Self>) -> Result<(), Error> {
         for org in self.store.organisations_with_scorecards().await? {
+            if self.stopped() {
+                break;
+            }
             self.org(&org).await?;
             self.request_publish(&org);
         }
@@ -404,6 +407,9 @@ impl Calibrator {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(IMPORT_QUIET).await;
+            if this.stopped() {
+                return;
+            }
             // Only the latest stream's timer settles, and only with no stream
             // open: an earlier one finds a later generation.
             let quiet =

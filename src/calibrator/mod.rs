@@ -83,6 +83,9 @@ pub struct Calibrator {
     /// (written or restored by this process), so an unchanged state is not
     /// written again.
     snapshotted: Mutex<HashMap<String, SnapshotOf>>,
+    /// Set once the server has stopped ([`Calibrator::stop`]): no background
+    /// work starts after it.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// The state (and its version) a stored snapshot holds.
@@ -116,7 +119,21 @@ impl Calibrator {
             imports: Mutex::new(HashMap::new()),
             settles: Mutex::new(HashMap::new()),
             snapshotted: Mutex::new(HashMap::new()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The server has stopped taking requests: no background work (a refit,
+    /// a publication of derived events, a load after an import, the rest of
+    /// the warm-up) starts after this; what is running finishes. Without it a
+    /// stopped server's timers went on loading organisations and writing
+    /// events into a database that the next server already serves.
+    pub fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn thresholds(&self) -> &Thresholds {

@@ -120,6 +120,9 @@ impl Calibrator {
                     tokio::spawn(async move {
                         loop {
                             wake.notified().await;
+                            if this.stopped() {
+                                return;
+                            }
                             if let Err(e) = this.publish(&org).await {
                                 tracing::warn!(org, error = %e, "publishing ranking and rater events failed");
                             }

@@ -92,6 +92,9 @@ impl Calibrator {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(REFIT_DELAY).await;
+            if this.stopped() {
+                return;
+            }
             {
                 let mut refits = lock(&this.refits);
                 let schedule = refits.entry(org.clone()).or_default();

@@ -231,8 +231,10 @@ pub async fn serve(
     if tokio::time::timeout(Duration::from_secs(5), audit_writer).await.is_err() {
         tracing::warn!("audit rows still queued at shutdown were not all written");
     }
-    // No request runs any more: each organisation's state as it now stands,
-    // for the next start to read instead of every scorecard.
+    // No request runs any more, and no background work of the calibrator
+    // starts: each organisation's state as it now stands, for the next start
+    // to read instead of every scorecard.
+    state.calibrator.stop();
     if snapshots && tokio::time::timeout(SNAPSHOT_WRITE_LIMIT, state.calibrator.write_snapshots()).await.is_err() {
         tracing::warn!(?SNAPSHOT_WRITE_LIMIT, "calibration snapshots not all written; the next start loads the rest");
     }
