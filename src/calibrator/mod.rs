@@ -130,6 +130,10 @@ impl Calibrator {
     /// events into a database that the next server already serves.
     pub fn stop(&self) {
         self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Each publisher waits to be woken: wake it to end, letting go of the state.
+        for publisher in lock(&self.publishers).values() {
+            publisher.notify_one();
+        }
     }
 
     pub(super) fn stopped(&self) -> bool {
