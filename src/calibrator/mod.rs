@@ -42,10 +42,9 @@ pub use reliability::ReliabilityFigures;
 use state::OrgState;
 pub use state::{CompetencyAssessment, RankedEntry, Ranking, RaterReports, SubjectSummary};
 
-/// Sweeps and tolerance of a full fit: no severity or item mean moves by more
-/// than this share of the scale (0.0004 points on a 1..5 scale).
-pub const FIT_SWEEPS: usize = 200;
-pub const FIT_TOLERANCE: f64 = 1e-4;
+/// Sweeps and tolerance of a full fit (the model's own, which a small
+/// organisation's live refit uses too).
+pub use crate::calibration::model::{FIT_SWEEPS, FIT_TOLERANCE};
 /// Quiet time after the last change before the background refit.
 const REFIT_DELAY: Duration = Duration::from_millis(500);
 
