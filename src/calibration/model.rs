@@ -1623,6 +1623,21 @@ impl Model {
             self.drop_rater_sums();
             return FitReport { sweeps: 0, converged: true, last_change: 0.0 };
         }
+        // With no candidate rated on two competencies, a competency's own
+        // deviation d_ck cannot be told from the general level a_c: only their
+        // sum is seen, and expectation–maximisation would creep along the split
+        // between τ_a² and τ_d² for hundreds of sweeps (lme4's InstEval, one
+        // overall rating per scorecard: 200 sweeps without converging, τ_d²
+        // still falling). The sum is then the general level alone.
+        let specific_told = self.subjects.iter().any(|list| list.windows(2).any(|w| w[0].item != w[1].item));
+        if !specific_told {
+            self.hyper.specific = MIN_VAR;
+        } else if self.hyper.specific <= MIN_VAR {
+            // Told from now on (a second competency was rated): the spread
+            // starts again from its prior, not from zero, where expectation–
+            // maximisation would barely move it.
+            self.hyper.specific = PRIOR_SPECIFIC.0;
+        }
         if !self.fitted {
             self.initialise();
             // A cold fit first settles the model with ratings at face value
@@ -1890,7 +1905,7 @@ impl Model {
             let ability_ss = ability_ss - ability_sum * ability_sum / ability_n.max(1.0);
             self.hyper = Hyper {
                 ability: with_prior(ability_ss, ability_n, PRIOR_ABILITY),
-                specific: with_prior(specific_ss, specific_n, PRIOR_SPECIFIC),
+                specific: if specific_told { with_prior(specific_ss, specific_n, PRIOR_SPECIFIC) } else { MIN_VAR },
                 dimension: with_prior(dimension_ss, dimension_n, PRIOR_DIMENSION),
                 severity: with_prior(severity_ss, rated_raters, PRIOR_SEVERITY),
                 occasion: with_prior(occasion_ss, occasion_n, PRIOR_OCCASION),
@@ -1962,9 +1977,10 @@ impl Model {
         }
         let mean = all / count;
         let var = (all2 / count - mean * mean).max(1e-4);
+        let specific = if self.hyper.specific <= MIN_VAR { MIN_VAR } else { 0.1 * var };
         self.hyper = Hyper {
             ability: 0.4 * var,
-            specific: 0.1 * var,
+            specific,
             dimension: 0.1 * var,
             severity: 0.1 * var,
             occasion: 0.05 * var,
@@ -2328,6 +2344,21 @@ mod tests {
         // rater's own, so it does not collapse to nobody differing.
         assert!(m.hyper.range > 0.1, "τ_λ² {} (truth 0.25)", m.hyper.range);
         assert!(mean(0) * 1.5 < mean(1), "compressing {} vs stretching {}", mean(0), mean(1));
+    }
+
+    #[test]
+    fn one_competency_per_candidate_has_no_specific_part_to_split_off() {
+        // Every candidate rated on one item only: a_c + d_ck is all the data
+        // see, so the fit carries it as the general level alone.
+        let (mut m, _) = single_rating_panels(30, 400, 6);
+        let report = m.fit(500, 1e-6);
+        assert!(report.converged, "{report:?}");
+        assert_eq!(m.hyper.specific, MIN_VAR);
+        // A candidate rated on a second competency makes the split tellable:
+        // the spread is estimated again, from its prior.
+        m.add(0, &[Obs::new(1, 0, 9_999, 0.5, 0.0), Obs::new(1, 1, 9_999, 0.7, 0.0)]);
+        m.fit(500, 1e-6);
+        assert!(m.hyper.specific > 1e-4, "τ_d² {}", m.hyper.specific);
     }
 
     #[test]
