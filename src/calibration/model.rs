@@ -634,6 +634,10 @@ pub struct Model {
     out_of_sums: Vec<bool>,
     outside_sums: Vec<u32>,
     pub hyper: Hyper,
+    /// Whether the last fit held τ_d² at its floor because no candidate was
+    /// rated on two items (see [`Model::fit`]); a spread estimated down to the
+    /// floor by the data is not held.
+    specific_held: bool,
     fitted: bool,
     /// Tests only: sweep twice over the ratings even when one pass would
     /// do, to check the two give the same fit.
@@ -685,6 +689,7 @@ impl Model {
                 range: 0.04,
                 noise: 0.02,
             },
+            specific_held: false,
             fitted: false,
             #[cfg(test)]
             two_passes_always: false,
@@ -787,6 +792,7 @@ impl Model {
         for v in [h.ability, h.specific, h.dimension, h.severity, h.occasion, h.range, h.noise] {
             w.f64(v)?;
         }
+        w.bool(self.specific_held)?;
         w.bool(self.fitted)
     }
 
@@ -846,6 +852,7 @@ impl Model {
         }
         let [ability, specific, dimension, severity, occasion, range, noise] = h;
         m.hyper = Hyper { ability, specific, dimension, severity, occasion, range, noise };
+        m.specific_held = r.bool()?;
         m.fitted = r.bool()?;
 
         // The shapes every other part of the model relies on.
@@ -1632,11 +1639,13 @@ impl Model {
         let specific_told = self.subjects.iter().any(|list| list.windows(2).any(|w| w[0].item != w[1].item));
         if !specific_told {
             self.hyper.specific = MIN_VAR;
-        } else if self.hyper.specific <= MIN_VAR {
+            self.specific_held = true;
+        } else if self.specific_held {
             // Told from now on (a second competency was rated): the spread
-            // starts again from its prior, not from zero, where expectation–
-            // maximisation would barely move it.
+            // starts again from its prior, not from the floor, where
+            // expectation–maximisation would barely move it.
             self.hyper.specific = PRIOR_SPECIFIC.0;
+            self.specific_held = false;
         }
         if !self.fitted {
             self.initialise();
@@ -1977,7 +1986,7 @@ impl Model {
         }
         let mean = all / count;
         let var = (all2 / count - mean * mean).max(1e-4);
-        let specific = if self.hyper.specific <= MIN_VAR { MIN_VAR } else { 0.1 * var };
+        let specific = if self.specific_held { MIN_VAR } else { 0.1 * var };
         self.hyper = Hyper {
             ability: 0.4 * var,
             specific,
@@ -2353,6 +2362,9 @@ mod tests {
         let (mut m, _) = single_rating_panels(30, 400, 6);
         let report = m.fit(500, 1e-6);
         assert!(report.converged, "{report:?}");
+        assert_eq!(m.hyper.specific, MIN_VAR);
+        // Refitted warm, it stays held.
+        m.fit(500, 1e-6);
         assert_eq!(m.hyper.specific, MIN_VAR);
         // A candidate rated on a second competency makes the split tellable:
         // the spread is estimated again, from its prior.

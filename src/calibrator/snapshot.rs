@@ -30,7 +30,7 @@ use super::{Calibrator, lock};
 
 /// The byte format; a snapshot of another is not read (it is a cache: the
 /// next stop writes it anew).
-const FORMAT: i32 = 2;
+const FORMAT: i32 = 3;
 /// Opens and closes the stream: a stream cut short or not a snapshot is told at once.
 const MAGIC: &[u8; 16] = b"scorecard:calib\x02";
 /// Bytes per stored part: large enough that a 10-million-rating state is
