@@ -394,7 +394,10 @@ impl SubjectPosterior {
         if let Some(p) = self.item(item) {
             return (p.theta, self.theta_var(p));
         }
-        let specific = model.hyper.specific;
+        // While no data tell the competency-specific spread (it is held at
+        // its floor), an unrated competency's deviation is as uncertain as
+        // the prior says, not known to be nil.
+        let specific = if model.specific_held { PRIOR_SPECIFIC.0 } else { model.hyper.specific };
         let group = model.item_group(item);
         match self.groups.iter().find(|g| group != NO_GROUP && g.group == group) {
             Some(g) => (self.ability + g.mean, specific + 1.0 / g.precision + g.v * g.v / self.s),
@@ -2366,6 +2369,9 @@ mod tests {
         // Refitted warm, it stays held.
         m.fit(500, 1e-6);
         assert_eq!(m.hyper.specific, MIN_VAR);
+        // A competency nobody rated is not known to equal the general level.
+        let post = m.posterior(0, None);
+        assert!(post.level(&m, 1).1 >= PRIOR_SPECIFIC.0, "{:?}", post.level(&m, 1));
         // A candidate rated on a second competency makes the split tellable:
         // the spread is estimated again, from its prior.
         m.add(0, &[Obs::new(1, 0, 9_999, 0.5, 0.0), Obs::new(1, 1, 9_999, 0.7, 0.0)]);
